@@ -1,0 +1,26 @@
+"""Real-time multi-person 2D pose estimation (Lightweight OpenPose) for ROS 2 and plain Python."""
+import pkgutil
+
+# The messages built by rosidl live in a second `openpose_ros` folder (the colcon install space);
+# extending the package path lets `openpose_ros.msg` and the Python modules be found together.
+__path__ = pkgutil.extend_path(__path__, __name__)
+
+_LAZY = {
+    'LightweightOpenPoseLearner': 'openpose_ros.learner',
+    'Image': 'openpose_ros.image',
+    'Pose': 'openpose_ros.pose',
+    'draw': 'openpose_ros.pose',
+    'get_bbox': 'openpose_ros.pose',
+    'ExternalDataset': 'openpose_ros.datasets',
+}
+
+
+def __getattr__(name):
+    # Imported on first use, so that `import openpose_ros.msg` does not pull in torch.
+    if name not in _LAZY:
+        raise AttributeError(f"module 'openpose_ros' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+__all__ = list(_LAZY)
