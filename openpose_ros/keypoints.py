@@ -23,12 +23,15 @@ NUM_LIMBS = len(LIMBS)
 NUM_HEATMAPS = NUM_KEYPOINTS + 1  # + background
 NUM_PAFS = 2 * NUM_LIMBS
 
-# Grouping walks the skeleton as a tree from the neck outwards: each limb's first keypoint is already
-# placed in a pose when the limb is reached. (2, 16) and (5, 17) close the ear loops.
+# The shoulder-ear limbs close loops in the skeleton: they help grouping but are not drawn.
+LOOP_LIMBS = (LIMBS.index((2, 16)), LIMBS.index((5, 17)))
+SKELETON = tuple(limb for limb in range(NUM_LIMBS) if limb not in LOOP_LIMBS)
+
+# Grouping walks the skeleton as a tree from the neck outwards, so that each limb's first keypoint is
+# already placed in a pose when the limb is reached; the loop limbs come last.
 GROUPING_ORDER = tuple(LIMBS.index(limb) for limb in (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
-    (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
-))
+    (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))) + LOOP_LIMBS
 
 # COCO's 17 keypoints in COCO order, as indices into the 18 OpenPose keypoints (the neck has no COCO twin).
 COCO_TO_OPENPOSE = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)

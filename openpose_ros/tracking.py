@@ -1,0 +1,122 @@
+"""Track ids across frames: OKS matching against where each track is predicted to be, with a memory.
+
+The reference matches only against the previous frame, so a person missed for one frame comes back with a new
+id. Here a track survives `max_missed` frames without a match, and is predicted forward with its velocity so
+that people crossing each other keep their ids.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from openpose_ros.keypoints import SIGMAS
+
+
+@dataclass
+class _Track:
+    id: int
+    keypoints: np.ndarray    # (18, 2), -1 where missing
+    stamp: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per second
+    missed: int = 0
+
+    def predicted(self, stamp):
+        found = self.keypoints[:, 0] >= 0
+        moved = self.keypoints.copy()
+        moved[found] += self.velocity * (stamp - self.stamp)
+        return moved
+
+
+def similarity(keypoints_a, keypoints_b):
+    """Object keypoint similarity of two (18, 2) poses over the keypoints both have, scaled by their size."""
+    common = (keypoints_a[:, 0] >= 0) & (keypoints_b[:, 0] >= 0)
+    if common.sum() < 2:
+        return 0.0
+    area = max(_box_area(keypoints_a), _box_area(keypoints_b), 1.0)
+    distance2 = ((keypoints_a[common] - keypoints_b[common]) ** 2).sum(axis=1)
+    variances = (2 * SIGMAS[common]) ** 2
+    return float(np.mean(np.exp(-distance2 / (2 * area * variances))))
+
+
+def _box_area(keypoints):
+    points = keypoints[keypoints[:, 0] >= 0]
+    if len(points) < 2:
+        return 0.0
+    extent = points.max(axis=0) - points.min(axis=0)
+    return float(extent[0] * extent[1])
+
+
+def _centroid_shift(old, new):
+    common = (old[:, 0] >= 0) & (new[:, 0] >= 0)
+    if not common.any():
+        return np.zeros(2, np.float32)
+    return (new[common] - old[common]).mean(axis=0)
+
+
+class PoseTracker:
+    """Gives each pose of a stream a track id that stays with the same person."""
+
+    def __init__(self, min_similarity=0.3, max_missed=3, velocity_smoothing=0.5):
+        if not 0.0 < min_similarity <= 1.0:
+            raise ValueError(f'min_similarity must be in (0, 1], got {min_similarity}')
+        if max_missed < 0:
+            raise ValueError(f'max_missed must be >= 0, got {max_missed}')
+        self.min_similarity = min_similarity
+        self.max_missed = max_missed
+        self.velocity_smoothing = velocity_smoothing
+        self.reset()
+
+    def reset(self):
+        """Starts a new stream: forgets all tracks; ids start again at 0."""
+        self._tracks = []
+        self._next_id = 0
+
+    @property
+    def active_ids(self):
+        return [track.id for track in self._tracks]
+
+    def update(self, poses, stamp):
+        """Sets `pose.id` on each pose (objects with `.data` (18, 2)) seen at time `stamp` (seconds)."""
+        pairs = self._best_pairs(poses, stamp)
+        matched_tracks = set()
+        for pose_index, track_index in pairs:
+            self._follow(self._tracks[track_index], poses[pose_index], stamp)
+            matched_tracks.add(track_index)
+        for track_index, track in enumerate(self._tracks):
+            if track_index not in matched_tracks:
+                track.missed += 1
+        self._tracks = [track for track in self._tracks if track.missed <= self.max_missed]
+        matched_poses = {pose_index for pose_index, _ in pairs}
+        for pose_index, pose in enumerate(poses):
+            if pose_index not in matched_poses:
+                pose.id = self._next_id
+                self._tracks.append(_Track(id=self._next_id, keypoints=pose.data.copy(), stamp=stamp))
+                self._next_id += 1
+        return poses
+
+    def _best_pairs(self, poses, stamp):
+        """Greedy assignment on the similarity matrix, best pair first."""
+        if not poses or not self._tracks:
+            return []
+        predicted = [track.predicted(stamp) for track in self._tracks]
+        scores = np.array([[similarity(pose.data, guess) for guess in predicted] for pose in poses])
+        pairs = []
+        for flat in np.argsort(-scores, axis=None, kind='stable'):
+            pose_index, track_index = divmod(int(flat), len(self._tracks))
+            if scores[pose_index, track_index] < self.min_similarity:
+                break
+            if all(pose_index != p and track_index != t for p, t in pairs):
+                pairs.append((pose_index, track_index))
+        return pairs
+
+    def _follow(self, track, pose, stamp):
+        elapsed = stamp - track.stamp
+        if elapsed > 0:
+            velocity = _centroid_shift(track.keypoints, pose.data) / elapsed
+            track.velocity = self.velocity_smoothing * track.velocity + (1 - self.velocity_smoothing) * velocity
+        # Keypoints missing now keep their last position, so that a brief occlusion does not break matching.
+        found = pose.data[:, 0] >= 0
+        track.keypoints[found] = pose.data[found]
+        track.keypoints[~found] = track.predicted(stamp)[~found]
+        track.stamp = stamp
+        track.missed = 0
+        pose.id = track.id
