@@ -1,0 +1,69 @@
+"""Network backends behind one interface: `run(batch) -> (heatmaps, pafs)` on numpy arrays.
+
+This module imports neither torch nor onnxruntime at load time, so a process that only runs an ONNX model never
+pays for torch (memory, start-up).
+"""
+import os
+
+import numpy as np
+
+INPUT_NAME = 'image'
+OUTPUT_NAMES = ('heatmaps', 'pafs')
+
+
+def cpu_threads():
+    """Cores this process may use (respects taskset/cgroup affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class TorchBackend:
+    """Runs a torch network (eager); fp16 when `half` on CUDA."""
+
+    def __init__(self, network, device='cpu', half=False):
+        import torch
+        if half and not str(device).startswith('cuda'):
+            raise ValueError('half precision needs a CUDA device')
+        self._torch = torch
+        self.device = torch.device(device)
+        self.half = half
+        self.network = network.to(self.device).eval()
+        if half:
+            self.network.half()
+        self.name = f'torch-{self.device.type}' + ('-fp16' if half else '')
+
+    def run(self, batch):
+        torch = self._torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device)
+            outputs = self.network(tensor.half() if self.half else tensor)
+            return tuple(out.float().cpu().numpy() for out in outputs[-2:])
+
+
+class OnnxBackend:
+    """Runs an exported model with ONNX Runtime: CUDA when asked and available, else a tuned CPU session."""
+
+    def __init__(self, path, device='cpu', threads=None):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        # Spinning threads steal the cores that OpenCV and numpy need between runs.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+        providers = ['CPUExecutionProvider']
+        if str(device).startswith('cuda'):
+            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+                raise RuntimeError('device is cuda but this onnxruntime has no CUDA provider: '
+                                   'install onnxruntime-gpu, or use device="cpu"')
+            providers.insert(0, 'CUDAExecutionProvider')
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self._input_type = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32
+        self.name = f'onnxruntime-{self.session.get_providers()[0].replace("ExecutionProvider", "").lower()}'
+
+    def run(self, batch):
+        heatmaps, pafs = self.session.run(OUTPUT_NAMES, {INPUT_NAME: batch.astype(self._input_type, copy=False)})
+        return heatmaps.astype(np.float32, copy=False), pafs.astype(np.float32, copy=False)

@@ -1,0 +1,124 @@
+"""The inference pipeline: image -> network input -> maps -> poses -> track ids -> smoothed keypoints.
+
+Free of torch: it runs whatever backend it is given.
+"""
+import time
+from contextlib import contextmanager
+
+import cv2
+import numpy as np
+
+from openpose_ros.decode import DecoderConfig, find_peaks, group, poses_to_arrays, score_limbs, upsample
+from openpose_ros.image import to_bgr8
+from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.pose import Pose
+from openpose_ros.preprocess import prepare
+from openpose_ros.smoothing import PoseSmoother
+from openpose_ros.tracking import PoseTracker
+
+STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking')
+
+
+class PoseEstimator:
+    """Turns images into tracked, smoothed poses with one backend; keeps per-stream tracking state.
+
+    `timings` holds the milliseconds each stage took in the last call.
+    """
+
+    def __init__(self, backend, stride, base_height=256, img_mean=(128, 128, 128), img_scale=1 / 256,
+                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(), tracker=None, smoother=None):
+        if base_height < stride or base_height > 4096:
+            raise ValueError(f'base_height must be in [{stride}, 4096], got {base_height}')
+        if not scales or min(scales) <= 0:
+            raise ValueError(f'scales must be positive numbers, got {scales}')
+        self.backend = backend
+        self.stride = stride
+        self.base_height = base_height
+        self.normalisation = dict(img_mean=img_mean, img_scale=img_scale, pad_value=pad_value)
+        self.scales = tuple(scales)
+        self.decoder = decoder
+        self.tracker = tracker or PoseTracker()
+        self.smoother = smoother or PoseSmoother()
+        self.timings = {}
+
+    @contextmanager
+    def _timed(self, stage):
+        start = time.perf_counter()
+        yield
+        self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
+
+    def maps(self, image):
+        """Heatmaps (19, H, W) and PAFs (38, H, W) at the network stride, and the geometry of the first scale.
+
+        With several scales, every scale's maps are resampled onto the first scale's grid and averaged.
+        """
+        self.timings = {}
+        image = to_bgr8(image)
+        averaged, reference = None, None
+        for scale in self.scales:
+            with self._timed('preprocess'):
+                batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation)
+            with self._timed('network'):
+                heatmaps, pafs = self.backend.run(batch)
+            maps = np.concatenate([heatmaps[0], pafs[0]])
+            if reference is None:
+                reference, averaged = box, maps
+            else:
+                with self._timed('upsample'):
+                    averaged = averaged + _resample(maps, box, reference, self.stride)
+        averaged /= len(self.scales)
+        return averaged[:heatmaps.shape[1]], averaged[heatmaps.shape[1]:], reference
+
+    def estimate(self, image, upsample_ratio=4, track=True, smooth=True, stamp=None):
+        """Poses in original image coordinates, with track ids and smoothing when asked.
+
+        `stamp` (seconds) is the image's time; by default the monotonic clock. Tracking and smoothing use it.
+        """
+        if upsample_ratio < 1 or upsample_ratio > 16:
+            raise ValueError(f'upsample_ratio must be in [1, 16], got {upsample_ratio}')
+        heatmaps, pafs, box = self.maps(image)
+        poses = self.decode(heatmaps, pafs, box, upsample_ratio)
+        stamp = time.monotonic() if stamp is None else float(stamp)
+        with self._timed('tracking'):
+            if track or smooth:
+                self.tracker.update(poses, stamp)
+            if smooth:
+                self.smoother.update(poses, stamp)
+            if not track:
+                for pose in poses:
+                    pose.id = -1
+        return poses
+
+    def decode(self, heatmaps, pafs, box, upsample_ratio=4):
+        """Maps in the network-input geometry `box` -> `Pose` objects in original image coordinates."""
+        with self._timed('upsample'):
+            upsampled = upsample(heatmaps[:NUM_KEYPOINTS], upsample_ratio)
+        with self._timed('keypoints'):
+            peaks = find_peaks(upsampled, upsample_ratio, self.decoder)
+        with self._timed('grouping'):
+            poses, scores = group(peaks, *score_limbs(peaks, pafs, self.decoder), config=self.decoder)
+            keypoints, keypoint_scores, pose_scores = poses_to_arrays(peaks, poses, scores, self.stride)
+            found = keypoints[..., 0] >= 0
+            keypoints[found] = box.to_image(keypoints[found])
+            return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
+
+    def reset(self):
+        """Starts a new stream (a new video, camera or bag): forgets tracks and filter states."""
+        self.tracker.reset()
+        self.smoother.reset()
+
+
+def _resample(maps, source, target, stride):
+    """Maps of the geometry `source` resampled onto the map grid of the geometry `target` (bilinear)."""
+    # target map pixel -> target input pixel -> image pixel -> source input pixel -> source map pixel
+    half = stride / 2 - 0.5
+    ratio = source.scale / target.scale
+    a = ratio
+    b = (half - target.left) * ratio / stride + (source.left - half) / stride
+    c = (half - target.top) * ratio / stride + (source.top - half) / stride
+    affine = np.array([[a, 0, b], [0, a, c]], np.float32)
+    size = (target.width // stride, target.height // stride)
+    channels = [cv2.warpAffine(np.ascontiguousarray(maps[i:i + 4].transpose(1, 2, 0)), affine, size,
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+                for i in range(0, len(maps), 4)]
+    return np.concatenate([c.reshape(size[1], size[0], -1).transpose(2, 0, 1) for c in channels])
