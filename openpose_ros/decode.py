@@ -15,13 +15,13 @@ from openpose_ros.keypoints import GROUPING_ORDER, LIMBS, LOOP_LIMBS, NUM_KEYPOI
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """Thresholds of the decoder; the defaults are the reference's."""
+    """Thresholds of the decoder; the defaults are the reference's but for min_keypoints (see the README)."""
     peak_threshold: float = 0.1      # minimum heatmap value of a keypoint
     suppression_radius: float = 1.5  # map pixels: peaks of one type closer than this merge (the reference's 6 px at x4)
     min_paf_score: float = 0.05      # a limb sample counts when the PAF agrees by more than this
     success_ratio: float = 0.8       # fraction of limb samples that must count
     points_per_limb: int = 10
-    min_keypoints: int = 3           # poses with fewer keypoints are dropped
+    min_keypoints: int = 2           # poses with fewer keypoints are dropped (the reference: 3)
     min_pose_score: float = 0.2      # poses whose mean keypoint+limb score is lower are dropped
     max_peaks: int = 100             # strongest candidates kept per keypoint type: bounds the cost on garbage maps
 

@@ -26,14 +26,17 @@ class _Track:
         return moved
 
 
-def similarity(keypoints_a, keypoints_b):
-    """Object keypoint similarity of two (18, 2) poses over the keypoints both have, scaled by their size."""
+def similarity(keypoints_a, keypoints_b, tolerance=1.0):
+    """Object keypoint similarity of two (18, 2) poses over the keypoints both have, scaled by their size.
+
+    `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more than annotators err.
+    """
     common = (keypoints_a[:, 0] >= 0) & (keypoints_b[:, 0] >= 0)
     if common.sum() < 2:
         return 0.0
     area = max(_box_area(keypoints_a), _box_area(keypoints_b), 1.0)
     distance2 = ((keypoints_a[common] - keypoints_b[common]) ** 2).sum(axis=1)
-    variances = (2 * SIGMAS[common]) ** 2
+    variances = (2 * tolerance * SIGMAS[common]) ** 2
     return float(np.mean(np.exp(-distance2 / (2 * area * variances))))
 
 
@@ -55,12 +58,13 @@ def _centroid_shift(old, new):
 class PoseTracker:
     """Gives each pose of a stream a track id that stays with the same person."""
 
-    def __init__(self, min_similarity=0.3, max_missed=3, velocity_smoothing=0.5):
+    def __init__(self, min_similarity=0.3, max_missed=3, tolerance=3.0, velocity_smoothing=0.5):
         if not 0.0 < min_similarity <= 1.0:
             raise ValueError(f'min_similarity must be in (0, 1], got {min_similarity}')
-        if max_missed < 0:
-            raise ValueError(f'max_missed must be >= 0, got {max_missed}')
+        if max_missed < 0 or tolerance <= 0 or not 0 <= velocity_smoothing < 1:
+            raise ValueError('max_missed >= 0, tolerance > 0 and velocity_smoothing in [0, 1) are required')
         self.min_similarity = min_similarity
+        self.tolerance = tolerance
         self.max_missed = max_missed
         self.velocity_smoothing = velocity_smoothing
         self.reset()
@@ -98,7 +102,7 @@ class PoseTracker:
         if not poses or not self._tracks:
             return []
         predicted = [track.predicted(stamp) for track in self._tracks]
-        scores = np.array([[similarity(pose.data, guess) for guess in predicted] for pose in poses])
+        scores = np.array([[similarity(pose.data, guess, self.tolerance) for guess in predicted] for pose in poses])
         pairs = []
         for flat in np.argsort(-scores, axis=None, kind='stable'):
             pose_index, track_index = divmod(int(flat), len(self._tracks))
