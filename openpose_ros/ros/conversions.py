@@ -1,0 +1,163 @@
+"""Conversions between ROS messages and numpy: images in, poses out.
+
+The image readers only read attributes (encoding, height, width, step, is_bigendian, data; format and data for
+compressed images), so they also take the messages that `rosbags` deserialises, without rclpy. The message
+types are imported where messages are made.
+
+Every malformed message raises ValueError with a message that says what is wrong.
+"""
+import array
+
+import cv2
+import numpy as np
+
+from openpose_ros.keypoints import NUM_KEYPOINTS
+
+# encoding -> (channels, bytes per channel, conversion to BGR: a cv2 colour code, None for none, or 'scale')
+_ENCODINGS = {
+    'bgr8': (3, 1, None),
+    '8UC3': (3, 1, None),
+    'rgb8': (3, 1, cv2.COLOR_RGB2BGR),
+    'bgra8': (4, 1, cv2.COLOR_BGRA2BGR),
+    '8UC4': (4, 1, cv2.COLOR_BGRA2BGR),
+    'rgba8': (4, 1, cv2.COLOR_RGBA2BGR),
+    'mono8': (1, 1, cv2.COLOR_GRAY2BGR),
+    '8UC1': (1, 1, cv2.COLOR_GRAY2BGR),
+    'mono16': (1, 2, 'scale'),
+    '16UC1': (1, 2, 'scale'),
+}
+SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+
+_JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
+
+
+def _bytes_view(data, what):
+    """msg.data (array.array, bytes, numpy array or list of ints) as a 1-D uint8 array, without a copy if possible."""
+    try:
+        view = np.frombuffer(data, np.uint8)
+    except (TypeError, ValueError):
+        view = np.asarray(data)
+        if view.dtype != np.uint8:
+            if view.size and (view.min() < 0 or view.max() > 255):
+                raise ValueError(f'{what}: data holds values outside 0..255') from None
+            view = view.astype(np.uint8)
+    return view.reshape(-1)
+
+
+def image_msg_to_bgr(msg):
+    """sensor_msgs/Image -> BGR uint8 array (height, width, 3).
+
+    Encodings: bgr8, rgb8, bgra8, rgba8, mono8, mono16, and 8UC1/8UC3/8UC4/16UC1 read as mono8/bgr8/bgra8/mono16.
+    Rows may be padded (`step` larger than width x bytes per pixel). bgr8 and 8UC3 give a view of msg.data
+    (no copy; read-only when data is bytes, and writing to it changes the message): copy it before drawing on it.
+    The other encodings are converted in one pass. 16-bit images are scaled so that their maximum becomes 255.
+    """
+    encoding = msg.encoding
+    if encoding not in _ENCODINGS:
+        raise ValueError(f'unsupported image encoding {encoding!r} (supported: {", ".join(SUPPORTED_ENCODINGS)})')
+    channels, depth, conversion = _ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ValueError(f'empty image: {width}x{height} pixels')
+    row_bytes = width * channels * depth
+    if step < row_bytes:
+        raise ValueError(f'image step {step} is smaller than a row of {width} {encoding} pixels ({row_bytes} bytes)')
+    if step % depth:
+        raise ValueError(f'image step {step} is not a multiple of the {depth}-byte pixel depth of {encoding}')
+    data = _bytes_view(msg.data, 'image')
+    needed = step * height
+    if data.size < needed:
+        raise ValueError(f'image data is truncated: {data.size} bytes, expected step x height = '
+                         f'{step} x {height} = {needed}')
+    dtype = np.dtype(np.uint8) if depth == 1 else np.dtype('>u2' if msg.is_bigendian else '<u2')
+    pixels = np.ndarray((height, width, channels), dtype, buffer=data, strides=(step, channels * depth, depth))
+    if conversion is None:
+        return pixels
+    if conversion == 'scale':
+        gray = pixels[:, :, 0].astype(np.uint16, copy=not dtype.isnative)
+        peak = int(gray.max())
+        gray = cv2.convertScaleAbs(gray, alpha=255.0 / peak) if peak else np.zeros(gray.shape, np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(pixels[:, :, 0] if channels == 1 else pixels, conversion)
+
+
+def compressed_msg_to_bgr(msg):
+    """sensor_msgs/CompressedImage (JPEG, PNG, or anything else cv2.imdecode reads) -> BGR uint8 array (h, w, 3)."""
+    data = _bytes_view(msg.data, 'compressed image')
+    described = f'compressed image (format {getattr(msg, "format", "")!r}, {data.size} bytes)'
+    if data.size == 0:
+        raise ValueError(f'empty {described}')
+    if data[:2].tobytes() == _JPEG_START and _JPEG_END not in data[-64:].tobytes():
+        # libjpeg decodes a cut JPEG into a grey-filled image with a warning only.
+        raise ValueError(f'truncated JPEG: no end-of-image marker in {described}')
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f'cannot decode {described}: corrupt or unsupported data')
+    return image
+
+
+def bgr_to_image_msg(image, header=None):
+    """BGR uint8 array (height, width, 3) -> sensor_msgs/Image (bgr8) with the given std_msgs/Header."""
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'expected a BGR uint8 array of shape (height, width, 3), got {image.dtype} {image.shape}')
+    height, width = image.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f'empty image: {width}x{height} pixels')
+    msg = Image()
+    msg.header = header if header is not None else Header()
+    msg.height, msg.width = height, width
+    msg.encoding = 'bgr8'
+    msg.is_bigendian = 0
+    msg.step = width * 3
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(image))  # one copy; a bytes or list value would be checked item by item
+    msg.data = data
+    return msg
+
+
+def poses_to_msg(poses, header=None):
+    """Poses (openpose_ros.pose.Pose, or objects with the same attributes) -> openpose_ros/Pose2DArray.
+
+    Per pose: keypoints (18, 2) in pixels with x = -1 where missing, keypoint_scores (18,), confidence (pose
+    score), id (-1 untracked), bbox (x, y, width, height). Scores are clipped to [0, 1]; missing keypoints get
+    valid = false, x = y = -1 and score 0.
+    """
+    from std_msgs.msg import Header
+
+    from openpose_ros.msg import BoundingBox2D, Keypoint2D, Pose2D, Pose2DArray
+
+    msg = Pose2DArray()
+    msg.header = header if header is not None else Header()
+    out = []
+    for pose in poses:
+        points = np.asarray(pose.keypoints, np.float64).reshape(NUM_KEYPOINTS, 2)
+        scores = np.clip(np.asarray(pose.keypoint_scores, np.float64).reshape(NUM_KEYPOINTS), 0.0, 1.0)
+        found = np.asarray(pose.found, bool).reshape(NUM_KEYPOINTS)
+        points = np.where(found[:, None], points, -1.0)
+        scores = np.where(found, scores, 0.0)
+        x, y, width, height = (float(v) for v in pose.bbox)
+        out.append(Pose2D(
+            track_id=int(pose.id),
+            score=float(np.clip(pose.confidence, 0.0, 1.0)),
+            bbox=BoundingBox2D(x=x, y=y, width=width, height=height),
+            keypoints=[Keypoint2D(x=kx, y=ky, score=s, valid=v)
+                       for (kx, ky), s, v in zip(points.tolist(), scores.tolist(), found.tolist())],
+        ))
+    msg.poses = out
+    return msg
+
+
+def msg_to_poses(msg):
+    """openpose_ros/Pose2DArray -> list of openpose_ros.pose.Pose (the inverse of poses_to_msg)."""
+    from openpose_ros.pose import Pose
+
+    poses = []
+    for pose_msg in msg.poses:
+        keypoints = np.array([(k.x, k.y) if k.valid else (-1.0, -1.0) for k in pose_msg.keypoints], np.float32)
+        scores = np.array([k.score if k.valid else 0.0 for k in pose_msg.keypoints], np.float32)
+        poses.append(Pose(keypoints, pose_msg.score, scores, pose_msg.track_id))
+    return poses

@@ -1,0 +1,131 @@
+"""The generated openpose_ros messages: definitions, keypoint constants, and a trip between two processes over DDS."""
+import json
+import re
+
+import pytest
+
+from openpose_ros.keypoints import KEYPOINT_NAMES
+from ros_helpers import ROOT, pick_domain_id, require_ros, ros_env, run_pair
+
+DOMAIN_ID = pick_domain_id()
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ros():
+    require_ros()
+
+
+def test_fields_and_types():
+    from openpose_ros.msg import BoundingBox2D, Keypoint2D, Pose2D, Pose2DArray
+
+    assert Keypoint2D.get_fields_and_field_types() == {
+        'x': 'float', 'y': 'float', 'score': 'float', 'valid': 'boolean'}
+    assert BoundingBox2D.get_fields_and_field_types() == {
+        'x': 'float', 'y': 'float', 'width': 'float', 'height': 'float'}
+    assert Pose2D.get_fields_and_field_types() == {
+        'track_id': 'int64', 'score': 'float', 'bbox': 'openpose_ros/BoundingBox2D',
+        'keypoints': 'openpose_ros/Keypoint2D[18]'}
+    assert Pose2DArray.get_fields_and_field_types() == {
+        'header': 'std_msgs/Header', 'poses': 'sequence<openpose_ros/Pose2D>'}
+    pose = Pose2D()
+    assert len(pose.keypoints) == Pose2D.NUM_KEYPOINTS == len(KEYPOINT_NAMES)
+    assert Pose2DArray().poses == []
+
+
+def test_keypoint_constants_follow_keypoint_names():
+    """Each constant's name spells the KEYPOINT_NAMES entry at its value: RIGHT_SHOULDER = index of 'r_sho'."""
+    from openpose_ros.msg import Pose2D
+
+    text = (ROOT / 'msg' / 'Pose2D.msg').read_text()
+    constants = dict((name, int(value)) for name, value in re.findall(r'^uint8 ([A-Z_]+)=(\d+)', text, re.M))
+    assert constants.pop('NUM_KEYPOINTS') == len(KEYPOINT_NAMES) == 18
+    assert sorted(constants.values()) == list(range(len(KEYPOINT_NAMES))), 'one constant per index'
+    for name, index in constants.items():
+        assert getattr(Pose2D, name) == index, name  # the generated class carries the same constants
+        side, _, part = name.partition('_')
+        short = KEYPOINT_NAMES[index]
+        if side in ('LEFT', 'RIGHT'):
+            short_side, _, short_part = short.partition('_')
+            assert short_side == side[0].lower() and part.lower().startswith(short_part), (name, index, short)
+        else:
+            assert short == name.lower(), (name, index, short)
+
+
+# The message published by one process and expected, field by field, in the other. Values are exact in float32.
+EXPECTED = {
+    'header': {'sec': 1_700_000_123, 'nanosec': 456_789_000, 'frame_id': 'camera_color_optical_frame'},
+    'poses': [
+        {'track_id': track_id, 'score': score, 'bbox': [10.5 * n, 20.25, 100.0, 200.125],
+         'keypoints': [[k * 8.5 + n, k * 3.25 + 2 * n, (k % 5) / 4, (k + n) % 3 != 0] for k in range(18)]}
+        for n, (track_id, score) in enumerate([(-1, 0.0), (0, 0.5), (2 ** 40 + 3, 1.0)])
+    ],
+}
+
+TO_DICT = '''
+def to_dict(msg):
+    return {
+        'header': {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec,
+                   'frame_id': msg.header.frame_id},
+        'poses': [{'track_id': p.track_id, 'score': p.score,
+                   'bbox': [p.bbox.x, p.bbox.y, p.bbox.width, p.bbox.height],
+                   'keypoints': [[k.x, k.y, k.score, k.valid] for k in p.keypoints]} for p in msg.poses],
+    }
+'''
+
+SUBSCRIBER = '''
+import json, time
+import rclpy
+from openpose_ros.msg import Pose2DArray
+''' + TO_DICT + '''
+rclpy.init()
+node = rclpy.create_node('pose_array_listener')
+received = []
+node.create_subscription(Pose2DArray, 'poses', received.append, 10)
+print('ready', flush=True)
+deadline = time.monotonic() + 30
+while not received and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.05)
+if received:
+    print(json.dumps({'message': to_dict(received[0]), 'count': len(received)}))
+node.destroy_node()
+rclpy.shutdown()
+'''
+
+PUBLISHER = '''
+import json, time
+import rclpy
+from rclpy.duration import Duration
+from builtin_interfaces.msg import Time
+from openpose_ros.msg import BoundingBox2D, Keypoint2D, Pose2D, Pose2DArray
+
+spec = json.loads(%r)
+msg = Pose2DArray()
+msg.header.stamp = Time(sec=spec['header']['sec'], nanosec=spec['header']['nanosec'])
+msg.header.frame_id = spec['header']['frame_id']
+msg.poses = [
+    Pose2D(track_id=p['track_id'], score=p['score'], bbox=BoundingBox2D(x=p['bbox'][0], y=p['bbox'][1],
+           width=p['bbox'][2], height=p['bbox'][3]),
+           keypoints=[Keypoint2D(x=x, y=y, score=s, valid=v) for x, y, s, v in p['keypoints']])
+    for p in spec['poses']]
+rclpy.init()
+node = rclpy.create_node('pose_array_talker')
+publisher = node.create_publisher(Pose2DArray, 'poses', 10)
+deadline = time.monotonic() + 20
+while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.02)
+assert publisher.get_subscription_count() > 0, 'no subscriber matched'
+time.sleep(0.5)  # the first message can be lost right after matching
+publisher.publish(msg)
+assert publisher.wait_for_all_acked(Duration(seconds=10)), 'the message was not acknowledged'
+node.destroy_node()
+rclpy.shutdown()
+'''
+
+
+@pytest.mark.slow
+def test_pose_array_travels_between_processes():
+    result = run_pair(SUBSCRIBER, PUBLISHER % json.dumps(EXPECTED), ros_env(DOMAIN_ID))
+    assert result['count'] == 1
+    assert result['message'] == EXPECTED
