@@ -107,14 +107,16 @@ def bgr_to_image_msg(image, header=None):
     height, width = image.shape[:2]
     if height == 0 or width == 0:
         raise ValueError(f'empty image: {width}x{height} pixels')
-    msg = Image()
+    # With field checks off (Kilted's default) the data setter copies an array.array item by item (~1 ms for
+    # 640x480); with them on it keeps the array as it is. Older distributions always check and have no switch.
+    msg = Image(check_fields=True) if '_check_fields' in Image.__slots__ else Image()
     msg.header = header if header is not None else Header()
     msg.height, msg.width = height, width
     msg.encoding = 'bgr8'
     msg.is_bigendian = 0
     msg.step = width * 3
     data = array.array('B')
-    data.frombytes(np.ascontiguousarray(image))  # one copy; a bytes or list value would be checked item by item
+    data.frombytes(np.ascontiguousarray(image))  # the only copy
     msg.data = data
     return msg
 
