@@ -171,8 +171,9 @@ if [ -d "$ROOT/install/openpose_ros/lib/openpose_ros" ]; then
     rm -rf "$ROOT/install/openpose_ros" "$ROOT/build/openpose_ros"
 fi
 cd "$ROOT"
+# PYTHON_EXECUTABLE is what the message generators of Humble and older read; Python3_EXECUTABLE the newer ones.
 quietly "${BUILD_ENV[@]}" "$COLCON" --log-base "$ROOT/log" build \
     --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
-    --cmake-args -DOPENPOSE_ROS_MESSAGES_ONLY=ON "-DPython3_EXECUTABLE=$PY" -DBUILD_TESTING=OFF
+    --cmake-args -DOPENPOSE_ROS_MESSAGES_ONLY=ON "-DPython3_EXECUTABLE=$PY" "-DPYTHON_EXECUTABLE=$PY" -DBUILD_TESTING=OFF
 
 echo "$ME: openpose_ros messages built in install/ (use them with: source scripts/ros_env.sh)"
