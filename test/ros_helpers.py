@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,13 @@ def pick_domain_id():
 
 
 def ros_env(domain_id, **extra):
-    """os.environ for a child process: discovery on localhost only, the module's own domain, plus `extra`."""
+    """os.environ for a child process: discovery on localhost only, the module's own domain, plus `extra`.
+
+    TEST_TOPIC_SUFFIX, unique per call, lets the processes of one test name their topics apart from any other
+    test's that happens to share the domain.
+    """
     env = dict(os.environ)
+    env['TEST_TOPIC_SUFFIX'] = uuid.uuid4().hex[:12]
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['ROS_DOMAIN_ID'] = str(domain_id)
     env['PYTHONUNBUFFERED'] = '1'

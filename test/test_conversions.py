@@ -257,7 +257,7 @@ def test_msg_to_poses_inverts_poses_to_msg():
 
 
 IMAGE_SUBSCRIBER = '''
-import hashlib, json, time
+import hashlib, json, os, time
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -270,7 +270,7 @@ def on_image(msg):
     image = image_msg_to_bgr(msg)
     sent = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
     frames.append((time.time() - sent, hashlib.sha256(image.tobytes()).hexdigest(), image.shape))
-node.create_subscription(Image, 'image', on_image, qos_profile_sensor_data)
+node.create_subscription(Image, 'image_' + os.environ['TEST_TOPIC_SUFFIX'], on_image, qos_profile_sensor_data)
 print('ready', flush=True)
 deadline = time.monotonic() + 30
 last = None
@@ -289,7 +289,7 @@ rclpy.shutdown()
 '''
 
 IMAGE_PUBLISHER = '''
-import time
+import os, time
 import cv2
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
@@ -300,7 +300,7 @@ from openpose_ros.ros.conversions import bgr_to_image_msg
 image = cv2.imread(%r)
 rclpy.init()
 node = rclpy.create_node('image_talker')
-publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
+publisher = node.create_publisher(Image, 'image_' + os.environ['TEST_TOPIC_SUFFIX'], qos_profile_sensor_data)
 deadline = time.monotonic() + 20
 while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
     time.sleep(0.02)

@@ -75,14 +75,14 @@ def to_dict(msg):
 '''
 
 SUBSCRIBER = '''
-import json, time
+import json, os, time
 import rclpy
 from openpose_ros.msg import Pose2DArray
 ''' + TO_DICT + '''
 rclpy.init()
 node = rclpy.create_node('pose_array_listener')
 received = []
-node.create_subscription(Pose2DArray, 'poses', received.append, 10)
+node.create_subscription(Pose2DArray, 'poses_' + os.environ['TEST_TOPIC_SUFFIX'], received.append, 10)
 print('ready', flush=True)
 deadline = time.monotonic() + 30
 while not received and time.monotonic() < deadline:
@@ -94,7 +94,7 @@ rclpy.shutdown()
 '''
 
 PUBLISHER = '''
-import json, time
+import json, os, time
 import rclpy
 from rclpy.duration import Duration
 from builtin_interfaces.msg import Time
@@ -111,7 +111,7 @@ msg.poses = [
     for p in spec['poses']]
 rclpy.init()
 node = rclpy.create_node('pose_array_talker')
-publisher = node.create_publisher(Pose2DArray, 'poses', 10)
+publisher = node.create_publisher(Pose2DArray, 'poses_' + os.environ['TEST_TOPIC_SUFFIX'], 10)
 deadline = time.monotonic() + 20
 while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
     time.sleep(0.02)
