@@ -43,7 +43,7 @@ def image_msg(pixels, encoding, padding=0, bigendian=False):
     return msg
 
 
-def test_supported_encodings_are_documented():
+def test_supported_encodings():
     from openpose_ros.ros.conversions import SUPPORTED_ENCODINGS
     assert {'rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8', 'mono16', '16UC1'} <= set(SUPPORTED_ENCODINGS)
 
@@ -98,7 +98,7 @@ def test_16_bit_encodings_are_scaled_to_their_maximum(bgr, encoding, bigendian, 
     assert out.max() == 255
 
 
-def test_all_black_16_bit_image(bgr):
+def test_all_black_16_bit_image():
     from openpose_ros.ros.conversions import image_msg_to_bgr
 
     out = image_msg_to_bgr(image_msg(np.zeros((4, 6), np.uint16), 'mono16'))
@@ -137,7 +137,7 @@ def test_bad_image_messages(bgr, change, message):
         image_msg_to_bgr(msg)
 
 
-def test_odd_step_for_16_bit(bgr):
+def test_odd_step_for_16_bit():
     from openpose_ros.ros.conversions import image_msg_to_bgr
 
     msg = image_msg(np.ones((3, 4), np.uint16), 'mono16', padding=1)
