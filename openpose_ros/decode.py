@@ -6,6 +6,7 @@ scores every candidate limb of every type in one vectorised pass, and merges two
 joins them (so a face found through the ears is not lost when the neck is missing).
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -13,11 +14,12 @@ import numpy as np
 from openpose_ros.keypoints import GROUPING_ORDER, LIMBS, LOOP_LIMBS, NUM_KEYPOINTS
 
 
+
 @dataclass(frozen=True)
 class DecoderConfig:
     """Thresholds of the decoder; the defaults are the reference's but for min_keypoints (see the README)."""
     peak_threshold: float = 0.1      # minimum heatmap value of a keypoint
-    suppression_radius: float = 1.5  # map pixels: peaks of one type closer than this merge (the reference's 6 px at x4)
+    suppression_radius: float = 1.5  # map pixels: peaks of one type closer merge (the reference: 6 px at x4)
     min_paf_score: float = 0.05      # a limb sample counts when the PAF agrees by more than this
     success_ratio: float = 0.8       # fraction of limb samples that must count
     points_per_limb: int = 10
@@ -45,34 +47,76 @@ class Peaks:
         return np.flatnonzero(self.kind == kind)
 
 
-def upsample(maps, ratio):
-    """(C, H, W) -> (C, H*ratio, W*ratio) with bicubic interpolation (one call for all channels)."""
-    if ratio == 1:
-        return maps
-    hwc = np.ascontiguousarray(maps.transpose(1, 2, 0))
-    up = cv2.resize(hwc, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_CUBIC)
-    return up.reshape(up.shape[0], up.shape[1], -1).transpose(2, 0, 1)
+def candidate_peaks(heatmaps, config=DecoderConfig()):
+    """Local maxima (3x3) of the keypoint heatmaps above the threshold, at their own resolution.
 
-
-def find_peaks(heatmaps, ratio, config=DecoderConfig()):
-    """Local maxima of the (upsampled) keypoint heatmaps, the strongest kept within the suppression radius.
-
-    Returns peaks in coordinates of the maps before upsampling (pixel centres at integers).
+    Returns (ys, xs, kinds), at most `max_peaks` of each kind, strongest first.
     """
     hwc = np.ascontiguousarray(heatmaps[:NUM_KEYPOINTS].transpose(1, 2, 0))
     ceiling = cv2.dilate(hwc, np.ones((3, 3), np.uint8)).reshape(hwc.shape)
-    # Below-threshold pixels can never be peaks: raising their ceiling excludes them in the same comparison.
+    # Pixels under the threshold can never be peaks: raising their ceiling excludes them in the same comparison.
     np.maximum(ceiling, np.nextafter(np.float32(config.peak_threshold), np.float32(1)), out=ceiling)
     flat = np.flatnonzero(hwc >= ceiling)
     ys, rest = np.divmod(flat, hwc.shape[1] * NUM_KEYPOINTS)
     xs, kinds = np.divmod(rest, NUM_KEYPOINTS)
-    scores = hwc.reshape(-1)[flat]
-    keep = _strongest_per_kind(kinds, scores, config.max_peaks)
-    keep = keep[_suppress_neighbours(xs[keep], ys[keep], kinds[keep], config.suppression_radius * ratio)]
-    xy = np.stack([xs[keep], ys[keep]], axis=1).astype(np.float32)
-    # Pixel u of a map upsampled by `ratio` sits at (u + 0.5) / ratio - 0.5 of the original map.
-    xy = (xy + 0.5) / ratio - 0.5
-    return Peaks(xy=xy, score=np.minimum(scores[keep], 1.0).astype(np.float32), kind=kinds[keep])
+    keep = _strongest_per_kind(kinds, hwc.reshape(-1)[flat], config.max_peaks)
+    return ys[keep], xs[keep], kinds[keep]
+
+
+@lru_cache(maxsize=8)
+def _upsampling_grid(ratio):
+    """Where a map upsampled by `ratio` has its pixels within one pixel of a map pixel (OpenCV's convention:
+    upsampled pixel u lies at (u + 0.5) / ratio - 0.5), and the bicubic weights (OpenCV's kernel, a = -0.75)
+    that sample a 6-pixel window, centred on its third pixel, there. Returns (offsets (n,), weights (n, 6))."""
+    u = np.arange(-2 * ratio, 2 * ratio)
+    offsets = (u + 0.5) / ratio - 0.5
+    offsets = offsets[np.abs(offsets) <= 1]
+    a = -0.75
+    weights = np.zeros((len(offsets), 6), np.float32)
+    for row, position in enumerate(2 + offsets):
+        base = int(np.floor(position))
+        for tap in range(base - 1, base + 3):
+            d = abs(position - tap)
+            weights[row, tap] = ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else ((d - 5) * d + 8) * d * a - 4 * a
+    return offsets.astype(np.float32), weights
+
+
+def refine_peaks(heatmaps, ys, xs, kinds, ratio):
+    """Upsamples the heatmaps by `ratio` (bicubic) around each candidate only, and moves it to the maximum there.
+
+    The same positions and scores as upsampling whole maps with OpenCV, at a cost that grows with the number of
+    peaks rather than the number of pixels. Returns (xy (K, 2) float32 in map pixels, scores (K,)).
+    """
+    if ratio == 1 or len(ys) == 0:
+        return np.stack([xs, ys], axis=1).astype(np.float32), heatmaps[kinds, ys, xs]
+    padded = np.pad(heatmaps[:NUM_KEYPOINTS], ((0, 0), (3, 3), (3, 3)), mode='edge')
+    window = np.arange(6)
+    patches = padded[kinds[:, None, None], (ys + 1)[:, None, None] + window[None, :, None],
+                     (xs + 1)[:, None, None] + window[None, None, :]]
+    offsets, weights = _upsampling_grid(ratio)
+    local = np.einsum('ij,kjl,ml->kim', weights, patches, weights).reshape(len(ys), -1)
+    best = local.argmax(axis=1)
+    dy, dx = np.divmod(best, len(offsets))
+    xy = np.stack([xs + offsets[dx], ys + offsets[dy]], axis=1).astype(np.float32)
+    return xy, local[np.arange(len(ys)), best]
+
+
+def find_peaks(heatmaps, ratio, config=DecoderConfig()):
+    """Keypoint candidates: local maxima refined on the heatmaps upsampled by `ratio`, above the threshold, the
+    strongest kept within the suppression radius. Positions are in map pixels (pixel centres at integers)."""
+    ys, xs, kinds = candidate_peaks(heatmaps, config)
+    xy, scores = refine_peaks(heatmaps, ys, xs, kinds, ratio)
+    return suppress(xy, scores, kinds, config)
+
+
+def suppress(xy, scores, kinds, config=DecoderConfig()):
+    """Peaks above the threshold, the strongest of each type kept within the suppression radius."""
+    above = scores > config.peak_threshold
+    xy, scores, kinds = xy[above], scores[above], kinds[above]
+    order = np.lexsort((-scores, kinds))
+    xy, scores, kinds = xy[order], scores[order], kinds[order]
+    keep = _suppress_neighbours(xy[:, 0], xy[:, 1], kinds, config.suppression_radius)
+    return Peaks(xy=xy[keep], score=np.minimum(scores[keep], 1.0).astype(np.float32), kind=kinds[keep])
 
 
 def _strongest_per_kind(kinds, scores, limit):
@@ -111,20 +155,28 @@ def score_limbs(peaks, pafs, config=DecoderConfig()):
         starts.append(a.ravel())
         ends.append(b.ravel())
     limb, a, b = (np.concatenate(parts) for parts in (limbs, starts, ends))
-    if limb.size == 0:
-        return limb, a, b, np.zeros(0, np.float32)
-    vec = peaks.xy[b] - peaks.xy[a]
-    length = np.linalg.norm(vec, axis=1, keepdims=True)
-    unit = vec / np.maximum(length, 1e-6)
     steps = np.linspace(0.0, 1.0, config.points_per_limb, dtype=np.float32)
-    points = peaks.xy[a][:, None, :] + steps[None, :, None] * vec[:, None, :]  # (n, P, 2)
-    field_x, field_y = _bilinear(pafs, points, 2 * limb)
-    agreement = field_x * unit[:, :1] + field_y * unit[:, 1:]
+    # Exact shortcut: a limb fails when more than `allowed` samples disagree, so a pair whose first
+    # `allowed + 1` probes (spread along it) all disagree can be dropped before the full count.
+    allowed = config.points_per_limb - (int(config.success_ratio * config.points_per_limb) + 1)
+    probes = steps[np.linspace(1, config.points_per_limb - 2, allowed + 1).round().astype(int)]
+    hopeful = (_agreement(peaks, pafs, limb, a, b, probes) > config.min_paf_score).any(axis=1)
+    limb, a, b = limb[hopeful], a[hopeful], b[hopeful]
+    agreement = _agreement(peaks, pafs, limb, a, b, steps)
     valid = agreement > config.min_paf_score
     valid_count = valid.sum(axis=1)
     score = (agreement * valid).sum(axis=1) / np.maximum(valid_count, 1)
     passed = (score > 0) & (valid_count > config.success_ratio * config.points_per_limb)
     return limb[passed], a[passed], b[passed], score[passed].astype(np.float32)
+
+
+def _agreement(peaks, pafs, limb, a, b, steps):
+    """Dot product of the limb direction a -> b with the PAF at the fractions `steps` along it: (n, len(steps))."""
+    vec = peaks.xy[b] - peaks.xy[a]
+    unit = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-6)
+    points = peaks.xy[a][:, None, :] + steps[None, :, None] * vec[:, None, :]
+    field_x, field_y = _bilinear(pafs, points, 2 * limb)
+    return field_x * unit[:, :1] + field_y * unit[:, 1:]
 
 
 def _bilinear(pafs, points, x_channels):
@@ -244,6 +296,6 @@ def poses_to_arrays(peaks, poses, mean_scores, stride):
 def decode_poses(heatmaps, pafs, stride=8, upsample_ratio=4, config=DecoderConfig()):
     """Heatmaps (19, H, W) and PAFs (38, H, W) at the network's stride -> poses in network-input pixels,
     as `poses_to_arrays` returns them."""
-    peaks = find_peaks(upsample(heatmaps[:NUM_KEYPOINTS], upsample_ratio), upsample_ratio, config)
+    peaks = find_peaks(heatmaps, upsample_ratio, config)
     poses, mean_scores = group(peaks, *score_limbs(peaks, pafs, config), config=config)
     return poses_to_arrays(peaks, poses, mean_scores, stride)

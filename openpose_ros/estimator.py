@@ -8,9 +8,9 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-from openpose_ros.decode import DecoderConfig, find_peaks, group, poses_to_arrays, score_limbs, upsample
+from openpose_ros.decode import (DecoderConfig, candidate_peaks, group, poses_to_arrays, refine_peaks, score_limbs,
+                                 suppress)
 from openpose_ros.image import to_bgr8
-from openpose_ros.keypoints import NUM_KEYPOINTS
 from openpose_ros.pose import Pose
 from openpose_ros.preprocess import prepare
 from openpose_ros.smoothing import PoseSmoother
@@ -91,10 +91,12 @@ class PoseEstimator:
 
     def decode(self, heatmaps, pafs, box, upsample_ratio=4):
         """Maps in the network-input geometry `box` -> `Pose` objects in original image coordinates."""
-        with self._timed('upsample'):
-            upsampled = upsample(heatmaps[:NUM_KEYPOINTS], upsample_ratio)
         with self._timed('keypoints'):
-            peaks = find_peaks(upsampled, upsample_ratio, self.decoder)
+            candidates = candidate_peaks(heatmaps, self.decoder)
+        with self._timed('upsample'):
+            xy, scores = refine_peaks(heatmaps, *candidates, upsample_ratio)
+        with self._timed('keypoints'):
+            peaks = suppress(xy, scores, candidates[2], self.decoder)
         with self._timed('grouping'):
             poses, scores = group(peaks, *score_limbs(peaks, pafs, self.decoder), config=self.decoder)
             keypoints, keypoint_scores, pose_scores = poses_to_arrays(peaks, poses, scores, self.stride)

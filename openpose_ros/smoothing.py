@@ -33,67 +33,73 @@ class OneEuroSettings:
             raise ValueError(f'One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got {self}')
 
 
+def one_euro_step(value, previous, derivative, elapsed, settings):
+    """One filter step for arrays of samples, each with its own state; `elapsed` (seconds, > 0) broadcasts.
+
+    NaN in `value` is a missing sample (its state restarts); NaN in `previous` is a filter not started yet.
+    Returns the smoothed values and the new derivative estimates.
+    """
+    fresh = np.isnan(previous) & ~np.isnan(value)
+    speed = np.nan_to_num(np.where(fresh, 0.0, (value - previous) / elapsed))
+    derivative = derivative + _alpha(settings.d_cutoff, elapsed) * (speed - derivative)
+    cutoff = settings.min_cutoff + settings.beta * np.abs(derivative)
+    smoothed = np.where(fresh, value, previous + _alpha(cutoff, elapsed) * (value - previous))
+    return smoothed, np.where(np.isnan(value) | fresh, 0.0, derivative)
+
+
 class OneEuroFilter:
     """Filters an array-valued signal; entries that are NaN in a sample restart their own filter."""
 
     def __init__(self, settings=None):
         self.settings = settings or OneEuroSettings()
-        self._value = self._derivative = None
-        self._stamp = None
+        self._value = self._derivative = self._stamp = None
 
     def __call__(self, value, stamp):
         value = np.asarray(value, np.float64)
         if self._value is None or self._value.shape != value.shape or stamp <= self._stamp:
-            return self._restart(value, stamp)
-        elapsed = stamp - self._stamp
-        fresh = np.isnan(self._value) & ~np.isnan(value)
-        derivative = np.where(fresh, 0.0, (value - self._value) / elapsed)
-        derivative = np.nan_to_num(derivative)
-        settings = self.settings
-        self._derivative += _alpha(settings.d_cutoff, elapsed) * (derivative - self._derivative)
-        cutoff = settings.min_cutoff + settings.beta * np.abs(self._derivative)
-        smoothed = self._value + _alpha(cutoff, elapsed) * (value - self._value)
-        self._value = np.where(fresh, value, smoothed)
-        self._value[np.isnan(value)] = np.nan
-        self._derivative[np.isnan(value) | fresh] = 0.0
+            self._value, self._derivative = value.copy(), np.zeros_like(value)
+        else:
+            self._value, self._derivative = one_euro_step(value, self._value, self._derivative,
+                                                          stamp - self._stamp, self.settings)
         self._stamp = stamp
         return self._value.copy()
 
-    def _restart(self, value, stamp):
-        self._value = value.copy()
-        self._derivative = np.zeros_like(value)
-        self._stamp = stamp
-        return value.copy()
+
+@dataclass
+class _TrackState:
+    value: np.ndarray       # (18, 2), NaN where the keypoint is missing
+    derivative: np.ndarray  # (18, 2)
+    stamp: float
 
 
 class PoseSmoother:
-    """One filter per track id over its (18, 2) keypoints; missing keypoints stay missing.
-
-    A track unseen for `forget_after` seconds loses its filter, so ids that come back later start afresh.
-    """
+    """One Euro filtering of every track's (18, 2) keypoints, all tracks in one vectorised step; missing
+    keypoints stay missing. A track unseen for `forget_after` seconds is forgotten and starts afresh."""
 
     def __init__(self, min_cutoff=0.5, beta=0.02, d_cutoff=1.0, forget_after=1.0):
         self.settings = OneEuroSettings(min_cutoff, beta, d_cutoff)
         self.forget_after = forget_after
-        self._filters = {}
-        self._last_seen = {}
+        self._states = {}
 
     def reset(self):
         """Starts a new stream."""
-        self._filters = {}
-        self._last_seen = {}
+        self._states = {}
 
     def update(self, poses, stamp):
         """Smooths `pose.data` in place for every pose with a track id."""
-        for pose in poses:
-            if pose.id < 0:
-                continue
-            self._last_seen[pose.id] = stamp
-            one_euro = self._filters.setdefault(pose.id, OneEuroFilter(self.settings))
-            raw = np.where(pose.data >= 0, pose.data, np.nan)
-            smoothed = one_euro(raw, stamp)
-            pose.data[:] = np.where(np.isnan(smoothed), -1.0, smoothed)
-        stale = [track for track, seen in self._last_seen.items() if not 0 <= stamp - seen <= self.forget_after]
-        for track in stale:
-            del self._filters[track], self._last_seen[track]
+        tracked = [pose for pose in poses if pose.id >= 0]
+        if tracked:
+            value = np.stack([np.where(pose.data >= 0, pose.data, np.nan) for pose in tracked]).astype(np.float64)
+            previous, derivative = np.full_like(value, np.nan), np.zeros_like(value)
+            elapsed = np.ones((len(tracked), 1, 1))
+            for row, pose in enumerate(tracked):
+                state = self._states.get(pose.id)
+                if state is not None and stamp > state.stamp:  # else (re)start: time went backwards
+                    previous[row], derivative[row], elapsed[row] = state.value, state.derivative, stamp - state.stamp
+            smoothed, derivative = one_euro_step(value, previous, derivative, elapsed, self.settings)
+            for row, pose in enumerate(tracked):
+                self._states[pose.id] = _TrackState(smoothed[row], derivative[row], stamp)
+                pose.data[:] = np.where(np.isnan(smoothed[row]), -1.0, smoothed[row])
+        self._states = {track: state for track, state in self._states.items()
+                        if 0 <= stamp - state.stamp <= self.forget_after}
         return poses

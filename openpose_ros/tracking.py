@@ -27,25 +27,27 @@ class _Track:
 
 
 def similarity(keypoints_a, keypoints_b, tolerance=1.0):
-    """Object keypoint similarity of two (18, 2) poses over the keypoints both have, scaled by their size.
+    """Object keypoint similarity of every pose in (P, 18, 2) with every pose in (T, 18, 2): a (P, T) matrix.
 
-    `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more than annotators err.
+    Over the keypoints both poses have (at least two), scaled by the larger of their boxes. `tolerance` widens
+    COCO's per-keypoint sigmas: between frames people move far more than annotators err.
     """
-    common = (keypoints_a[:, 0] >= 0) & (keypoints_b[:, 0] >= 0)
-    if common.sum() < 2:
-        return 0.0
-    area = max(_box_area(keypoints_a), _box_area(keypoints_b), 1.0)
-    distance2 = ((keypoints_a[common] - keypoints_b[common]) ** 2).sum(axis=1)
-    variances = (2 * tolerance * SIGMAS[common]) ** 2
-    return float(np.mean(np.exp(-distance2 / (2 * area * variances))))
+    found_a, found_b = keypoints_a[..., 0] >= 0, keypoints_b[..., 0] >= 0
+    common = found_a[:, None, :] & found_b[None, :, :]
+    area = np.maximum(np.maximum(_box_areas(keypoints_a, found_a)[:, None], _box_areas(keypoints_b, found_b)), 1.0)
+    distance2 = ((keypoints_a[:, None] - keypoints_b[None, :]) ** 2).sum(axis=-1)
+    variances = (2 * tolerance * SIGMAS) ** 2
+    oks = np.exp(-distance2 / (2 * area[..., None] * variances)) * common
+    count = common.sum(axis=-1)
+    return np.where(count >= 2, oks.sum(axis=-1) / np.maximum(count, 1), 0.0)
 
 
-def _box_area(keypoints):
-    points = keypoints[keypoints[:, 0] >= 0]
-    if len(points) < 2:
-        return 0.0
-    extent = points.max(axis=0) - points.min(axis=0)
-    return float(extent[0] * extent[1])
+def _box_areas(keypoints, found):
+    """Area of the box around each pose's found keypoints (0 with fewer than two)."""
+    low = np.where(found[..., None], keypoints, np.inf).min(axis=1)
+    high = np.where(found[..., None], keypoints, -np.inf).max(axis=1)
+    extent = np.where(found.sum(axis=1)[:, None] >= 2, high - low, 0.0)
+    return extent[:, 0] * extent[:, 1]
 
 
 def _centroid_shift(old, new):
@@ -101,8 +103,8 @@ class PoseTracker:
         """Greedy assignment on the similarity matrix, best pair first."""
         if not poses or not self._tracks:
             return []
-        predicted = [track.predicted(stamp) for track in self._tracks]
-        scores = np.array([[similarity(pose.data, guess, self.tolerance) for guess in predicted] for pose in poses])
+        predicted = np.stack([track.predicted(stamp) for track in self._tracks])
+        scores = similarity(np.stack([pose.data for pose in poses]), predicted, self.tolerance)
         pairs = []
         for flat in np.argsort(-scores, axis=None, kind='stable'):
             pose_index, track_index = divmod(int(flat), len(self._tracks))

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import MINI_TRAIN_ANNOTATIONS, MINI_VAL_ANNOTATIONS, MMPOSE_ANNOTATIONS
 from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.decode import DecoderConfig, decode_poses, find_peaks, upsample
+from openpose_ros.decode import DecoderConfig, decode_poses, find_peaks
 from openpose_ros.evaluation import evaluate_oracle_maps, load_ground_truth
 from openpose_ros.targets import render_oracle_maps
 
@@ -59,7 +59,7 @@ def test_strongest_peak_wins_within_the_suppression_radius():
     heatmaps = np.zeros((19, 20, 20), np.float32)
     heatmaps[0, 10, 10], heatmaps[0, 10, 11] = 0.5, 0.9  # adjacent: only the stronger survives
     heatmaps[0, 3, 3] = 0.3
-    peaks = find_peaks(upsample(heatmaps[:18], 1), 1, DecoderConfig())
+    peaks = find_peaks(heatmaps, 1, DecoderConfig())
     assert sorted(map(tuple, peaks.xy.tolist())) == [(3.0, 3.0), (11.0, 10.0)]
 
 
