@@ -111,9 +111,13 @@ def test_data_given_as_bytes_or_numpy(bgr):
 
     from openpose_ros.ros.conversions import image_msg_to_bgr
 
-    for data in (bgr.tobytes(), bgr.reshape(-1).copy()):
+    for data in (bgr.tobytes(), bgr.reshape(-1).copy(), bgr.reshape(-1).tolist()):
         msg = SimpleNamespace(height=342, width=548, encoding='bgr8', is_bigendian=0, step=548 * 3, data=data)
         np.testing.assert_array_equal(image_msg_to_bgr(msg), bgr)
+    for data in ([0, 1, 256] * 3, np.full(9, -1), np.zeros(9, np.float32)):
+        msg = SimpleNamespace(height=1, width=3, encoding='rgb8', is_bigendian=0, step=9, data=data)
+        with pytest.raises(ValueError, match=r'image data must hold bytes \(integers in 0..255\), got'):
+            image_msg_to_bgr(msg)
 
 
 @pytest.mark.parametrize('change, message', [

@@ -32,16 +32,15 @@ _JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
 
 
 def _bytes_view(data, what):
-    """msg.data (array.array, bytes, numpy array or list of ints) as a 1-D uint8 array, without a copy if possible."""
-    try:
-        view = np.frombuffer(data, np.uint8)
-    except (TypeError, ValueError):
-        view = np.asarray(data)
-        if view.dtype != np.uint8:
-            if view.size and (view.min() < 0 or view.max() > 255):
-                raise ValueError(f'{what}: data holds values outside 0..255') from None
-            view = view.astype(np.uint8)
-    return view.reshape(-1)
+    """msg.data (array.array, bytes, uint8 numpy array or a sequence of ints) as a 1-D uint8 array, a view if it can."""
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        return data.reshape(-1)
+    if isinstance(data, (bytes, bytearray, memoryview, array.array)):
+        return np.frombuffer(data, np.uint8)
+    values = np.asarray(data)
+    if values.size and (values.dtype.kind not in 'iu' or values.min() < 0 or values.max() > 255):
+        raise ValueError(f'{what} data must hold bytes (integers in 0..255), got {values.dtype} values')
+    return values.astype(np.uint8).reshape(-1)
 
 
 def image_msg_to_bgr(msg):
