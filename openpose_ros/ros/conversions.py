@@ -87,7 +87,7 @@ def compressed_msg_to_bgr(msg):
     if data.size == 0:
         raise ValueError(f'empty {described}')
     if data[:2].tobytes() == _JPEG_START and _JPEG_END not in data[-64:].tobytes():
-        # libjpeg decodes a cut JPEG into a grey-filled image with a warning only.
+        # OpenCV 4 (as in the ROS distributions) decodes a cut JPEG into a partly grey image with a warning only.
         raise ValueError(f'truncated JPEG: no end-of-image marker in {described}')
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
