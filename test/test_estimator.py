@@ -1,0 +1,57 @@
+"""The inference pipeline's geometry: letterboxing, multiscale resampling, and stage timings."""
+import cv2
+import numpy as np
+import pytest
+
+from conftest import MMPOSE_ANNOTATIONS, PHOTO
+from openpose_ros import LightweightOpenPoseLearner
+from openpose_ros.coco import load_coco_keypoints
+from openpose_ros.estimator import STAGES, _resample
+from openpose_ros.evaluation import load_ground_truth
+from openpose_ros.preprocess import letterbox, prepare
+from openpose_ros.targets import render_oracle_maps
+
+
+def test_letterbox_matches_the_reference_geometry():
+    box, scaled = letterbox(425, 640, 256, 8)  # PERFORMANCE.md: 640x425 at base height 256 -> 256x392
+    assert (box.height, box.width) == (256, 392) and scaled == (386, 256)
+    narrow, _ = letterbox(600, 100, 256, 8)  # narrow images are padded to at least base_height wide
+    assert (narrow.height, narrow.width) == (256, 256)
+    point = np.array([[100.0, 50.0]], np.float32)
+    assert np.allclose(box.to_image(point * box.scale + (box.left, box.top)), point)
+
+
+def test_prepare_normalises_and_pads_with_the_pad_value():
+    image = cv2.imread(str(PHOTO))
+    tensor, box = prepare(image, 256, 8, img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0.5, 0.5, 0.5))
+    assert tensor.shape == (1, 3, 256, 392) and tensor.dtype == np.float32
+    assert np.all(tensor[0, :, :, :box.left] == 0.5)
+    inside = tensor[0, :, box.top:box.top + 256, box.left:box.left + 386]
+    assert -0.5 <= inside.min() and inside.max() < 0.5
+
+
+@pytest.mark.parametrize('base_height', [192, 384])
+def test_maps_of_another_scale_resample_onto_the_reference_grid(base_height):
+    """Oracle maps of one person rendered at two scales: resampled, the second lands on the first."""
+    record = next(r for r in load_coco_keypoints(load_ground_truth(str(MMPOSE_ANNOTATIONS))) if r.num_people == 1)
+    reference_maps, source_maps = (np.concatenate(render_oracle_maps(record, height)[:2])
+                                   for height in (256, base_height))
+    reference, _ = letterbox(record.height, record.width, 256, 8)
+    source, _ = letterbox(record.height, record.width, base_height, 8)
+    resampled = _resample(source_maps, source, reference, 8)
+    assert resampled.shape == reference_maps.shape
+    heat = slice(0, 18)
+    peaks_expected = np.array([np.unravel_index(m.argmax(), m.shape) for m in reference_maps[heat]])
+    peaks_got = np.array([np.unravel_index(m.argmax(), m.shape) for m in resampled[heat]])
+    labelled = reference_maps[heat].max(axis=(1, 2)) > 0.5
+    assert np.abs(peaks_got - peaks_expected)[labelled].max() <= 1
+    assert np.corrcoef(resampled[heat].ravel(), reference_maps[heat].ravel())[0, 1] > 0.8
+
+
+def test_multiscale_runs_every_scale_and_times_every_stage():
+    learner = LightweightOpenPoseLearner(device='cpu', multiscale=True, scales=[1.0, 0.5])
+    image = cv2.imread(str(PHOTO))
+    heatmaps, pafs, box = learner.estimator.maps(image)
+    assert (heatmaps.shape, pafs.shape) == ((19, 32, 49), (38, 32, 49)) and box.height == 256
+    learner.infer(image)
+    assert set(learner.estimator.timings) == set(STAGES)
