@@ -43,7 +43,8 @@ def main(argv=None):
     parser.add_argument('--rows', default=','.join(ROWS), help='comma-separated rows: ' + ', '.join(ROWS))
     parser.add_argument('--seed', type=int, default=0, help='seed of the noise rows')
     parser.add_argument('--upsample-ratio', type=int, default=4)
-    parser.add_argument('--offset', type=float, default=0.5, help='pixels added to keypoints (val.py: 0.5)')
+    parser.add_argument('--offset', type=float, default=0.0,
+                        help='pixels added to keypoints (0.5 reproduces val.py, whose decoder needs it)')
     parser.add_argument('--no-bbox', dest='bbox', action='store_false',
                         help="write results without 'bbox' (as val.py: missing keypoints at (0, 0) then "
                              "stretch the area pycocotools gives a detection)")

@@ -122,7 +122,7 @@ def evaluate_keypoints(annotations, results, image_ids=None, verbose=False):
 
 def oracle_results(records, decoder=None, base_height=BASE_HEIGHT, stride=STRIDE, sigma=SIGMA,
                    paf_thickness=PAF_THICKNESS, noise_std=0.0, blur_sigma=0.0, seed=0, upsample_ratio=4,
-                   offset=0.5, bbox=True):
+                   offset=0.0, bbox=True):
     """Decode the oracle maps of ImageRecords and return the poses as COCO result dicts.
 
     decoder(heatmaps, pafs, stride=, upsample_ratio=) -> (keypoints (N, 18, 2) in network-input pixels, -1

@@ -13,12 +13,12 @@ The definitions are the reference's (its datasets/coco.py), value for value:
   stride x stride block.
 Keypoints are (N, 18, 3) rows of x, y, state in input pixels; state > 0 means labelled (see openpose_ros.coco).
 """
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from openpose_ros.keypoints import LIMBS, NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS
+from openpose_ros.preprocess import letterbox
 
 SIGMA = 7.0
 PAF_THICKNESS = 1.0
@@ -181,15 +181,9 @@ def oracle_geometry(height, width, base_height=BASE_HEIGHT, stride=STRIDE):
     Returns (scale, pad, (input_height, input_width)) with pad = (top, left, bottom, right); an image point
     (x, y) is at (x * scale + left, y * scale + top) in the network input.
     """
-    scale = base_height / float(height)
-    # cv2.resize(fx=fy=scale) rounds the new size to the nearest integer.
-    scaled_h, scaled_w = int(round(height * scale)), int(round(width * scale))
-    scaled_h = min(base_height, scaled_h)
-    input_h = math.ceil(base_height / float(stride)) * stride
-    input_w = math.ceil(max(base_height, scaled_w) / float(stride)) * stride
-    top, left = (input_h - scaled_h) // 2, (input_w - scaled_w) // 2
-    pad = (top, left, input_h - scaled_h - top, input_w - scaled_w - left)
-    return scale, pad, (input_h, input_w)
+    box, (scaled_width, scaled_height) = letterbox(height, width, base_height, stride)
+    pad = (box.top, box.left, box.height - scaled_height - box.top, box.width - scaled_width - box.left)
+    return box.scale, pad, (box.height, box.width)
 
 
 def render_oracle_maps(record, base_height=BASE_HEIGHT, stride=STRIDE, sigma=SIGMA, paf_thickness=PAF_THICKNESS):
