@@ -202,10 +202,17 @@ class LightweightOpenPoseLearner:
         self.model, self.ort_session = network, session
 
     # --- acceleration ----------------------------------------------------------------------------------
-    def optimize(self, do_constant_folding=False):
-        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime."""
+    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None):
+        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime.
+
+        With `quantize`, runs a statically quantised int8 model instead, calibrated on `calibration_images`
+        (paths, a folder or BGR arrays; default: the real images of the data folder), see openpose_ros.quantize.
+        """
         path = export_onnx(self.model.eval(), self.temp_path / 'onnx_model_temp.onnx', do_constant_folding,
                            half=self.half_precision)
+        if quantize:
+            from openpose_ros.quantize import quantize_learner
+            path = quantize_learner(self, path, calibration_images)
         self.ort_session = OnnxBackend(path, self.device)
         self._invalidate()
         return path

@@ -1,0 +1,352 @@
+"""Pose estimation on an image, a folder of images or a video: annotated images/video and poses as JSON.
+
+    openpose-infer photo.jpg --weights models/openpose_default --output out/
+    openpose-infer frames/ --weights checkpoint_iter_370000.pth --backend int8
+    openpose-infer vtest.avi --weights models/openpose_default --output out/    (ros2 run openpose_ros infer ...)
+
+Writes to --output: the annotated image(s) under their own names, or <video name>_poses.mp4 (.avi with MJPG
+where mp4 cannot be written), and poses.json (see openpose_ros.results). Images of a folder are independent
+photos (tracking and smoothing restart for each) unless --sequence says they are frames of one stream.
+Exit status: 0 when every input was processed, 1 when some inputs were skipped (reported), 2 on errors.
+"""
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from openpose_ros.quantize import IMAGE_SUFFIXES
+
+LOG = logging.getLogger('openpose_ros.infer')
+VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
+RESULTS_NAME = 'poses.json'
+RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
+                          'MEANINGLESS. --random-weights only exists to test the plumbing.')
+WEIGHTS_HELP = ('Get the published model with `python -c "from openpose_ros import LightweightOpenPoseLearner as L; '
+                'L().download(\'models\')"` (it fetches checkpoint_iter_370000.pth; set OPENPOSE_ROS_MIRROR or pass '
+                'url= to use a mirror), or download it on another machine from {url} and pass the local file '
+                'with --weights. A folder written by learner.save() works too.')
+
+
+class UsageError(Exception):
+    """A problem with the inputs or options: printed without a traceback, exit status 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='openpose-infer', description=__doc__.split('\n\n')[0],
+        epilog='Exit status: 0 all inputs processed, 1 some skipped (see the report), 2 error.')
+    parser.add_argument('input', help='an image, a folder of images, or a video file')
+    parser.add_argument('--weights', help='a saved model folder (learner.save) or a checkpoint file '
+                        '(e.g. checkpoint_iter_370000.pth); required unless --random-weights')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='use an untrained network (smoke tests only: the results are meaningless)')
+    parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
+    parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8'), default='auto',
+                        help='network backend; auto (default) takes the fastest available: int8 when a quantised '
+                             'model <name>.int8.onnx is beside the weights, else ONNX Runtime fp32, else torch')
+    parser.add_argument('--calibration', help='images (file or folder) to calibrate int8 on when no quantised model '
+                        'exists; default: the real images of the data folder, else the input images')
+    parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
+    parser.add_argument('--upsample-ratio', type=int, default=4, help='heatmap upsampling (default 4)')
+    parser.add_argument('--no-track', action='store_true', help='no track ids (id -1)')
+    parser.add_argument('--no-smooth', action='store_true', help='no One Euro smoothing')
+    parser.add_argument('--sequence', action='store_true',
+                        help='a folder holds consecutive frames of one stream (tracking/smoothing across images)')
+    parser.add_argument('--fps', type=float, default=30.0,
+                        help='frame rate of a --sequence folder, or of a video without time stamps (default 30)')
+    parser.add_argument('--max-frames', type=int, help='process at most this many video frames or images')
+    parser.add_argument('--output', default='openpose_output', help='output folder (default ./openpose_output)')
+    parser.add_argument('--save-model', metavar='DIR',
+                        help='also save the model as a folder (with its ONNX and, with int8, its quantised model), '
+                             'for faster start-up next time with --weights DIR')
+    parser.add_argument('--no-images', action='store_true', help='write only poses.json')
+    network = parser.add_argument_group('network of a checkpoint file (a saved folder carries its own)')
+    network.add_argument('--backbone', default='mobilenet', choices=('mobilenet', 'mobilenetv2', 'shufflenet'))
+    network.add_argument('--num-refinement-stages', type=int,
+                         help='default: read from the checkpoint (1 for the published model)')
+    network.add_argument('--mobilenet-use-stride', action='store_true', help='stride 16 (OpenDR option)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar, warnings only')
+    return parser
+
+
+# --- inputs ------------------------------------------------------------------------------------------------
+def classify_input(path):
+    """'image', 'folder' or 'video' for an input path; UsageError if it is missing or of an unknown type."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f'input {path} does not exist')
+    if path.is_dir():
+        return 'folder'
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return 'image'
+    if suffix in VIDEO_SUFFIXES:
+        return 'video'
+    raise UsageError(f'input {path}: unknown file type {suffix or "(no suffix)"}; images: '
+                     f'{" ".join(IMAGE_SUFFIXES)}; videos: {" ".join(VIDEO_SUFFIXES)}')
+
+
+def read_image(path):
+    """An image file -> 8-bit BGR array; ValueError saying why it cannot be used."""
+    from openpose_ros.image import to_bgr8
+    if Path(path).stat().st_size == 0:
+        raise ValueError('empty file')
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ValueError('not an image OpenCV can decode (corrupt or unsupported format)')
+    return to_bgr8(data)
+
+
+def folder_images(folder):
+    images = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise UsageError(f'folder {folder} holds no images ({" ".join(IMAGE_SUFFIXES)})')
+    return images
+
+
+def video_frames(capture, fps):
+    """Yields (index, stamp in seconds, frame) from an opened capture; stamps from the video's own time stamps
+    (CAP_PROP_POS_MSEC), or index / fps when the container gives none that advance."""
+    index, previous, from_index = 0, None, False
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        msec = capture.get(cv2.CAP_PROP_POS_MSEC)
+        if not from_index and index > 0 and not msec > previous:
+            LOG.warning('the video has no usable time stamps from frame %d on; using frame index / %.3g fps',
+                        index, fps)
+            from_index = True
+        stamp = index / fps if from_index else msec / 1000.0
+        previous = msec
+        yield index, stamp, frame
+        index += 1
+
+
+def open_writer(output, stem, fps, size):
+    """An mp4 writer (mp4v), or an avi/MJPG one where mp4 cannot be written; returns (writer, path)."""
+    for suffix, codec in (('.mp4', 'mp4v'), ('.avi', 'MJPG')):
+        path = output / f'{stem}_poses{suffix}'
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+        if writer.isOpened():
+            return writer, path
+        writer.release()
+        path.unlink(missing_ok=True)
+        LOG.warning('cannot write %s video here; trying the next format', suffix)
+    raise RuntimeError(f'OpenCV can write neither mp4 nor avi/MJPG video in {output}')
+
+
+# --- model -------------------------------------------------------------------------------------------------
+def refinement_stages_of(path):
+    """Number of refinement stages in a checkpoint file (from its parameter names)."""
+    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
+    state = extract_state_dict(read_checkpoint(path))
+    stages = {key.split('.')[1] for key in state if key.startswith('refinement_stages.')}
+    return len(stages)
+
+
+def build_learner(args):
+    """The learner with the asked-for weights, on the asked-for backend; returns (learner, backend name, choice)."""
+    from openpose_ros.acceleration import apply_backend, choose_backend
+    from openpose_ros.download import ORIGINAL_CHECKPOINT_URL
+    from openpose_ros.learner import LightweightOpenPoseLearner
+
+    if args.weights is None and not args.random_weights:
+        raise UsageError('no weights: pass --weights <saved model folder or checkpoint file>. '
+                         + WEIGHTS_HELP.format(url=ORIGINAL_CHECKPOINT_URL))
+    if args.weights is not None and args.random_weights:
+        raise UsageError('--weights and --random-weights exclude each other')
+    weights = Path(args.weights) if args.weights else None
+    if weights is not None and not weights.exists():
+        raise UsageError(f'no weights at {weights}. ' + WEIGHTS_HELP.format(url=ORIGINAL_CHECKPOINT_URL))
+    options = dict(device=args.device, backbone=args.backbone, mobilenet_use_stride=args.mobilenet_use_stride,
+                   temp_path=str(Path(args.output) / '.model'))
+    if weights is not None and weights.is_file():
+        try:
+            stages = args.num_refinement_stages if args.num_refinement_stages is not None \
+                else refinement_stages_of(weights)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+        options['num_refinement_stages'] = stages
+    elif args.num_refinement_stages is not None:
+        options['num_refinement_stages'] = args.num_refinement_stages
+    try:
+        if weights is None:
+            import torch
+            torch.manual_seed(0)
+        learner = LightweightOpenPoseLearner(**options)
+        if weights is not None:
+            learner.load(weights)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(f'cannot use the weights {weights}: {error}') from error
+    if args.base_height is not None:
+        learner.base_height = args.base_height
+    # Only a saved folder's ONNX files are known to hold its weights; a checkpoint is exported afresh.
+    choice = choose_backend(weights if weights is not None and weights.is_dir() else None, learner.device,
+                            args.backend)
+    calibration = None
+    if choice.name == 'int8' and choice.model is None:
+        calibration = args.calibration
+        if calibration is None:
+            from openpose_ros.quantize import default_data_root
+            if default_data_root() is None:
+                calibration = args.input if classify_input(args.input) != 'video' else None
+                if calibration is None:
+                    raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
+        LOG.warning('quantising to int8, calibrating on %s (takes a while; the model is written under %s)',
+                    calibration or 'the data folder', learner.temp_path)
+    try:
+        name = apply_backend(learner, choice, calibration)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(f'cannot set up the {choice.name} backend: {error}') from error
+    if args.save_model:
+        save_model(learner, Path(args.save_model), choice)
+    return learner, name, choice
+
+
+def save_model(learner, folder, choice):
+    """learner.save(folder), plus the quantised model as <name>.int8.onnx when int8 runs, so that later runs
+    (and backend auto) find it there instead of calibrating again."""
+    import shutil
+    from openpose_ros.quantize import quantized_path
+    learner.save(folder)
+    if choice.name == 'int8':
+        source = choice.model or quantized_path(learner.temp_path / 'onnx_model_temp.onnx')
+        shutil.copyfile(source, quantized_path(folder / f'{folder.name}.onnx'))
+    LOG.info('saved the model to %s', folder)
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+def _progress(iterable, total, args, unit):
+    if args.quiet:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def _annotate(image, poses, track):
+    from openpose_ros.pose import draw
+    return draw(image.copy(), poses, track=track)
+
+
+def run(args):
+    from openpose_ros.results import document, frame_record, write_document
+
+    kind = classify_input(args.input)
+    if args.upsample_ratio < 1 or args.upsample_ratio > 16:
+        raise UsageError('--upsample-ratio must be in [1, 16]')
+    if args.fps <= 0:
+        raise UsageError('--fps must be > 0')
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError('--max-frames must be >= 1')
+    source = Path(args.input)
+    if kind == 'video':
+        capture = cv2.VideoCapture(str(source))
+        if not capture.isOpened():
+            raise UsageError(f'{source} cannot be opened as a video (corrupt or unsupported codec)')
+    elif kind == 'folder':
+        paths = folder_images(source)[:args.max_frames]
+    else:
+        try:
+            first = read_image(source)
+        except ValueError as error:
+            raise UsageError(f'{source}: {error}') from error
+        paths = [source]
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if args.random_weights:
+        LOG.warning(RANDOM_WEIGHTS_WARNING)
+    learner, backend_name, choice = build_learner(args)
+    LOG.info('backend: %s (%s)', backend_name, choice.reason)
+    track, smooth = not args.no_track, not args.no_smooth
+    infer = lambda image, stamp: learner.infer(image, args.upsample_ratio, track, smooth, stamp)  # noqa: E731
+
+    frames, errors, started = [], [], time.perf_counter()
+    if kind == 'video':
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and fps > 0 else args.fps
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        if args.max_frames:
+            total = min(total or args.max_frames, args.max_frames)
+        writer = video_path = None
+        try:
+            for index, stamp, frame in _progress(video_frames(capture, args.fps), total, args, 'frame'):
+                if args.max_frames and index >= args.max_frames:
+                    break
+                poses = infer(frame, stamp)
+                frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1], height=frame.shape[0]))
+                if not args.no_images:
+                    if writer is None:
+                        writer, video_path = open_writer(output, source.stem, fps, (frame.shape[1], frame.shape[0]))
+                    writer.write(_annotate(frame, poses, track))
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+        if not frames:
+            raise UsageError(f'{source}: no frame could be decoded (corrupt or unsupported video)')
+        written = [str(video_path)] if video_path else []
+    else:
+        written = []
+        for index, path in enumerate(_progress(paths, len(paths), args, 'image') if kind == 'folder' else paths):
+            try:
+                image = first if kind == 'image' else read_image(path)
+            except (ValueError, OSError) as error:
+                LOG.error('skipping %s: %s', path, error)
+                errors.append({'file': str(path.relative_to(source) if kind == 'folder' else path),
+                               'error': str(error)})
+                continue
+            if kind == 'folder' and args.sequence:
+                stamp = index / args.fps
+            else:
+                learner.reset()  # independent photos: no tracking or smoothing across them
+                stamp = 0.0
+            poses = infer(image, stamp)
+            name = path.name
+            frames.append(frame_record(poses, stamp, file=name, width=image.shape[1], height=image.shape[0]))
+            if not args.no_images:
+                target = output / name
+                if not cv2.imwrite(str(target), _annotate(image, poses, track)):
+                    target = target.with_suffix('.png')
+                    cv2.imwrite(str(target), _annotate(image, poses, track))
+                written.append(str(target))
+        if not frames:
+            raise UsageError(f'none of the {len(paths)} images of {source} could be read')
+    seconds = time.perf_counter() - started
+    doc = document(frames, source=str(source), input_type=kind, backend=backend_name,
+                   weights=None if args.random_weights else str(args.weights), random_weights=args.random_weights,
+                   settings={'base_height': learner.base_height, 'upsample_ratio': args.upsample_ratio,
+                             'track': track, 'smooth': smooth, 'sequence': args.sequence},
+                   errors=errors)
+    results = write_document(output / RESULTS_NAME, doc)
+    people = sum(len(frame['poses']) for frame in frames)
+    LOG.info('%d %s, %d poses in %.1f s (%.1f per second); wrote %s%s', len(frames),
+             'frames' if kind == 'video' else 'images', people, seconds, len(frames) / max(seconds, 1e-9), results,
+             f' and {len(written)} annotated file(s)' if written else '')
+    if errors:
+        LOG.warning('%d input(s) skipped: %s', len(errors), ', '.join(e['file'] for e in errors))
+    if args.random_weights:
+        LOG.warning(RANDOM_WEIGHTS_WARNING)
+    return 1 if errors else 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Our messages at INFO; other libraries' (onnxruntime's quantiser logs at INFO on the root logger) at WARNING.
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    logging.getLogger('openpose_ros').setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        return run(args)
+    except UsageError as error:
+        LOG.error('%s', error)
+        return 2
+    except KeyboardInterrupt:
+        LOG.error('interrupted')
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

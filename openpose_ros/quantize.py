@@ -1,0 +1,267 @@
+"""Static int8 quantisation of an exported pose network, and its agreement with the fp32 model.
+
+`quantize_onnx` turns an fp32 ONNX model into a QDQ model (ONNX Runtime's `quantize_static`: per-channel int8
+weights, uint8 activations, opset >= 13) whose activation ranges are calibrated on real images passed through
+this package's own pre-processing at the deployed base height. `compare_backends` measures what quantisation
+costs: map error, keypoint displacement and pose agreement against the fp32 model on real images.
+
+Needs onnx and onnxruntime, never torch.
+"""
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openpose_ros.decode import DecoderConfig
+from openpose_ros.estimator import PoseEstimator
+from openpose_ros.image import to_bgr8
+from openpose_ros.keypoints import SIGMAS
+from openpose_ros.preprocess import prepare
+
+QUANTIZED_SUFFIX = '.int8.onnx'
+DEFAULT_CALIBRATION_COUNT = 64
+MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need the axis attribute of opset 13
+DATA_VARIABLE = 'OPENPOSE_ROS_DATA'
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+METHODS = ('minmax', 'percentile', 'entropy')
+
+
+def quantized_path(onnx_path):
+    """Where the int8 twin of an fp32 model lives: model.onnx -> model.int8.onnx."""
+    onnx_path = Path(onnx_path)
+    name = onnx_path.name[:-len('.onnx')] if onnx_path.name.endswith('.onnx') else onnx_path.name
+    return onnx_path.with_name(name + QUANTIZED_SUFFIX)
+
+
+def default_data_root():
+    """The folder of real images shipped beside the project (../shared/data), or $OPENPOSE_ROS_DATA; None if absent."""
+    candidates = [os.environ.get(DATA_VARIABLE)] if os.environ.get(DATA_VARIABLE) else []
+    candidates.append(Path(__file__).resolve().parents[2] / 'shared' / 'data')
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def default_calibration_images(limit=DEFAULT_CALIBRATION_COUNT, root=None):
+    """Real photos for calibration: COCO val/train images with and without people and the other photos of the
+    data folder, spread evenly over the sorted list. Raises FileNotFoundError when there is no data folder."""
+    root = Path(root) if root else default_data_root()
+    if root is None:
+        raise FileNotFoundError(f'no calibration images: pass calibration_images=<folder or image paths>, or set '
+                                f'{DATA_VARIABLE} to a folder of real images')
+    paths = sorted(path for pattern in ('coco/coco-mini/val2017/*', 'coco/coco-mini/train2017/*',
+                                        'coco/mmpose-tests/*', 'images/*')
+                   for path in root.glob(pattern) if path.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f'no images under {root}; pass calibration_images explicitly')
+    if limit and len(paths) > limit:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
+    return paths
+
+
+def image_paths(source):
+    """An image file, a folder of images (sorted, not recursive) or an iterable of paths -> list of Paths."""
+    if isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+        if source.is_dir():
+            return sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [source]
+    return [Path(p) for p in source]
+
+
+def load_images(source, limit=None):
+    """Calibration images as 8-bit BGR arrays: from paths (see `image_paths`) or arrays; None = the default set.
+
+    Unreadable files raise ValueError naming the file: calibrating on fewer images than asked would be silent.
+    """
+    if source is None:
+        source = default_calibration_images()
+    if isinstance(source, np.ndarray):
+        source = [source]
+    items = source if isinstance(source, (list, tuple)) and source and isinstance(source[0], np.ndarray) \
+        else image_paths(source)
+    images = []
+    for item in items[:limit] if limit else items:
+        if isinstance(item, np.ndarray):
+            images.append(to_bgr8(item))
+            continue
+        data = cv2.imread(str(item), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise ValueError(f'calibration image {item} cannot be read')
+        images.append(to_bgr8(data))
+    if not images:
+        raise ValueError('no calibration images')
+    return images
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the deployed pipeline feeds the network: base height, stride and normalisation."""
+    base_height: int = 256
+    stride: int = 8
+    img_mean: tuple = (128, 128, 128)
+    img_scale: float = 1 / 256
+    pad_value: tuple = (0, 0, 0)
+
+    def batch(self, image_bgr):
+        return prepare(image_bgr, self.base_height, self.stride, self.img_mean, self.img_scale, self.pad_value)[0]
+
+
+def _calibration_reader(images, preprocessing, input_name):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._images = iter(images)
+
+        def get_next(self):
+            image = next(self._images, None)
+            return None if image is None else {input_name: preprocessing.batch(image)}
+
+    return Reader()
+
+
+def cpu_has_vnni():
+    """Whether this x86 CPU has VNNI (u8 x s8 dot products without intermediate saturation)."""
+    try:
+        flags = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return False
+    return 'avx512_vnni' in flags or 'avx_vnni' in flags
+
+
+def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocessing=Preprocessing(),
+                  method='minmax', per_channel=True, reduce_range=None, calibration_count=None):
+    """Writes a statically quantised QDQ model of the fp32 ONNX model `fp32_path` and returns its path.
+
+    calibration_images: paths, a folder, BGR arrays, or None for `default_calibration_images()`; each goes
+    through the package's pre-processing (`preprocessing`, at the deployed base height). Weights are int8
+    per output channel, activations uint8 (the fast kernels on x86). reduce_range (7-bit weights) defaults to
+    on only for x86 CPUs without VNNI, where u8 x s8 products can saturate. The file is written atomically.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise ValueError(f'method must be one of {METHODS}, got {method!r}')
+    fp32_path = Path(fp32_path)
+    int8_path = Path(int8_path) if int8_path else quantized_path(fp32_path)
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    opset = max((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), default=0)
+    if opset < MIN_OPSET:
+        raise ValueError(f'{fp32_path} has opset {opset}; per-channel quantisation needs opset >= {MIN_OPSET} '
+                         f'(export with opset={MIN_OPSET} or later)')
+    input_name = model.graph.input[0].name
+    del model
+    images = load_images(calibration_images, calibration_count)
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
+    calibrate_method = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
+                        'entropy': CalibrationMethod.Entropy}[method]
+    int8_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix='.quantize.', dir=int8_path.parent) as work:
+        prepared = Path(work) / 'prepared.onnx'
+        # Shape inference and graph fusions (batch norms into convolutions) before inserting Q/DQ pairs.
+        quant_pre_process(str(fp32_path), str(prepared))
+        written = Path(work) / int8_path.name
+        quantize_static(str(prepared), str(written), _calibration_reader(images, preprocessing, input_name),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=calibrate_method)
+        os.replace(written, int8_path)
+    return int8_path
+
+
+def quantize_learner(learner, fp32_path, calibration_images=None, **options):
+    """int8 model of a learner's exported fp32 model, calibrated at the learner's own pre-processing."""
+    preprocessing = Preprocessing(learner.base_height, learner.stride, tuple(learner.img_mean), learner.img_scale,
+                                  tuple(learner.pad_value))
+    return quantize_onnx(fp32_path, quantized_path(fp32_path), calibration_images, preprocessing, **options)
+
+
+# --- agreement with fp32 ----------------------------------------------------------------------------------
+def keypoint_similarity(reference, candidate):
+    """COCO's object keypoint similarity of `candidate` to `reference` ((18, 2) arrays, -1 where missing), over
+    the reference's keypoints, with the area of the reference's keypoint box; a keypoint missing from the
+    candidate scores 0."""
+    found = reference[:, 0] >= 0
+    if found.sum() < 2:
+        return 0.0
+    points = reference[found]
+    area = max(float(np.prod(points.max(axis=0) - points.min(axis=0))), 1.0)
+    present = found & (candidate[:, 0] >= 0)
+    distance2 = ((reference[present] - candidate[present]) ** 2).sum(axis=1)
+    variances = (2 * SIGMAS[present]) ** 2
+    return float(np.exp(-distance2 / (2 * area * variances)).sum() / found.sum())
+
+
+def match_poses(reference, candidate, min_similarity=0.5):
+    """Greedy one-to-one matching of two pose lists by keypoint similarity; returns [(i, j, similarity)]."""
+    pairs = sorted(((keypoint_similarity(a.data, b.data), i, j) for i, a in enumerate(reference)
+                    for j, b in enumerate(candidate)), reverse=True)
+    used_a, used_b, matches = set(), set(), []
+    for score, i, j in pairs:
+        if score < min_similarity:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            matches.append((i, j, score))
+    return matches
+
+
+def compare_backends(reference, candidate, images, preprocessing=Preprocessing(), upsample_ratio=4,
+                     decoder=DecoderConfig()):
+    """Agreement of `candidate` (e.g. int8) with `reference` (fp32) on real images (BGR arrays or paths).
+
+    Returns a dict: heatmap and PAF errors (max and mean absolute, and the maps' own max for scale), keypoint
+    displacement in image pixels over keypoints both found in matched poses (mean, median, 95th percentile,
+    max), and pose agreement (poses of each, matched, the fraction matched, keypoints found by only one).
+    """
+    images = load_images(images)
+    make = lambda backend: PoseEstimator(backend, preprocessing.stride, preprocessing.base_height,  # noqa: E731
+                                         preprocessing.img_mean, preprocessing.img_scale, preprocessing.pad_value,
+                                         decoder=decoder)
+    estimators = make(reference), make(candidate)
+    errors = {'heatmaps': [], 'pafs': []}
+    extent = {'heatmaps': 0.0, 'pafs': 0.0}
+    displacements, counts, matched, keypoint_disagreements = [], [0, 0], 0, 0
+    for image in images:
+        outputs = []
+        for estimator in estimators:
+            heatmaps, pafs, box = estimator.maps(image)
+            outputs.append((heatmaps, pafs, estimator.decode(heatmaps, pafs, box, upsample_ratio)))
+        (heat_a, paf_a, poses_a), (heat_b, paf_b, poses_b) = outputs
+        errors['heatmaps'].append(np.abs(heat_a - heat_b).ravel())
+        errors['pafs'].append(np.abs(paf_a - paf_b).ravel())
+        extent['heatmaps'] = max(extent['heatmaps'], float(np.abs(heat_a).max()))
+        extent['pafs'] = max(extent['pafs'], float(np.abs(paf_a).max()))
+        counts[0] += len(poses_a)
+        counts[1] += len(poses_b)
+        for i, j, _ in match_poses(poses_a, poses_b):
+            matched += 1
+            both = poses_a[i].found & poses_b[j].found
+            keypoint_disagreements += int((poses_a[i].found != poses_b[j].found).sum())
+            displacements.append(np.linalg.norm(poses_a[i].data[both] - poses_b[j].data[both], axis=1))
+    result = {'images': len(images)}
+    for name, parts in errors.items():
+        values = np.concatenate(parts)
+        result[f'{name}_max_abs_error'] = float(values.max())
+        result[f'{name}_mean_abs_error'] = float(values.mean())
+        result[f'{name}_max_abs_value'] = extent[name]
+    moved = np.concatenate(displacements) if displacements else np.zeros(0)
+    result['keypoints_compared'] = int(moved.size)
+    for name, function in (('mean', np.mean), ('median', np.median), ('p95', lambda v: np.percentile(v, 95)),
+                           ('max', np.max)):
+        result[f'keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
+    result.update({
+        'poses_reference': counts[0], 'poses_candidate': counts[1], 'poses_matched': matched,
+        'pose_agreement': matched / max(counts) if max(counts) else None,
+        'keypoints_found_by_one_only': keypoint_disagreements,
+    })
+    return result
