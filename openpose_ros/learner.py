@@ -125,6 +125,29 @@ class LightweightOpenPoseLearner:
         self.tracker.reset()
         self.smoother.reset()
 
+    # --- training and evaluation -----------------------------------------------------------------------
+    def fit(self, dataset, val_dataset=None, logging_path='', logging_flush_secs=30, silent=False, verbose=True,
+            epochs=None, use_val_subset=True, val_subset_size=250, images_folder_name='train2017',
+            annotations_filename='person_keypoints_train2017.json', val_images_folder_name='val2017',
+            val_annotations_filename='person_keypoints_val2017.json'):
+        """Trains the network on `dataset` (ExternalDataset of type COCO, or a dataset of training samples);
+        validates on `val_dataset` every val_after iterations. Returns the last validation stats ({} without).
+        Data-parallel when launched by torchrun. See openpose_ros.training."""
+        from openpose_ros import training
+        result = training.fit(self, dataset, val_dataset, logging_path, logging_flush_secs, silent, verbose, epochs,
+                              use_val_subset, val_subset_size, images_folder_name, annotations_filename,
+                              val_images_folder_name, val_annotations_filename)
+        self._invalidate()
+        return result.stats
+
+    def eval(self, dataset, silent=False, verbose=True, use_subset=True, subset_size=250,
+             images_folder_name='val2017', annotations_filename='person_keypoints_val2017.json'):
+        """COCO keypoint evaluation over the dataset's images; writes the detections to temp_path/output_name
+        and returns {'AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl'}."""
+        from openpose_ros.evaluating import evaluate
+        return evaluate(self, dataset, silent, verbose, use_subset, subset_size, images_folder_name,
+                        annotations_filename)
+
     # --- persistence -----------------------------------------------------------------------------------
     def save(self, path, verbose=False):
         """Writes the folder `path` with name.pth, name.json (and name.onnx after optimize()), atomically.
