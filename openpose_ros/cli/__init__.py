@@ -1,0 +1,73 @@
+"""Executables (`infer`, `train`, `evaluate`, ...): short main()s over the library, and their shared helpers.
+
+The training configuration (config/training.yaml, YAML or JSON) has sections whose keys are the long flags'
+names with underscores (``batch_size`` for ``--batch-size``); a flag given on the command line wins over the
+file, the file over the built-in defaults.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+CONFIG_NAME = 'training.yaml'
+PACKAGE = 'openpose_ros'
+
+
+def default_config_path(name=CONFIG_NAME):
+    """The package's config file: the source tree's config/, else an install's share/openpose_ros/config/."""
+    candidates = [Path(__file__).resolve().parents[2] / 'config' / name,
+                  Path(sys.prefix) / 'share' / PACKAGE / 'config' / name]
+    candidates += [Path(prefix) / 'share' / PACKAGE / 'config' / name
+                   for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if prefix]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def load_config(path):
+    """A YAML (.yaml/.yml, needs PyYAML) or JSON file -> {section: {key: value}}."""
+    path = Path(path)
+    text = path.read_text(encoding='utf-8')
+    if path.suffix.lower() in ('.yaml', '.yml'):
+        try:
+            import yaml
+        except ImportError as error:
+            raise ImportError(f'{path} is YAML: install PyYAML, or give a JSON config') from error
+        config = yaml.safe_load(text)
+    else:
+        config = json.loads(text)
+    config = config or {}
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise ValueError(f'{path}: the config must be a mapping of sections, each a mapping of options')
+    return config
+
+
+def apply_config(parser, argv, sections, lenient=()):
+    """Reads --config (default: the package's training.yaml) and makes its `sections` the parser's defaults.
+
+    Keys of the `lenient` sections that this parser does not know are skipped (a section shared by several
+    executables); unknown keys elsewhere are an error. Returns the config path used (None when none).
+    """
+    pre = parser.parse_known_args(argv)[0]
+    path = pre.config if pre.config is not None else default_config_path()
+    if not path:
+        return None
+    config = load_config(path)
+    known = {action.dest for action in parser._actions}
+    defaults = {}
+    for section in sections:
+        for key, value in (config.get(section) or {}).items():
+            if key not in known:
+                if section in lenient:
+                    continue
+                parser.error(f'{path}: unknown option {key!r} in section {section!r}')
+            defaults[key] = value
+    parser.set_defaults(**defaults)
+    return path
+
+
+def parse_scales(value):
+    """'0.5,1,1.5' or a list -> tuple of floats (None stays None)."""
+    if value is None or value == '':
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.split(',') if v.strip()]
+    return tuple(float(v) for v in value)
