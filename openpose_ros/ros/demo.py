@@ -1,0 +1,262 @@
+"""The main job without a camera: pose_estimation_node on a real video, through ROS 2, with the results on disk.
+
+    python -m openpose_ros.ros.demo [VIDEO] --weights MODEL [--output out/demo] [--every-frame]
+    make demo [VIDEO=...] [WEIGHTS=...]
+
+Starts three parties that talk over DDS, each as a user would run it: the node (a process, with
+config/pose_estimation.yaml), a publisher of the video's frames as sensor_msgs/Image stamped at publication (a
+process, openpose_ros.ros.video_publisher) and, in this process, a recorder of the node's `poses` and
+`image_annotated`. It writes to --output:
+
+  <video>_poses.mp4   the annotated frames at the video's frame rate (.avi where mp4 cannot be written). In real
+                      time (the default) a frame the node skipped because it was busy shows the last annotated
+                      one, as a live viewer would have seen it; with --every-frame every frame is processed.
+  poses.json          the published poses of every processed frame (openpose_ros.results format), with the frame
+                      index and stamp
+  summary.json        frames published/processed, processing rate, latency, and the node's last diagnostics
+
+DDS stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless set) in the domain ROS_DOMAIN_ID, or when
+that is unset a random one in 50..99, so that the demo does not mix with a running robot. Without weights it stops
+with the node's message on how to get them (exit status 1).
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_VIDEO = ROOT.parent / 'shared' / 'data' / 'video' / 'vtest.avi'
+DEFAULT_PARAMS = ROOT / 'config' / 'pose_estimation.yaml'
+NAMESPACE = '/demo'
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='openpose_ros demo', description=__doc__.split('\n\n')[0])
+    parser.add_argument('video', nargs='?', default=str(DEFAULT_VIDEO),
+                        help=f'a video file, a folder of images or an image (default {DEFAULT_VIDEO})')
+    parser.add_argument('--weights', default='download',
+                        help="the node's weights parameter: a saved model folder, a checkpoint file, or 'download' "
+                             '(the default: fetches the published model)')
+    parser.add_argument('--output', default='out/demo', help='output folder (default out/demo)')
+    parser.add_argument('--params-file', default=str(DEFAULT_PARAMS), help='parameter file of the node')
+    parser.add_argument('--param', '-p', action='append', default=[], metavar='NAME:=VALUE',
+                        help='more node parameters, e.g. -p base_height:=368 (repeatable)')
+    parser.add_argument('--rate', type=float, help="frames per second (default: the video's)")
+    parser.add_argument('--max-frames', type=int, help='publish at most this many frames')
+    parser.add_argument('--every-frame', action='store_true',
+                        help='the publisher waits for the poses of each frame before the next (no frame skipped)')
+    parser.add_argument('--startup-timeout', type=float, default=180.0,
+                        help='seconds to wait for the node to load its model (default 180)')
+    return parser
+
+
+class Recorder:
+    """Subscribes to the node's poses, annotated images and diagnostics; keeps them by stamp."""
+
+    def __init__(self, node):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from openpose_ros.msg import Pose2DArray
+
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.poses = {}        # (sec, nanosec) -> (list of Pose, arrival time)
+        self.annotated = {}    # (sec, nanosec) -> JPEG bytes
+        self.diagnostics = None
+        self._lock = threading.Lock()
+        node.create_subscription(Pose2DArray, f'{NAMESPACE}/poses', self._on_poses, reliable)
+        node.create_subscription(Image, f'{NAMESPACE}/image_annotated', self._on_image, reliable)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _on_poses(self, msg):
+        from openpose_ros.ros.conversions import msg_to_poses
+        with self._lock:
+            self.poses[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg_to_poses(msg), time.time())
+
+    def _on_image(self, msg):
+        from openpose_ros.ros.conversions import image_msg_to_bgr
+        ok, encoded = cv2.imencode('.jpg', image_msg_to_bgr(msg), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if ok:
+            with self._lock:
+                self.annotated[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = encoded.tobytes()
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.startswith('pose_estimation'):
+                level = status.level[0] if isinstance(status.level, (bytes, bytearray)) else int(status.level)
+                self.diagnostics = {'level': level, 'message': status.message,
+                                    **{kv.key: kv.value for kv in status.values}}
+
+
+def _tail(stream, lines, echo):
+    for line in stream:
+        lines.append(line.rstrip())
+        if echo:
+            print(f'  node | {line.rstrip()}', file=sys.stderr)
+
+
+def _stop(process, timeout=20.0):
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def run(args):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from openpose_ros.results import document, frame_record, write_document
+
+    video = Path(args.video)
+    if not video.exists():
+        print(f'demo: error: {video} does not exist', file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(50, 99)))
+    env['PYTHONUNBUFFERED'] = '1'
+    os.environ.update({key: env[key] for key in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID')})
+    print(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, topics under {NAMESPACE} (watch: rviz2 -d '
+          f'config/openpose.rviz --ros-args -r /image_annotated:={NAMESPACE}/image_annotated)', file=sys.stderr)
+
+    node_command = [sys.executable, '-m', 'openpose_ros.ros.node', '--ros-args', '--params-file', args.params_file,
+                    '-r', f'__ns:={NAMESPACE}', '-p', f'weights:={args.weights}', '-p', 'annotated_max_rate:=0.0',
+                    '-p', 'publish_annotated:=true']
+    for parameter in args.param:
+        node_command += ['-p', parameter]
+    node_log = deque(maxlen=200)
+    node = subprocess.Popen(node_command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    threading.Thread(target=_tail, args=(node.stdout, node_log, True), daemon=True).start()
+
+    rclpy.init()
+    recorder_node = rclpy.create_node('demo_recorder', namespace=NAMESPACE)
+    executor = SingleThreadedExecutor()
+    executor.add_node(recorder_node)
+    recorder = Recorder(recorder_node)
+    publisher = None
+    try:
+        # The node subscribes once its model is loaded.
+        deadline = time.monotonic() + args.startup_timeout
+        while recorder_node.count_subscribers(f'{NAMESPACE}/image') == 0:
+            if node.poll() is not None:
+                time.sleep(0.2)
+                errors = [line for line in node_log if 'ERROR' in line or 'error' in line] or list(node_log)[-5:]
+                print('demo: the pose estimation node did not start (exit status '
+                      f'{node.returncode}):\n  ' + '\n  '.join(errors), file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                print(f'demo: the node did not subscribe within {args.startup_timeout:g} s', file=sys.stderr)
+                return 1
+            executor.spin_once(timeout_sec=0.1)
+
+        publisher_command = [sys.executable, '-m', 'openpose_ros.ros.video_publisher', str(video),
+                             '--topic', f'{NAMESPACE}/image', '--wait', '30']
+        if args.rate:
+            publisher_command += ['--rate', str(args.rate)]
+        if args.max_frames:
+            publisher_command += ['--count', str(args.max_frames)]
+        if args.every_frame:
+            publisher_command += ['--lockstep', f'{NAMESPACE}/poses']
+        publisher = subprocess.Popen(publisher_command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        last_report = started
+        while publisher.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                print(f'demo: {len(recorder.poses)} frames processed so far', file=sys.stderr)
+        published = json.loads(publisher.stdout.read().strip().splitlines()[-1]) if publisher.returncode == 0 \
+            else None
+        if published is None:
+            print(f'demo: the video publisher failed (exit status {publisher.returncode})', file=sys.stderr)
+            return 1
+        # The last frames are still in the node.
+        stamps = [tuple(stamp) for stamp in published['stamps']]
+        end = time.monotonic() + 10.0
+        while time.monotonic() < end and stamps and stamps[-1] not in recorder.poses:
+            executor.spin_once(timeout_sec=0.05)
+        end = time.monotonic() + 1.5  # the last annotated image and one more diagnostics message
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        seconds = time.monotonic() - started
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            _stop(publisher)
+        node_status = _stop(node)
+        recorder_node.destroy_node()
+        rclpy.try_shutdown()
+
+    fps = published.get('source_fps') or args.rate or 10.0
+    frames, written, last, processed_indexes = [], 0, None, []
+    writer = video_path = None
+    for index, stamp in enumerate(stamps):
+        seconds_stamp = stamp[0] + stamp[1] * 1e-9
+        if stamp in recorder.poses:
+            poses, _ = recorder.poses[stamp]
+            processed_indexes.append(index)
+            frames.append(frame_record(poses, seconds_stamp, frame=index))
+        encoded = recorder.annotated.get(stamp)
+        if encoded is not None:
+            last = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+        if last is None:
+            continue
+        if writer is None:
+            from openpose_ros.cli.infer import open_writer
+            writer, video_path = open_writer(output, video.stem, fps, (last.shape[1], last.shape[0]))
+        writer.write(last)
+        written += 1
+    if writer is not None:
+        writer.release()
+    results = write_document(output / 'poses.json', document(
+        frames, source=str(video), input_type='ros2 topic', weights=args.weights,
+        settings={'every_frame': args.every_frame, 'namespace': NAMESPACE}))
+    people = sum(len(frame['poses']) for frame in frames)
+    ids = {pose['id'] for frame in frames for pose in frame['poses'] if pose['id'] >= 0}
+    summary = {
+        'video': str(video), 'frames_published': len(stamps), 'frames_processed': len(frames),
+        'fraction_processed': round(len(frames) / len(stamps), 3) if stamps else 0.0,
+        'poses': people, 'track_ids': len(ids), 'seconds': round(seconds, 1),
+        'publish_rate_hz': published['rate_hz'],
+        'processed_rate_hz': round(len(frames) / published['seconds'], 2) if published['seconds'] else None,
+        'mean_age_ms': _mean_age(recorder, stamps), 'every_frame': args.every_frame,
+        'annotated_video': str(video_path) if video_path else None, 'annotated_frames_written': written,
+        'poses_json': str(results), 'node_exit_status': node_status, 'node_diagnostics': recorder.diagnostics,
+    }
+    (output / 'summary.json').write_text(json.dumps(summary, indent=2))
+    print(json.dumps({key: summary[key] for key in summary if key != 'node_diagnostics'}))
+    if not frames:
+        print('demo: the node published no poses', file=sys.stderr)
+        return 1
+    return 0
+
+
+def _mean_age(recorder, stamps):
+    ages = [(recorder.poses[s][1] - (s[0] + s[1] * 1e-9)) * 1e3 for s in stamps if s in recorder.poses]
+    return round(sum(ages) / len(ages), 1) if ages else None
+
+
+def main(argv=None):
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

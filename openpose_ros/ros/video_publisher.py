@@ -1,0 +1,262 @@
+"""Publishes a video, a folder of images or image files as a camera would: sensor_msgs/Image (or
+CompressedImage) stamped with the time of publication, at a given rate.
+
+    python -m openpose_ros.ros.video_publisher ../shared/data/video/vtest.avi --topic /camera/image_raw
+    python -m openpose_ros.ros.video_publisher photo.jpg --count 300 --rate 30 --motion 20 --compressed png
+
+Still images repeat, and `--motion` moves and scales them a little from frame to frame (a person walking across
+the view), so that tracking has something to follow. `--lockstep TOPIC` waits after each frame until the poses
+of that frame (a Pose2DArray with its stamp) come back on TOPIC: every frame is then processed, whatever the
+speed of the model. At the end one JSON line on stdout says what was published: counts, rate and every
+frame's stamp [sec, nanosec] (in publication order), so that a caller can match outputs to frames.
+"""
+import argparse
+import array
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from openpose_ros.quantize import IMAGE_SUFFIXES
+
+ENCODINGS = ('bgr8', 'rgb8', 'mono8', 'bgra8', 'rgba8')
+_CONVERSIONS = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY, 'bgra8': cv2.COLOR_BGR2BGRA,
+                'rgba8': cv2.COLOR_BGR2RGBA}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='video_publisher', description=__doc__.split('\n\n')[0])
+    parser.add_argument('source', nargs='+', help='a video file, a folder of images, or image files')
+    parser.add_argument('--topic', default='image', help="topic (default 'image'; give the full "
+                        "'.../compressed' name with --compressed)")
+    parser.add_argument('--rate', type=float, help="frames per second (default: the video's, else 10)")
+    parser.add_argument('--count', type=int, help='publish this many frames (repeating the source as needed); '
+                        'default: the source once')
+    parser.add_argument('--start', type=int, default=0, help='skip this many frames of the source first')
+    parser.add_argument('--encoding', choices=ENCODINGS, default='bgr8', help='raw image encoding (default bgr8)')
+    parser.add_argument('--compressed', choices=('jpeg', 'png'), help='publish sensor_msgs/CompressedImage')
+    parser.add_argument('--jpeg-quality', type=int, default=90)
+    parser.add_argument('--motion', type=float, default=0.0,
+                        help='move still images by up to this many pixels (and scale them by up to 5%%) from '
+                             'frame to frame, along a smooth path')
+    parser.add_argument('--frame-id', default='camera', help="header.frame_id (default 'camera')")
+    parser.add_argument('--reliability', choices=('reliable', 'best_effort'), default='reliable',
+                        help='publisher QoS reliability (default reliable, as camera drivers)')
+    parser.add_argument('--wait', type=float, default=30.0,
+                        help='seconds to wait for a subscriber before the first frame (default 30; 0: do not wait)')
+    parser.add_argument('--lockstep', metavar='TOPIC',
+                        help="after each frame, wait for the Pose2DArray with that frame's stamp on TOPIC")
+    parser.add_argument('--lockstep-timeout', type=float, default=10.0,
+                        help='seconds to wait for one frame in --lockstep mode before going on (default 10)')
+    parser.add_argument('--quiet', action='store_true')
+    return parser
+
+
+class FrameSource:
+    """Frames (BGR arrays) of a video or of still images, repeated up to `count` frames."""
+
+    def __init__(self, sources, motion=0.0, start=0):
+        paths = [Path(s) for s in sources]
+        for path in paths:
+            if not path.exists():
+                raise FileNotFoundError(f'{path} does not exist')
+        self.video = None
+        if len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in IMAGE_SUFFIXES:
+            self.video = paths[0]
+            capture = cv2.VideoCapture(str(self.video))
+            if not capture.isOpened():
+                raise ValueError(f'{self.video} cannot be opened as a video')
+            self.fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+            self.length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            capture.release()
+            self.images = None
+        else:
+            files = []
+            for path in paths:
+                files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+                    if path.is_dir() else [path]
+            self.images = []
+            for file in files:
+                image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise ValueError(f'{file} cannot be read as an image')
+                self.images.append(image)
+            if not self.images:
+                raise ValueError(f'no images in {", ".join(map(str, paths))}')
+            self.fps, self.length = 0.0, len(self.images)
+        self.motion = motion
+        self.start = start
+
+    def frames(self, count=None):
+        """Yields (index, frame); the source once when count is None, else `count` frames, repeating it."""
+        index = 0
+        while count is None or index < count:
+            produced = 0
+            for frame in self._once():
+                if count is not None and index >= count:
+                    return
+                yield index, self._moved(frame, index)
+                index += 1
+                produced += 1
+            if count is None or produced == 0:
+                return
+
+    def _once(self):
+        if self.images is not None:
+            yield from self.images[self.start:] if self.start < len(self.images) else self.images
+            return
+        capture = cv2.VideoCapture(str(self.video))
+        try:
+            if self.start:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, self.start)
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()
+
+    def _moved(self, frame, index):
+        if not self.motion:
+            return frame
+        phase = 2 * math.pi * index / 60.0
+        dx, dy = self.motion * math.sin(phase), 0.3 * self.motion * math.sin(2 * phase)
+        scale = 1.0 + 0.05 * math.sin(phase / 2)
+        height, width = frame.shape[:2]
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, scale)
+        matrix[:, 2] += (dx, dy)
+        return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+
+def image_msg(frame, encoding, header):
+    """A BGR frame -> sensor_msgs/Image in `encoding`."""
+    conversion = _CONVERSIONS[encoding]
+    pixels = frame if conversion is None else cv2.cvtColor(frame, conversion)
+    pixels = np.ascontiguousarray(pixels)
+    msg = Image(check_fields=True) if '_check_fields' in Image.__slots__ else Image()
+    msg.header = header
+    msg.height, msg.width = pixels.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = pixels.shape[1] * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    data = array.array('B')
+    data.frombytes(pixels.tobytes())
+    msg.data = data
+    return msg
+
+
+def compressed_msg(frame, kind, header, quality=90):
+    ok, encoded = cv2.imencode('.jpg' if kind == 'jpeg' else '.png', frame,
+                               [cv2.IMWRITE_JPEG_QUALITY, quality] if kind == 'jpeg' else [])
+    if not ok:
+        raise ValueError(f'cannot encode a frame as {kind}')
+    msg = CompressedImage()
+    msg.header = header
+    msg.format = kind
+    msg.data = encoded.tobytes()
+    return msg
+
+
+def run(args):
+    source = FrameSource(args.source, args.motion, args.start)
+    rate = args.rate or source.fps or 10.0
+    if rate <= 0:
+        raise ValueError('--rate must be > 0')
+    node = rclpy.create_node('video_publisher')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, durability=DurabilityPolicy.VOLATILE,
+                     reliability=ReliabilityPolicy.RELIABLE if args.reliability == 'reliable'
+                     else ReliabilityPolicy.BEST_EFFORT)
+    publisher = node.create_publisher(CompressedImage if args.compressed else Image, args.topic, qos)
+    answered = set()
+    if args.lockstep:
+        from openpose_ros.msg import Pose2DArray
+        node.create_subscription(Pose2DArray, args.lockstep,
+                                 lambda msg: answered.add((msg.header.stamp.sec, msg.header.stamp.nanosec)),
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    log = (lambda text: None) if args.quiet else (lambda text: print(f'video_publisher: {text}', file=sys.stderr))
+
+    if args.wait > 0:
+        deadline = time.monotonic() + args.wait
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        if publisher.get_subscription_count() == 0:
+            raise TimeoutError(f'no subscriber on {publisher.topic_name} after {args.wait:g} s')
+        end = time.monotonic() + 0.5  # discovery completes on both sides before the first frame
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+    log(f'publishing {source.video or f"{len(source.images)} image(s)"} on {publisher.topic_name} at {rate:g} Hz'
+        + (f', lockstep with {args.lockstep}' if args.lockstep else ''))
+
+    stamps, missed, started = [], 0, time.monotonic()
+    next_time = started
+    for index, frame in source.frames(args.count):
+        if not args.lockstep:
+            while True:
+                remaining = next_time - time.monotonic()
+                if remaining <= 0:
+                    break
+                executor.spin_once(timeout_sec=min(remaining, 0.05))
+            next_time += 1.0 / rate
+            if next_time < time.monotonic() - 1.0:  # far behind (a slow disk): do not burst to catch up
+                next_time = time.monotonic()
+        header = _header(node, args.frame_id)
+        msg = (compressed_msg(frame, args.compressed, header, args.jpeg_quality) if args.compressed
+               else image_msg(frame, args.encoding, header))
+        publisher.publish(msg)
+        stamp = (header.stamp.sec, header.stamp.nanosec)
+        stamps.append(list(stamp))
+        if args.lockstep:
+            deadline = time.monotonic() + args.lockstep_timeout
+            while stamp not in answered and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.01)
+            if stamp not in answered:
+                missed += 1
+                log(f'frame {index}: no poses after {args.lockstep_timeout:g} s, going on')
+            # A frame cannot be dropped by the next one if the next is sent only after this one's answer.
+            end = time.monotonic() + 1.0 / rate
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
+    seconds = time.monotonic() - started
+    node.destroy_node()
+    return {'published': len(stamps), 'seconds': round(seconds, 3),
+            'rate_hz': round(len(stamps) / seconds, 3) if seconds > 0 else None, 'topic': args.topic,
+            'lockstep_missed': missed if args.lockstep else None, 'stamps': stamps,
+            'source_fps': source.fps or None}
+
+
+def _header(node, frame_id):
+    from std_msgs.msg import Header
+    return Header(stamp=node.get_clock().now().to_msg(), frame_id=frame_id)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(rclpy.utilities.remove_ros_args(sys.argv)[1:] if argv is None else argv)
+    rclpy.init(args=sys.argv if argv is None else None)
+    try:
+        summary = run(args)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except (FileNotFoundError, ValueError, TimeoutError) as error:
+        print(f'video_publisher: error: {error}', file=sys.stderr)
+        return 2
+    finally:
+        rclpy.try_shutdown()
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
