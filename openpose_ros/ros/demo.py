@@ -93,7 +93,7 @@ class Recorder:
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
-            if status.name.startswith('pose_estimation'):
+            if status.name == f'{NAMESPACE.strip("/")}/pose_estimation: pose estimation':
                 level = status.level[0] if isinstance(status.level, (bytes, bytearray)) else int(status.level)
                 self.diagnostics = {'level': level, 'message': status.message,
                                     **{kv.key: kv.value for kv in status.values}}

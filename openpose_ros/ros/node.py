@@ -361,10 +361,15 @@ class PoseEstimationNode(LifecycleNode):
             'base_height': model.learner.base_height if model else settings['base_height'],
         }
         values.update(figures)
-        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: pose estimation', message=message,
+        status = DiagnosticStatus(level=level, name=self.diagnostic_name, message=message,
                                   hardware_id=str(values['device']))
         status.values = [KeyValue(key=key, value=_format(value)) for key, value in values.items()]
         return status
+
+    @property
+    def diagnostic_name(self):
+        """'<namespace>/<node name>: pose estimation', without the leading slash."""
+        return self.get_fully_qualified_name().lstrip('/') + ': pose estimation'
 
     def _publish_diagnostics(self):
         array = DiagnosticArray()
