@@ -165,7 +165,16 @@ class NodeProcess:
                     pytrace=False)
 
     def wait_active(self):
-        self.wait_for_line(']: active: ')
+        try:
+            self.wait_for_line(']: active: ')
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.finish(10)
 
     def finish(self, timeout=60):
         """Waits for the process to end by itself; returns (exit status, output)."""
@@ -366,9 +375,7 @@ def raw_node(client):
     node = NodeProcess()
     node.wait_active()
     yield node
-    if node.process.poll() is None:
-        node.process.kill()
-        node.finish(10)
+    node.kill()
 
 
 @pytest.fixture(scope='module')
@@ -376,9 +383,7 @@ def compressed_node(client):
     node = NodeProcess('-p', 'input_type:=compressed')
     node.wait_active()
     yield node
-    if node.process.poll() is None:
-        node.process.kill()
-        node.finish(10)
+    node.kill()
 
 
 # --- the node over DDS -----------------------------------------------------------------------------------------
@@ -630,8 +635,8 @@ def test_a_fast_stream_into_a_slow_model_keeps_the_age_of_processed_frames_bound
     from openpose_ros.msg import Pose2DArray
 
     node = NodeProcess('-p', 'base_height:=640')
+    node.wait_active()
     try:
-        node.wait_active()
         poses = client.listen(node.poses_topic, Pose2DArray)
         client.wait_for_publisher(node.poses_topic)
         # Warm-up: ONNX Runtime's first runs at a new input size are several times slower than the next ones.
@@ -669,7 +674,11 @@ def test_missing_weights_and_invalid_parameters_stop_the_node_at_start_with_a_cl
         'download': NodeProcess(weights='download', env=offline),
         'invalid': NodeProcess('-p', 'backend:=tensorrt'),
     }
-    results = {key: node.finish(60) for key, node in nodes.items()}
+    try:
+        results = {key: node.finish(60) for key, node in nodes.items()}
+    finally:
+        for node in nodes.values():
+            node.kill()
     code, log = results['missing']
     assert code == 1 and f'no weights at {tmp_path / "no_such_model"}' in log and 'weights:=download' in log, log
     code, log = results['download']
@@ -679,3 +688,27 @@ def test_missing_weights_and_invalid_parameters_stop_the_node_at_start_with_a_cl
     assert code == 2 and 'backend must be one of auto, torch, onnx, int8' in log, log
     for code, log in results.values():
         assert 'Traceback' not in log, log
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_demo_leaves_an_annotated_video_and_the_poses_on_disk(tmp_path):
+    """`make demo` on the first frames of the real video, with the test model, every frame processed."""
+    from openpose_ros.results import read_document
+
+    require_ros()
+    env = ros_env(pick_domain_id())
+    result = subprocess.run([sys.executable, '-m', 'openpose_ros.ros.demo', str(SHARED_DATA / 'video' / 'vtest.avi'),
+                             '--weights', str(TEST_MODEL), '--output', str(tmp_path), '--max-frames', '15',
+                             '--every-frame'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['frames_published'] == summary['frames_processed'] == 15
+    assert summary['node_exit_status'] == 0
+    capture = cv2.VideoCapture(summary['annotated_video'])
+    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 15
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (576, 768, 3)
+    document = read_document(tmp_path / 'poses.json')
+    assert [frame['frame'] for frame in document['frames']] == list(range(15))

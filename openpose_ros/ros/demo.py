@@ -162,6 +162,9 @@ def run(args):
                 errors = [line for line in node_log if 'ERROR' in line or 'error' in line] or list(node_log)[-5:]
                 print('demo: the pose estimation node did not start (exit status '
                       f'{node.returncode}):\n  ' + '\n  '.join(errors), file=sys.stderr)
+                if args.weights == 'download':
+                    print('demo: give a model with --weights (make demo WEIGHTS=<model folder or checkpoint>)',
+                          file=sys.stderr)
                 return 1
             if time.monotonic() > deadline:
                 print(f'demo: the node did not subscribe within {args.startup_timeout:g} s', file=sys.stderr)

@@ -308,7 +308,8 @@ class PoseEstimationNode(LifecycleNode):
             from openpose_ros.pose import draw
             annotated = draw(image.copy(), poses, track=settings['track'])
             self._annotated_publisher.publish(bgr_to_image_msg(annotated, msg.header))
-        age_ms = (self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1e3 if stamped else None
+        now = self.get_clock().now().nanoseconds * 1e-9  # 0 with use_sim_time before the first /clock
+        age_ms = (now - stamp) * 1e3 if stamped and now > 0 else None
         self._stats.on_processed((time.monotonic() - received) * 1e3, age_ms, inference_ms, len(poses))
 
     def _should_annotate(self, settings):
