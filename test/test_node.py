@@ -380,7 +380,8 @@ def raw_node(client):
 
 @pytest.fixture(scope='module')
 def compressed_node(client):
-    node = NodeProcess('-p', 'input_type:=compressed')
+    # Also on simulated time (a played bag's /clock), which test_replay_... drives.
+    node = NodeProcess('-p', 'input_type:=compressed', '-p', 'use_sim_time:=true')
     node.wait_active()
     yield node
     node.kill()
@@ -617,6 +618,47 @@ def test_deactivating_unloads_the_model_and_activating_reloads_it(client, raw_no
     client.spin(0.3)
     by_stamp = poses_by_stamp(poses)
     assert all(tuple(stamp) in by_stamp for stamp in summary['stamps'])
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_replay_on_simulated_time_gives_the_poses_of_live_frames_with_the_same_stamps(client, compressed_node):
+    """Tracking and smoothing run on the images' stamps: the same frames with the same stamp steps give the same
+    smoothed, tracked poses, whatever the wall clock did; a bag starting over (time going back) restarts them."""
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import Header
+
+    from openpose_ros.msg import Pose2DArray
+    from openpose_ros.ros.video_publisher import FrameSource, compressed_msg
+
+    poses = client.listen(compressed_node.poses_topic, Pose2DArray)
+    client.wait_for_publisher(compressed_node.poses_topic)
+    topic = compressed_node.camera_topic + '/compressed'
+    frames = [frame for _, frame in FrameSource([TWO_PEOPLE], motion=30.0).frames(10)]
+    runs = []
+    for start, pause in ((1000.0, 0.0), (500.0, 0.25)):  # the second run at another wall-clock pace
+        run = []
+        for index, frame in enumerate(frames):
+            stamp = start + 0.1 * index
+            time_msg = Time(sec=int(stamp), nanosec=int(round((stamp % 1) * 1e9)))
+            client.publish('/clock', Clock(clock=time_msg))
+            client.spin(0.05 + pause)
+            msg = compressed_msg(frame, 'png', Header(stamp=time_msg, frame_id='camera'))
+            client.publish(topic, msg)
+            client.wait_until(lambda: stamp_of(msg) in poses_by_stamp(poses), 30, f'poses at stamp {stamp}')
+            run.append(poses_by_stamp(poses)[stamp_of(msg)])
+        runs.append(run)
+    assert sum(line.count('image time went back') for line in compressed_node.lines) >= 1
+    first, second = runs
+    assert sum(len(msg.poses) for msg in first) >= 15
+    for a, b in zip(first, second):
+        assert [p.track_id for p in a.poses] == [p.track_id for p in b.poses]
+        for points_a, points_b in zip(keypoints_of(a), keypoints_of(b)):
+            assert np.abs(points_a - points_b).max() < 1e-3
+    # The pose age is measured on the node's (simulated) clock.
+    status = client.diagnostics(compressed_node.name, after=time.time())
+    assert status['age_ms_mean'] and abs(float(status['age_ms_mean'])) < 1000, status
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ import rclpy.exceptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -111,7 +112,10 @@ class PoseEstimationNode(LifecycleNode):
         for param in PARAMS:  # each value is checked by _on_set_parameters as it is declared
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._diagnostics_timer = self.create_timer(self._settings['diagnostics_period'], self._publish_diagnostics)
+        # On the steady clock: with use_sim_time, a paused bag must not stop the diagnostics (nor the dead-topic
+        # warning).
+        self._diagnostics_timer = self.create_timer(self._settings['diagnostics_period'], self._publish_diagnostics,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # --- parameters ----------------------------------------------------------------------------------------
     def _on_set_parameters(self, parameters):
