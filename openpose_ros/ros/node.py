@@ -17,12 +17,14 @@ itself. Deactivating it (`ros2 lifecycle set /pose_estimation deactivate`) unsub
 activating it again reloads the model. Exit status: 0 after Ctrl-C or a shutdown, 1 when the model cannot be
 loaded at start (the message says why), 2 for invalid parameters.
 """
+import functools
 import logging
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import traceback
 
 import rclpy
 import rclpy.exceptions
@@ -88,6 +90,19 @@ class _RejectionLog:
         self._last[kind] = (now, 0)
 
 
+def _logged(transition):
+    """rclpy turns an exception in a transition callback into ERROR without a word: say what went wrong."""
+    @functools.wraps(transition)
+    def wrapper(self, state):
+        try:
+            return transition(self, state)
+        except Exception as error:
+            self.get_logger().error(f'{transition.__name__} failed: {type(error).__name__}: {error}\n'
+                                    + traceback.format_exc())
+            return TransitionCallbackReturn.ERROR
+    return wrapper
+
+
 class PoseEstimationNode(LifecycleNode):
     """The pose estimation node (see the module documentation). `exit_code` says why it could not start."""
 
@@ -149,6 +164,7 @@ class PoseEstimationNode(LifecycleNode):
         OneEuroSettings(**{field: float(settings[name]) for name, field in SMOOTHING_PARAMS.items()})
 
     # --- lifecycle -----------------------------------------------------------------------------------------
+    @_logged
     def on_configure(self, state):
         reasons = check_all(self._settings)
         if reasons:
@@ -162,6 +178,7 @@ class PoseEstimationNode(LifecycleNode):
         self._state = 'inactive'
         return super().on_configure(state)
 
+    @_logged
     def on_activate(self, state):
         if self._model is None and not self._load():
             return TransitionCallbackReturn.FAILURE
@@ -188,6 +205,7 @@ class PoseEstimationNode(LifecycleNode):
             f'{self._annotated_publisher.topic_name}; model {self._model.weights} on {self._model.backend}')
         return result
 
+    @_logged
     def on_deactivate(self, state):
         self._stop_processing()
         self._unload()
@@ -195,6 +213,7 @@ class PoseEstimationNode(LifecycleNode):
         self.get_logger().info('inactive: unsubscribed, model unloaded')
         return super().on_deactivate(state)
 
+    @_logged
     def on_cleanup(self, state):
         self._stop_processing()
         self._unload()
@@ -202,6 +221,7 @@ class PoseEstimationNode(LifecycleNode):
         self._state = 'unconfigured'
         return super().on_cleanup(state)
 
+    @_logged
     def on_shutdown(self, state):
         self._stop_processing()
         self._unload()
