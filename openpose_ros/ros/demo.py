@@ -1,6 +1,6 @@
 """The main job without a camera: pose_estimation_node on a real video, through ROS 2, with the results on disk.
 
-    python -m openpose_ros.ros.demo [VIDEO] --weights MODEL [--output out/demo] [--every-frame]
+    python -m openpose_ros.ros.demo [VIDEO or BAG] --weights MODEL [--output out/demo] [--every-frame]
     make demo [VIDEO=...] [WEIGHTS=...]
 
 Starts three parties that talk over DDS, each as a user would run it: the node (a process, with
@@ -43,7 +43,8 @@ NAMESPACE = '/demo'
 def build_parser():
     parser = argparse.ArgumentParser(prog='openpose_ros demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('video', nargs='?', default=str(DEFAULT_VIDEO),
-                        help=f'a video file, a folder of images or an image (default {DEFAULT_VIDEO})')
+                        help=f'a video file, a ROS 2 bag with one image topic, a folder of images or an image '
+                             f'(default {DEFAULT_VIDEO})')
     parser.add_argument('--weights', default='download',
                         help="the node's weights parameter: a saved model folder, a checkpoint file, or 'download' "
                              '(the default: fetches the published model)')

@@ -1,8 +1,9 @@
-"""Publishes a video, a folder of images or image files as a camera would: sensor_msgs/Image (or
-CompressedImage) stamped with the time of publication, at a given rate.
+"""Publishes a video, a ROS 2 bag's images, a folder of images or image files as a camera would: sensor_msgs/Image
+(or CompressedImage) stamped with the time of publication, at a given rate.
 
     python -m openpose_ros.ros.video_publisher ../shared/data/video/vtest.avi --topic /camera/image_raw
     python -m openpose_ros.ros.video_publisher photo.jpg --count 300 --rate 30 --motion 20 --compressed png
+    python -m openpose_ros.ros.video_publisher recording/ --bag-topic /camera/image_raw     (a bag, re-stamped)
 
 Still images repeat, and `--motion` moves and scales them a little from frame to frame (a person walking across
 the view), so that tracking has something to follow. `--lockstep TOPIC` waits after each frame until the poses
@@ -35,7 +36,9 @@ _CONVERSIONS = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='video_publisher', description=__doc__.split('\n\n')[0])
-    parser.add_argument('source', nargs='+', help='a video file, a folder of images, or image files')
+    parser.add_argument('source', nargs='+', help='a video file, a ROS 2 bag (folder, .db3 or .mcap), a folder of '
+                        'images, or image files')
+    parser.add_argument('--bag-topic', help="the bag's image topic (default: its only one)")
     parser.add_argument('--topic', default='image', help="topic (default 'image'; give the full "
                         "'.../compressed' name with --compressed)")
     parser.add_argument('--rate', type=float, help="frames per second (default: the video's, else 10)")
@@ -64,13 +67,15 @@ def build_parser():
 class FrameSource:
     """Frames (BGR arrays) of a video or of still images, repeated up to `count` frames."""
 
-    def __init__(self, sources, motion=0.0, start=0):
+    def __init__(self, sources, motion=0.0, start=0, bag_topic=None):
         paths = [Path(s) for s in sources]
         for path in paths:
             if not path.exists():
                 raise FileNotFoundError(f'{path} does not exist')
-        self.video = None
-        if len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in IMAGE_SUFFIXES:
+        self.video = self.bag = None
+        if len(paths) == 1 and is_bag(paths[0]):
+            self._open_bag(paths[0], bag_topic)
+        elif len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in IMAGE_SUFFIXES:
             self.video = paths[0]
             capture = cv2.VideoCapture(str(self.video))
             if not capture.isOpened():
@@ -96,6 +101,22 @@ class FrameSource:
         self.motion = motion
         self.start = start
 
+    def _open_bag(self, path, topic):
+        try:
+            from openpose_ros.rosbag.messages import typestore
+            from openpose_ros.rosbag.reader import BagError, BagInput
+        except ImportError as error:
+            raise ValueError(f'reading bags needs rosbags and openpose_ros.rosbag ({error})') from error
+        try:
+            with BagInput(path, typestore()) as bag:
+                self.topic = bag.select_topic(topic)
+                duration = bag.duration_s
+        except BagError as error:
+            raise ValueError(str(error)) from error
+        self.bag, self.images = path, None
+        self.length = self.topic.count
+        self.fps = (self.length - 1) / duration if self.length > 1 and duration > 0 else 0.0
+
     def frames(self, count=None):
         """Yields (index, frame); the source once when count is None, else `count` frames, repeating it."""
         index = 0
@@ -111,6 +132,9 @@ class FrameSource:
                 return
 
     def _once(self):
+        if self.bag is not None:
+            yield from self._bag_frames()
+            return
         if self.images is not None:
             yield from self.images[self.start:] if self.start < len(self.images) else self.images
             return
@@ -126,6 +150,18 @@ class FrameSource:
         finally:
             capture.release()
 
+    def _bag_frames(self):
+        from openpose_ros.rosbag.messages import typestore
+        from openpose_ros.rosbag.reader import BagInput, decode
+        with BagInput(self.bag, typestore()) as bag:
+            for frame in bag.frames(self.topic):
+                if frame.index < self.start:
+                    continue
+                try:
+                    yield decode(frame)
+                except ValueError as error:
+                    print(f'video_publisher: skipping bag message {frame.index}: {error}', file=sys.stderr)
+
     def _moved(self, frame, index):
         if not self.motion:
             return frame
@@ -137,6 +173,15 @@ class FrameSource:
         matrix[:, 2] += (dx, dy)
         return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def is_bag(path):
+    """A rosbag2 folder (metadata.yaml or storage files in it) or a .db3 / .mcap file."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix in ('.db3', '.mcap')
+    return path.is_dir() and ((path / 'metadata.yaml').is_file()
+                              or any(p.suffix in ('.db3', '.mcap') for p in path.iterdir()))
 
 
 def image_msg(frame, encoding, header):
@@ -169,7 +214,7 @@ def compressed_msg(frame, kind, header, quality=90):
 
 
 def run(args):
-    source = FrameSource(args.source, args.motion, args.start)
+    source = FrameSource(args.source, args.motion, args.start, args.bag_topic)
     rate = args.rate or source.fps or 10.0
     if rate <= 0:
         raise ValueError('--rate must be > 0')
@@ -197,7 +242,7 @@ def run(args):
         end = time.monotonic() + 0.5  # discovery completes on both sides before the first frame
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
-    log(f'publishing {source.video or f"{len(source.images)} image(s)"} on {publisher.topic_name} at {rate:g} Hz'
+    log(f'publishing {source.video or source.bag or f"{len(source.images)} image(s)"} on {publisher.topic_name} at {rate:g} Hz'
         + (f', lockstep with {args.lockstep}' if args.lockstep else ''))
 
     stamps, missed, started = [], 0, time.monotonic()
