@@ -111,16 +111,25 @@ class Preprocessing:
         return prepare(image_bgr, self.base_height, self.stride, self.img_mean, self.img_scale, self.pad_value)[0]
 
 
-def _calibration_reader(images, preprocessing, input_name):
+def _calibration_reader(images, preprocessing, input_name, same_size=False):
+    """Feeds the calibrator the network inputs of `images`. With `same_size` (the histogram calibrators stack
+    their inputs) every input is padded on the right to the widest one, with the pad value, as letterboxing
+    pads."""
     from onnxruntime.quantization import CalibrationDataReader
+    batches = [preprocessing.batch(image) for image in images]
+    if same_size:
+        width = max(batch.shape[3] for batch in batches)
+        pad = np.asarray(preprocessing.pad_value, np.float32)[None, :, None, None]
+        batches = [np.concatenate([b, np.broadcast_to(pad, b.shape[:3] + (width - b.shape[3],))], axis=3)
+                   for b in batches]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._images = iter(images)
+            self._batches = iter(batches)
 
         def get_next(self):
-            image = next(self._images, None)
-            return None if image is None else {input_name: preprocessing.batch(image)}
+            batch = next(self._batches, None)
+            return None if batch is None else {input_name: batch}
 
     return Reader()
 
@@ -169,7 +178,8 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
         # Shape inference and graph fusions (batch norms into convolutions) before inserting Q/DQ pairs.
         quant_pre_process(str(fp32_path), str(prepared))
         written = Path(work) / int8_path.name
-        quantize_static(str(prepared), str(written), _calibration_reader(images, preprocessing, input_name),
+        reader = _calibration_reader(images, preprocessing, input_name, same_size=method != 'minmax')
+        quantize_static(str(prepared), str(written), reader,
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=calibrate_method)
