@@ -24,10 +24,10 @@ DATA = HERE.parent.parent / 'shared' / 'data'
 COCO = DATA / 'coco'
 
 
-def evaluation_images(video_step=40):
+def evaluation_images(extra=(), video_step=40):
     import cv2
-    paths = (sorted((COCO / 'coco-mini' / 'val2017').glob('*.jpg')) + sorted((COCO / 'mmpose-tests').glob('*.jpg'))
-             + sorted((DATA / 'images').iterdir()))
+    paths = (list(extra) + sorted((COCO / 'coco-mini' / 'val2017').glob('*.jpg'))
+             + sorted((COCO / 'mmpose-tests').glob('*.jpg')) + sorted((DATA / 'images').iterdir()))
     images = [cv2.imread(str(p)) for p in paths]
     capture = cv2.VideoCapture(str(DATA / 'video' / 'vtest.avi'))
     index = 0
@@ -41,9 +41,9 @@ def evaluation_images(video_step=40):
     return images
 
 
-def calibration_images(count):
+def calibration_images(count, exclude=()):
     import numpy as np
-    paths = sorted((COCO / 'coco-mini' / 'train2017').glob('*.jpg'))
+    paths = [p for p in sorted((COCO / 'coco-mini' / 'train2017').glob('*.jpg')) if p not in set(exclude)]
     return [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)]
 
 
@@ -66,6 +66,9 @@ def main(argv=None):
     parser.add_argument('--base-height', type=int, help="default: the model's (256)")
     parser.add_argument('--calibration-images', type=int, default=64)
     parser.add_argument('--methods', default='minmax,percentile', help='calibration methods: minmax,percentile,entropy')
+    parser.add_argument('--evaluate-train-ids', default='',
+                        help='coco-mini train2017 image ids to evaluate on (and keep out of calibration), e.g. the '
+                             'images a test model was trained on: 30752,37666,183872,234748,442450')
     parser.add_argument('--output', help='also write the JSON here')
     args = parser.parse_args(argv)
     if bool(args.weights) == bool(args.random_weights):
@@ -86,7 +89,12 @@ def main(argv=None):
         learner.base_height = args.base_height
     preprocessing = Preprocessing(learner.base_height, learner.stride, tuple(learner.img_mean), learner.img_scale,
                                   tuple(learner.pad_value))
-    calibration = calibration_images(args.calibration_images)
+    extra = [COCO / 'coco-mini' / 'train2017' / f'{int(i):012d}.jpg' for i in args.evaluate_train_ids.split(',')
+             if i.strip()]
+    missing = [p for p in extra if not p.is_file()]
+    if missing:
+        parser.error(f'no such images: {missing}')
+    calibration = calibration_images(args.calibration_images, exclude=extra)
     if args.random_weights:
         network = learner.model
         for module in network.modules():
@@ -98,12 +106,12 @@ def main(argv=None):
             for image in load_images(calibration[:16]):
                 network(torch.from_numpy(preprocessing.batch(image)))
         network.eval()
-    images = evaluation_images()
+    images = evaluation_images(extra)
     doc = {'weights': args.weights or 'untrained (seed 0, batch-norm statistics from real images): plumbing only',
            'base_height': learner.base_height, 'stride': learner.stride,
            'calibration': f'{len(calibration)} coco-mini train2017 photos',
-           'evaluation': f'{len(images)} real images (coco-mini val2017, mmpose-tests, opencv-doc photos, '
-                         f'vtest.avi every 40th frame)', 'methods': {}}
+           'evaluation': f'{len(images)} real images ({len(extra)} coco-mini train2017, the val2017 ones, mmpose-tests, '
+                         f'opencv-doc photos, vtest.avi every 40th frame)', 'methods': {}}
     with tempfile.TemporaryDirectory() as work:
         fp32 = export_onnx(learner.model.eval(), Path(work) / 'model.onnx')
         reference = OnnxBackend(fp32)

@@ -313,3 +313,20 @@ def test_other_real_images_run_end_to_end(tmp_path):
         image = cv2.imread(str(DATA / 'images' / frame['file']))
         assert (frame['height'], frame['width']) == image.shape[:2]
         assert cv2.imread(str(out / frame['file'])).shape == image.shape
+
+
+def test_a_checkpoint_file_loads_with_its_refinement_stages_read_from_it(tmp_path):
+    import torch
+    from openpose_ros import LightweightOpenPoseLearner
+    torch.manual_seed(0)
+    learner = LightweightOpenPoseLearner(device='cpu', num_refinement_stages=2)
+    torch.save({'state_dict': learner.model.state_dict(), 'iter': 1}, tmp_path / 'checkpoint.pth')
+    assert cli.refinement_stages_of(tmp_path / 'checkpoint.pth') == 2
+    out = tmp_path / 'out'
+    assert run_cli(PHOTO, '--weights', tmp_path / 'checkpoint.pth', '--backend', 'torch', '--output', out,
+                   '--no-images') == 0
+    doc = json.loads((out / 'poses.json').read_text())
+    assert doc['weights'] == str(tmp_path / 'checkpoint.pth') and doc['random_weights'] is False
+    # forcing the wrong architecture is a clear error naming the mismatch
+    assert run_cli(PHOTO, '--weights', tmp_path / 'checkpoint.pth', '--num-refinement-stages', 1,
+                   '--output', tmp_path / 'bad') == 2
