@@ -143,7 +143,7 @@ def test_no_track_gives_id_minus_one(tmp_path, oracle):
     doc = json.loads((out / 'poses.json').read_text())
     assert [p['id'] for p in doc['frames'][0]['poses']] == [-1]
     assert doc['settings']['track'] is False and doc['settings']['smooth'] is False
-    assert sorted(p.name for p in out.iterdir()) == ['.model', 'poses.json']
+    assert sorted(p.name for p in out.iterdir()) == ['poses.json']
 
 
 # --- video -------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Exit status: 0 when every input was processed, 1 when some inputs were skipped (
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def build_learner(args):
     if weights is not None and not weights.exists():
         raise UsageError(f'no weights at {weights}. ' + WEIGHTS_HELP.format(url=ORIGINAL_CHECKPOINT_URL))
     options = dict(device=args.device, backbone=args.backbone, mobilenet_use_stride=args.mobilenet_use_stride,
-                   temp_path=str(Path(args.output) / '.model'))
+                   temp_path=args.temp_path)
     if weights is not None and weights.is_file():
         try:
             stages = args.num_refinement_stages if args.num_refinement_stages is not None \
@@ -196,8 +197,8 @@ def build_learner(args):
                 calibration = args.input if classify_input(args.input) != 'video' else None
                 if calibration is None:
                     raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
-        LOG.warning('quantising to int8, calibrating on %s (takes a while; the model is written under %s)',
-                    calibration or 'the data folder', learner.temp_path)
+        LOG.warning('quantising to int8, calibrating on %s (takes a while; --save-model DIR keeps the result)',
+                    calibration or 'the data folder')
     try:
         name = apply_backend(learner, choice, calibration)
     except (ValueError, FileNotFoundError) as error:
@@ -339,7 +340,10 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     logging.getLogger('openpose_ros').setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
-        return run(args)
+        # Exported and quantised models live only as long as the run (--save-model keeps them).
+        with tempfile.TemporaryDirectory(prefix='openpose-infer-') as temporary:
+            args.temp_path = temporary
+            return run(args)
     except UsageError as error:
         LOG.error('%s', error)
         return 2
