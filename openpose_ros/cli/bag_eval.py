@@ -1,0 +1,111 @@
+"""Pose estimation on a recorded camera bag, offline: an output bag of what the node publishes, and a report.
+
+    openpose-bag-eval camera_bag --weights models/openpose_default --output out/
+    openpose-bag-eval run.mcap --weights checkpoint_iter_370000.pth --topic /camera/image_raw/compressed
+    openpose-bag-eval camera_bag --weights models/tiny --realtime 1      (what the live node would publish)
+    ros2 run openpose_ros bag_eval camera_bag --weights ...
+
+Reads ROS 2 bags (sqlite3 or mcap; a folder, a .db3 or an .mcap file) without ROS. Writes to --output: the
+output bag <bag name>_poses (Pose2DArray on `poses`, annotated images on `image_annotated`, headers copied from
+the input frames), report.json, report.txt and PNG plots (see openpose_ros.rosbag.report). Ctrl-C stops after
+the current frame and closes the output bag and the report (a second Ctrl-C aborts at once).
+Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 error, 130 interrupted.
+"""
+import argparse
+import logging
+import sys
+
+LOG = logging.getLogger('openpose_ros.bag_eval')
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='openpose-bag-eval', description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
+    parser.add_argument('bag', help='input bag: a rosbag2 folder, a .db3 file or an .mcap file')
+    parser.add_argument('--weights', help='a saved model folder (learner.save) or a checkpoint file '
+                        '(e.g. checkpoint_iter_370000.pth)')
+    parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
+    parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8'),
+                        help='network backend (default auto: the fastest available)')
+    parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
+    parser.add_argument('--upsample-ratio', type=int, default=4, help='heatmap upsampling (default 4)')
+    frames = parser.add_argument_group('frames')
+    frames.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the only one')
+    frames.add_argument('--start', type=float, help='first second to process, from the start of the bag')
+    frames.add_argument('--end', type=float, help='second at which to stop, from the start of the bag')
+    frames.add_argument('--realtime', type=float, metavar='RATE',
+                        help='replay what the live node would publish with the bag played at RATE x its speed '
+                             '(newest frame only, frames dropped while busy, real processing times)')
+    frames.add_argument('--annotations', metavar='COCO_JSON',
+                        help='COCO keypoint annotations of frames (images named by "stamp_ns", by '
+                             '"frame_index", else their "id" is the frame index): report COCO keypoint AP')
+    out = parser.add_argument_group('outputs')
+    out.add_argument('--output', '-o', help='output folder (default: <bag name>_eval in the current folder)')
+    out.add_argument('--output-bag', help='path of the output bag (default: <output>/<bag name>_poses)')
+    out.add_argument('--storage', default='same', choices=('same', 'sqlite3', 'mcap'),
+                     help='storage of the output bag (default: same as the input)')
+    out.add_argument('--namespace', default='', help="namespace of the output topics (default none: /poses)")
+    out.add_argument('--annotated', default='raw', choices=('raw', 'jpeg', 'none'),
+                     help='annotated images: raw sensor_msgs/Image (default), jpeg CompressedImage on '
+                          'image_annotated/compressed, or none')
+    out.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
+    out.add_argument('--no-plots', action='store_true', help='no PNG plots')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar, warnings only')
+    return parser
+
+
+def _default_output(bag):
+    from pathlib import Path
+    name = Path(bag).resolve().name
+    return f'{name.rsplit(".", 1)[0] if Path(bag).is_file() else name}_eval'
+
+
+def run(args):
+    from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, evaluate_bag
+    from openpose_ros.rosbag.messages import typestore
+    from openpose_ros.rosbag.reader import BagInput
+
+    options = BagEvalOptions(
+        bag=args.bag, output=args.output or _default_output(args.bag), topic=args.topic, start=args.start,
+        end=args.end, storage=args.storage, output_bag=args.output_bag, namespace=args.namespace,
+        annotated=args.annotated, realtime=args.realtime, annotations=args.annotations,
+        upsample_ratio=args.upsample_ratio, plots=not args.no_plots, progress=not args.quiet,
+        overwrite=args.overwrite)
+    options.validate()
+    with BagInput(args.bag, typestore()) as bag:  # bag problems first: they cost no model loading
+        topic = bag.select_topic(args.topic)
+    LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
+    learner, backend = build_learner(args.weights, args.device, args.backend, args.base_height,
+                                     temp_path=f'{options.output}/.model')
+    LOG.info('backend: %s', backend)
+    result = evaluate_bag(learner, options, backend, {'weights': args.weights})
+    sys.stdout.write(result.summary_path.read_text())
+    LOG.info('wrote %s, %s and %s', result.output_bag, result.report_path, result.summary_path)
+    if result.interrupted:
+        LOG.warning('interrupted: the output bag and the report cover the frames processed so far')
+        return 130
+    return 1 if result.report['frames']['rejected'] else 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format='%(levelname)s: %(message)s')
+    from openpose_ros.rosbag.evaluate import ModelError
+    from openpose_ros.rosbag.messages import MessageDefinitionsNotFound
+    from openpose_ros.rosbag.reader import BagError
+    try:
+        return run(args)
+    except (BagError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError) as error:
+        LOG.error('%s', error)
+        return 2
+    except ImportError as error:
+        LOG.error('%s: bag_eval needs rosbags (pip install "openpose_ros[bags]")', error)
+        return 2
+    except KeyboardInterrupt:
+        LOG.error('interrupted')
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

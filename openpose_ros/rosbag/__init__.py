@@ -1,0 +1,32 @@
+"""ROS 2 bags without ROS: read camera bags, run pose estimation on them offline, write what the pose
+estimation node would publish, and report on it (the `bag_eval` executable). Uses the pure-Python `rosbags`
+library (pip install 'openpose_ros[bags]'); never rclpy.
+
+    messages   typestore with the openpose_ros messages, message builders
+    reader     BagInput: image topics and frames of a bag (sqlite3, mcap), decoding
+    writer     OutputBag: Pose2DArray and annotated images under the node's topic names
+    realtime   NewestFrameWorker: the live node's newest-frame worker replayed on a bag's clock
+    report     report.json, report.txt and plots
+    evaluate   evaluate_bag(): the whole run
+"""
+_LAZY = {
+    'BagError': 'openpose_ros.rosbag.reader',
+    'BagInput': 'openpose_ros.rosbag.reader',
+    'OutputBag': 'openpose_ros.rosbag.writer',
+    'NewestFrameWorker': 'openpose_ros.rosbag.realtime',
+    'BagEvalOptions': 'openpose_ros.rosbag.evaluate',
+    'ModelError': 'openpose_ros.rosbag.evaluate',
+    'build_learner': 'openpose_ros.rosbag.evaluate',
+    'evaluate_bag': 'openpose_ros.rosbag.evaluate',
+    'typestore': 'openpose_ros.rosbag.messages',
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'openpose_ros.rosbag' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+__all__ = list(_LAZY)

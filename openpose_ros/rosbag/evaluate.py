@@ -1,0 +1,468 @@
+"""Offline evaluation of a camera bag: pose estimation on every frame (or on what the live node would have
+taken, with `realtime`), an output bag of what the node publishes, and a report.
+
+    from openpose_ros.rosbag import BagEvalOptions, build_learner, evaluate_bag
+    learner, backend = build_learner('models/openpose_default')
+    result = evaluate_bag(learner, BagEvalOptions('camera_bag', 'out/'), backend)
+    print(result.report['timing']['processing_fps'])
+
+Tracking and smoothing run on the frames' own stamps (header stamps; the log time where a header stamp is zero),
+never on the clock of this machine, so a bag gives the same poses however fast it is processed.
+"""
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from openpose_ros.results import document, frame_record, write_document
+from openpose_ros.rosbag import messages, report as reporting
+from openpose_ros.rosbag.reader import STORAGES, BagError, BagInput, decode
+from openpose_ros.rosbag.realtime import NewestFrameWorker
+from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag
+
+LOG = logging.getLogger(__name__)
+BACKENDS = ('auto', 'torch', 'onnx', 'int8')
+POSES_NAME = 'poses.json'
+
+
+class ModelError(Exception):
+    """The weights cannot be used (missing, wrong format); the message says how to get usable ones."""
+
+
+# --- the model ----------------------------------------------------------------------------------------------
+def weights_help():
+    from openpose_ros.download import MIRROR_VARIABLE, ORIGINAL_CHECKPOINT_URL
+    return ('Get the published model with `python -c "from openpose_ros import LightweightOpenPoseLearner as L; '
+            f'L().download(\'models\')"` (it fetches checkpoint_iter_370000.pth from {ORIGINAL_CHECKPOINT_URL}; '
+            f'offline, set {MIRROR_VARIABLE}=file:///folder/with/the/file or copy the file here), then pass '
+            '--weights models/checkpoint_iter_370000.pth. A folder written by learner.save() works too.')
+
+
+def _refinement_stages(path):
+    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
+    state = extract_state_dict(read_checkpoint(path))
+    return len({key.split('.')[1] for key in state if key.startswith('refinement_stages.')})
+
+
+def build_learner(weights, device='cpu', backend='auto', base_height=None, temp_path=None):
+    """A LightweightOpenPoseLearner with `weights` (a learner.save() folder or a checkpoint file) on `backend`
+    ('auto': the fastest available; 'torch', 'onnx', 'int8'). Returns (learner, backend name for reports).
+    ModelError, saying how to get the model, when the weights are missing or unusable."""
+    from openpose_ros.learner import LightweightOpenPoseLearner
+    if weights is None:
+        raise ModelError('no weights given. ' + weights_help())
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelError(f'no weights at {weights}. ' + weights_help())
+    if backend not in BACKENDS:
+        raise ModelError(f'backend must be one of {", ".join(BACKENDS)}, not {backend!r}')
+    options = {'device': device}
+    if temp_path is not None:
+        options['temp_path'] = str(temp_path)
+    try:
+        if weights.is_file():
+            options['num_refinement_stages'] = _refinement_stages(weights)
+        learner = LightweightOpenPoseLearner(**options)
+        learner.load(weights)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        raise ModelError(f'cannot use the weights {weights}: {error}. ' + weights_help()) from error
+    if base_height is not None:
+        if base_height < 32:
+            raise ModelError(f'base height must be >= 32, got {base_height}')
+        learner.base_height = int(base_height)
+    try:
+        from openpose_ros.acceleration import apply_backend, choose_backend
+        choice = choose_backend(weights if weights.is_dir() else None, learner.device, backend)
+        name = apply_backend(learner, choice)
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        raise ModelError(f'cannot run the {backend} backend: {error}') from error
+    return learner, name
+
+
+# --- options and results ------------------------------------------------------------------------------------
+@dataclass
+class BagEvalOptions:
+    """bag: input bag (folder, .db3 or .mcap); output: folder for the output bag, report and plots.
+
+    topic: image topic (default: the bag's only one); start/end: seconds from the bag's first message;
+    storage: of the output bag, 'same' as the input, 'sqlite3' or 'mcap'; output_bag: its path (default
+    <output>/<input name>_poses); namespace: prefix of the output topics; annotated: 'raw' (Image), 'jpeg'
+    (CompressedImage) or 'none'; realtime: playback rate for the live-node replay (None: every frame);
+    annotations: COCO keypoint file naming frames (see load_frame_annotations); plots: write PNG plots;
+    progress: a progress bar on stderr; overwrite: replace an existing output bag.
+    """
+    bag: str
+    output: str
+    topic: str = None
+    start: float = None
+    end: float = None
+    storage: str = 'same'
+    output_bag: str = None
+    namespace: str = ''
+    annotated: str = 'raw'
+    realtime: float = None
+    annotations: str = None
+    upsample_ratio: int = 4
+    plots: bool = True
+    progress: bool = True
+    overwrite: bool = False
+
+    def validate(self):
+        if self.storage not in ('same',) + STORAGES:
+            raise ValueError(f'storage must be same, {" or ".join(STORAGES)}, not {self.storage!r}')
+        if self.annotated not in ANNOTATED_MODES:
+            raise ValueError(f'annotated must be one of {", ".join(ANNOTATED_MODES)}, not {self.annotated!r}')
+        for name in ('start', 'end'):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f'{name} must be >= 0 seconds from the bag start, got {value}')
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f'end ({self.end} s) must come after start ({self.start} s)')
+        if self.realtime is not None and not (self.realtime > 0 and np.isfinite(self.realtime)):
+            raise ValueError(f'the realtime playback rate must be > 0, got {self.realtime}')
+        if not 1 <= self.upsample_ratio <= 16:
+            raise ValueError(f'upsample ratio must be in [1, 16], got {self.upsample_ratio}')
+
+
+@dataclass
+class FrameRecord:
+    """What happened to one input frame. status: 'processed', 'rejected' (reason says why) or 'dropped'
+    (realtime: superseded while the worker was busy). Times in milliseconds; realtime times in seconds of
+    playback from the first frame."""
+    index: int
+    log_time_ns: int
+    stamp_ns: int
+    stamp_source: str
+    status: str = 'processed'
+    reason: str = None
+    width: int = None
+    height: int = None
+    decode_ms: float = None
+    infer_ms: float = None
+    processing_ms: float = None
+    stages_ms: dict = field(default_factory=dict)
+    people: int = 0
+    ids: list = field(default_factory=list)
+    arrival_s: float = None
+    start_s: float = None
+    publish_s: float = None
+    output_log_time_ns: int = None
+
+    def as_dict(self):
+        out = {'index': self.index, 'stamp_ns': self.stamp_ns, 'log_time_ns': self.log_time_ns,
+               'stamp_source': self.stamp_source, 'status': self.status}
+        if self.reason:
+            out['reason'] = self.reason
+        if self.status == 'processed':
+            out.update(width=self.width, height=self.height, people=self.people, ids=list(self.ids),
+                       decode_ms=_round(self.decode_ms), infer_ms=_round(self.infer_ms),
+                       processing_ms=_round(self.processing_ms),
+                       stages_ms={k: _round(v) for k, v in self.stages_ms.items()},
+                       output_log_time_ns=self.output_log_time_ns)
+        if self.arrival_s is not None:
+            out['arrival_s'] = _round(self.arrival_s, 6)
+            if self.publish_s is not None:
+                out.update(start_s=_round(self.start_s, 6), publish_s=_round(self.publish_s, 6),
+                           age_ms=_round((self.publish_s - self.arrival_s) * 1e3))
+        return out
+
+
+def _round(value, digits=3):
+    return None if value is None else round(float(value), digits)
+
+
+@dataclass
+class BagEvalResult:
+    report: dict
+    report_path: Path
+    summary_path: Path
+    output_bag: Path
+    plots: list
+    interrupted: bool = False
+    error: str = None
+
+
+# --- COCO annotations of frames -------------------------------------------------------------------------
+def load_frame_annotations(path):
+    """A COCO keypoint annotation file whose images are frames of the bag -> (COCO dict, {stamp_ns: image id},
+    {frame index: image id}).
+
+    An image names its frame by `stamp_ns` (the frame's stamp in integer nanoseconds: its header stamp, or its
+    log time where the header stamp is zero), else by `frame_index` (0-based position of the message in the
+    image topic, counted from the bag's first message), else its `id` is the frame index.
+    """
+    path = Path(path)
+    try:
+        coco = json.loads(path.read_text(encoding='utf-8'))
+        images = coco['images']
+        coco['annotations']
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f'{path} is not a COCO annotation file ({type(error).__name__}: {error})') from error
+    by_stamp, by_index = {}, {}
+    for image in images:
+        if 'stamp_ns' in image:
+            by_stamp[int(image['stamp_ns'])] = int(image['id'])
+        else:
+            by_index[int(image.get('frame_index', image['id']))] = int(image['id'])
+    return coco, by_stamp, by_index
+
+
+# --- interruption ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def stop_requests():
+    """Yields a function telling whether Ctrl-C (SIGINT) or SIGTERM asked the run to stop. The first signal
+    lets the current frame finish so that the outputs are closed cleanly; a second SIGINT raises
+    KeyboardInterrupt at once. Outside the main thread signals cannot be caught: nothing is installed."""
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, _frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        LOG.warning('stopping after this frame; the output bag and the report will be closed '
+                    '(Ctrl-C again to abort at once)')
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+class _Run:
+    """State of one evaluation: the records, the tracks, the output bag."""
+
+    def __init__(self, learner, options, out, store, annotations):
+        self.learner, self.options, self.out, self.store = learner, options, out, store
+        self.records = []
+        self.tracks = {}
+        self.coco_results, self.coco_unsmoothed = [], []
+        self.pose_records = []       # openpose_ros.results frame records of the processed frames
+        self.annotations = annotations
+        self.annotated_frames = {}   # image id -> frame index of the processed annotated frames
+        self.previous_stamp = None
+        self.stamps_not_increasing = 0
+        self.pending_output = None
+        self.warmup_ms = None
+
+    def record(self, frame, status='processed'):
+        record = FrameRecord(frame.index, frame.log_time_ns, frame.stamp_ns, frame.stamp_source, status)
+        self.records.append(record)
+        return record
+
+    def process(self, frame, record):
+        """Decodes and infers one frame into `record`; returns the seconds it took (what the node's worker
+        would spend on it: decoding and inference, not the drawing and writing of the outputs)."""
+        record.status = 'processed'
+        started = time.perf_counter()
+        try:
+            image = decode(frame)
+        except ValueError as error:
+            record.status, record.reason = 'rejected', str(error)
+            return time.perf_counter() - started
+        decoded = time.perf_counter()
+        try:
+            if self.warmup_ms is None:
+                # A running node is warm: the first inference (allocations, kernel selection) is not timed, and
+                # it neither tracks nor smooths.
+                self.learner.infer(image, self.options.upsample_ratio, False, False, stamp=frame.stamp_ns / 1e9)
+                self.warmup_ms = (time.perf_counter() - decoded) * 1e3
+            infer_started = time.perf_counter()
+            # infer(track=True, smooth=True) in two steps, to keep the unsmoothed poses for COCO AP as well.
+            poses = self.learner.infer(image, self.options.upsample_ratio, True, False, stamp=frame.stamp_ns / 1e9)
+            stages = dict(self.learner.estimator.timings)
+            unsmoothed = [_copy(pose) for pose in poses] if self.annotations is not None else None
+            smoothing = time.perf_counter()
+            self.learner.smoother.update(poses, frame.stamp_ns / 1e9)
+            stages['smoothing'] = (time.perf_counter() - smoothing) * 1e3
+        except ValueError as error:
+            record.status, record.reason = 'rejected', f'inference refused the image: {error}'
+            return time.perf_counter() - started
+        done = time.perf_counter()
+        record.decode_ms, record.infer_ms = (decoded - started) * 1e3, (done - infer_started) * 1e3
+        record.processing_ms = record.decode_ms + record.infer_ms
+        record.stages_ms = stages
+        record.height, record.width = image.shape[:2]
+        record.people, record.ids = len(poses), [int(p.id) for p in poses]
+        if self.previous_stamp is not None and frame.stamp_ns <= self.previous_stamp:
+            self.stamps_not_increasing += 1
+        self.previous_stamp = frame.stamp_ns
+        self._follow_tracks(record, poses)
+        self._collect_coco(record, poses, unsmoothed)
+        self.pose_records.append(frame_record(poses, frame.stamp_ns / 1e9, frame=frame.index, width=record.width,
+                                              height=record.height))
+        self.pending_output = (frame, record, poses, image)
+        return record.processing_ms / 1e3
+
+    def publish(self, log_time_ns):
+        """Writes the last processed frame's messages to the output bag at `log_time_ns`."""
+        if self.pending_output is None:
+            return
+        frame, record, poses, image = self.pending_output
+        self.pending_output = None
+        annotated = None
+        if self.out.annotated != 'none':
+            from openpose_ros.pose import draw
+            annotated = draw(np.array(image, copy=True), poses, track=True)
+        self.out.write(frame.header, poses, annotated, log_time_ns)
+        record.output_log_time_ns = int(log_time_ns)
+
+    def _follow_tracks(self, record, poses):
+        for pose in poses:
+            if pose.id < 0:
+                continue
+            track = self.tracks.get(pose.id)
+            box = [float(v) for v in pose.bbox]
+            if track is None:
+                self.tracks[pose.id] = track = {
+                    'id': int(pose.id), 'first_index': record.index, 'first_stamp_ns': record.stamp_ns,
+                    'frames': 0, 'first_bbox': box}
+            track['frames'] += 1
+            track['last_index'], track['last_stamp_ns'], track['last_bbox'] = record.index, record.stamp_ns, box
+
+    def _collect_coco(self, record, poses, unsmoothed):
+        if self.annotations is None:
+            return
+        _, by_stamp, by_index = self.annotations
+        image_id = by_stamp.get(record.stamp_ns, by_index.get(record.index))
+        if image_id is None:
+            return
+        self.annotated_frames[image_id] = record.index
+        self.coco_results += _coco_results(image_id, poses)
+        self.coco_unsmoothed += _coco_results(image_id, unsmoothed)
+
+
+def _copy(pose):
+    from openpose_ros.pose import Pose
+    return Pose(pose.data.copy(), pose.confidence, pose.keypoint_scores.copy(), pose.id)
+
+
+def _coco_results(image_id, poses):
+    from openpose_ros.coco import to_coco_results
+    if not poses:
+        return []
+    return to_coco_results(image_id, np.stack([p.data for p in poses]), np.stack([p.keypoint_scores for p in poses]),
+                           np.array([p.confidence for p in poses]))
+
+
+def _progress(iterable, total, enabled):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, unit='frame', file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def evaluate_bag(learner, options, backend_name='', model_info=None):
+    """Runs the evaluation described by `options` (BagEvalOptions) with `learner`; returns BagEvalResult.
+
+    Raises BagError for a bag that cannot be used (after writing what was done when a bag breaks off mid-way),
+    ValueError for bad options, FileExistsError for an existing output bag (unless overwrite).
+    """
+    options.validate()
+    store = messages.typestore()
+    output = Path(options.output)
+    annotations = load_frame_annotations(options.annotations) if options.annotations else None
+    with BagInput(options.bag, store) as source:
+        topic = source.select_topic(options.topic)
+        start_ns = source.start_ns + round(options.start * 1e9) if options.start is not None else None
+        end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
+        storage = source.storage if options.storage == 'same' else options.storage
+        bag_name = Path(options.bag).resolve().name
+        bag_name = bag_name.rsplit('.', 1)[0] if Path(options.bag).is_file() else bag_name
+        output_bag = Path(options.output_bag) if options.output_bag else output / f'{bag_name}_poses'
+        output.mkdir(parents=True, exist_ok=True)
+        out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite)
+        learner.reset()
+        run = _Run(learner, options, out, store, annotations)
+        worker = None
+        if options.realtime is not None:
+            def process(item):
+                return run.process(*item)
+
+            def published(event):
+                frame, record = event.item
+                record.start_s, record.publish_s = event.start, event.publish
+                if record.status == 'processed':
+                    run.publish(worker.bag_time_ns(event.publish))
+
+            def dropped(item, _arrival):
+                item[1].reason = 'superseded by a newer frame while the worker was busy'
+
+            worker = NewestFrameWorker(options.realtime, process, published, dropped)
+        interrupted, error, started = False, None, time.perf_counter()
+        frames = source.frames(topic, start_ns, end_ns)
+        total = topic.count if start_ns is None and end_ns is None else None
+        try:
+            with stop_requests() as stop:
+                for frame in _progress(frames, total, options.progress):
+                    if worker is None:
+                        run.process(frame, run.record(frame))
+                        run.publish(frame.log_time_ns)
+                    else:
+                        record = run.record(frame, status='dropped')
+                        record.arrival_s = worker.arrival_of(frame.log_time_ns)
+                        worker.arrive((frame, record), frame.log_time_ns)
+                    if stop():
+                        interrupted = True
+                        break
+                if worker is not None:
+                    if interrupted:
+                        waiting = worker.discard_pending()
+                        if waiting is not None:
+                            waiting[0][1].reason = 'not processed: the run was interrupted'
+                    else:
+                        worker.finish()
+        except BagError as broken:
+            error = str(broken)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            out.close()
+            frames.close()
+        wall_s = time.perf_counter() - started
+        meta = {
+            'input': {'bag': str(options.bag), 'storage': source.storage, 'topic': topic.name,
+                      'msgtype': topic.msgtype, 'messages_on_topic': topic.count,
+                      'bag_start_ns': source.start_ns, 'bag_duration_s': round(source.duration_s, 6),
+                      'start_s': options.start, 'end_s': options.end},
+            'output': {'bag': str(output_bag), 'storage': storage, 'topics': dict(out.topics),
+                       'messages': dict(out.counts), 'annotated': options.annotated},
+            'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
+                          upsample_ratio=options.upsample_ratio, device=learner.device,
+                          warmup_ms=_round(run.warmup_ms)),
+            'warnings': list(source.warnings),
+        }
+    report = reporting.build_report(run.records, run.tracks, meta, wall_s=wall_s, realtime=options.realtime,
+                                    busy_s=worker.busy if worker else None,
+                                    stamps_not_increasing=run.stamps_not_increasing,
+                                    interrupted=interrupted, error=error)
+    if annotations is not None:
+        report['coco'] = reporting.coco_metrics(annotations[0], run.coco_results, run.annotated_frames,
+                                                output / 'coco_results.json')
+        unsmoothed = reporting.coco_metrics(annotations[0], run.coco_unsmoothed, run.annotated_frames)
+        report['coco']['unsmoothed'] = {k: v for k, v in unsmoothed.items() if k in reporting.COCO_METRICS}
+    poses_path = write_document(output / POSES_NAME, document(
+        run.pose_records, source=str(options.bag), input_type='bag', topic=topic.name, backend=backend_name,
+        settings={'base_height': learner.base_height, 'upsample_ratio': options.upsample_ratio, 'track': True,
+                  'smooth': True, 'realtime': options.realtime}))
+    report['output']['poses_json'] = str(poses_path)
+    plots = reporting.write_plots(report, run.records, output) if options.plots else []
+    report['plots'] = [str(p) for p in plots]
+    report_path, summary_path = reporting.write_report(report, output)
+    result = BagEvalResult(report, report_path, summary_path, output_bag, plots, interrupted, error)
+    if error:
+        raise BagError(f'{error}. The output bag and the report cover the frames before the break '
+                       f'({report_path}).')
+    return result
