@@ -140,7 +140,6 @@ def _test_model_data():
     return dataset
 
 
-@pytest.mark.slow
 def test_test_model_finds_its_people_and_eval_is_pycocotools_on_the_file(tmp_path):
     learner = LightweightOpenPoseLearner(device='cpu', temp_path=tmp_path).load(TEST_MODEL)
     annotations = _test_model_data()
@@ -152,7 +151,6 @@ def test_test_model_finds_its_people_and_eval_is_pycocotools_on_the_file(tmp_pat
     assert stats == pytest.approx(direct_pycocotools(tmp_path / 'gt.json', tmp_path / 'detections.json'), abs=1e-12)
 
 
-@pytest.mark.slow
 def test_evaluate_executable_prints_the_stats_and_writes_the_detections(tmp_path, capsys):
     from openpose_ros.cli.evaluate import main
     code = main(['--weights', str(TEST_MODEL), '--dataset-path', str(MMPOSE_IMAGES), '--images-folder-name', '.',

@@ -247,6 +247,19 @@ def test_short_fit_on_real_images_lowers_the_loss(tmp_path):
     assert isinstance(learner.infer(np.zeros((96, 144, 3), np.uint8), track=False), list)
 
 
+
+@pytest.mark.slow
+def test_tensorboard_logs_the_losses(tmp_path):
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    learner = tiny_learner(tmp_path, batch_size=2, epochs=1)
+    learner.fit(small_dataset(), logging_path=str(tmp_path / 'tb'), logging_flush_secs=1, silent=True)
+    events = EventAccumulator(str(tmp_path / 'tb'))
+    events.Reload()
+    assert {'train/loss', 'train/stage0_heatmaps', 'train/stage0_pafs', 'train/lr'} <= set(events.Tags()['scalars'])
+    logged = [e.value for e in events.Scalars('train/loss')]
+    assert len(logged) == 2 and logged == pytest.approx([e['loss'] for e in training.read_losses(tmp_path, 'default')])
+
 def _run(tmp_path, experiment, load_iter=0, init_seed=0, max_iterations=None, epochs=3, weights_only=False):
     learner = tiny_learner(tmp_path, batch_size=1, batches_per_iter=2, epochs=epochs, checkpoint_after_iter=2,
                            experiment_name=experiment, checkpoint_load_iter=load_iter, init_seed=init_seed,
