@@ -224,8 +224,10 @@ def test_parameter_table_matches_the_pipeline_defaults():
 
     assert params.BACKBONES == BACKBONES
     decoder, one_euro, tracker = DecoderConfig(), OneEuroSettings(), PoseTracker()
+    assert set(params.DIFFERS_FROM_LIBRARY) == {'min_keypoints'}
     for name, field in params.DECODER_PARAMS.items():
-        assert BY_NAME[name].default == getattr(decoder, field) and BY_NAME[name].dynamic
+        expected = params.DIFFERS_FROM_LIBRARY.get(name, getattr(decoder, field))
+        assert BY_NAME[name].default == expected and BY_NAME[name].dynamic
     for name, field in params.SMOOTHING_PARAMS.items():
         assert BY_NAME[name].default == getattr(one_euro, field) and BY_NAME[name].dynamic
     for name, field in params.TRACKER_PARAMS.items():

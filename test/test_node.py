@@ -414,14 +414,15 @@ def test_node_publishes_tracked_poses_and_annotated_images_with_the_input_header
     first = images[0]
     assert (first.width, first.height, first.encoding) == (640, 425, 'bgr8')
 
-    counts = [len(msg.poses) for msg in got]
-    ids = [pose.track_id for msg in got for pose in msg.poses]
-    print(f'\nposes per frame: {counts}\ntrack ids: {sorted(set(ids))}')
-    assert sum(count >= 1 for count in counts) >= 36, f'people found in too few frames: {counts}'
-    assert statistics.median(counts) == 2, f'the photo shows two people: {counts}'
-    # Stable ids: the two people keep their two ids through the moving frames.
-    main_ids = {track for track, _ in sorted(((t, ids.count(t)) for t in set(ids)), key=lambda x: -x[1])[:2]}
-    assert sum(track in main_ids for track in ids) >= 0.95 * len(ids), f'ids change: {ids}'
+    # The people: poses with most of a body (the test model also finds a few 3-keypoint fragments).
+    people = [[pose for pose in msg.poses if sum(k.valid for k in pose.keypoints) >= 8] for msg in got]
+    counts = [len(frame) for frame in people]
+    ids = [pose.track_id for frame in people for pose in frame]
+    print(f'\npeople per frame: {counts}\ntheir track ids: {sorted(set(ids))}\nall poses per frame: '
+          f'{[len(msg.poses) for msg in got]}')
+    assert sum(count == 2 for count in counts) >= 36, f'the photo shows two people: {counts}'
+    # Stable ids: the two people keep their two ids through the 40 moving frames.
+    assert len(set(ids)) == 2, f'ids change: {[[pose.track_id for pose in frame] for frame in people]}'
     for msg in got:
         for pose in msg.poses:
             assert pose.track_id >= 0 and 0.0 <= pose.score <= 1.0 and len(pose.keypoints) == 18
@@ -535,11 +536,12 @@ def test_parameter_changes_take_effect_and_invalid_values_are_refused(client, ra
         return [by_stamp[tuple(stamp)] for stamp in summary['stamps'] if tuple(stamp) in by_stamp]
 
     name = raw_node.name
-    # A minimum pose score above every person's removes them; lowering it brings them back.
+    # A minimum pose score above every person's (the test model scores them 0.5-0.7) removes them; lowering it
+    # brings them back.
     assert sum(len(msg.poses) for msg in run(6)) >= 6
-    assert client.set_parameters(name, min_pose_score=0.999) == {'min_pose_score': (True, '')}
+    assert client.set_parameters(name, min_pose_score=0.9) == {'min_pose_score': (True, '')}
     assert sum(len(msg.poses) for msg in run(6)) == 0
-    assert client.set_parameters(name, min_pose_score=0.2) == {'min_pose_score': (True, '')}
+    assert client.set_parameters(name, min_pose_score=0.0) == {'min_pose_score': (True, '')}
     assert sum(len(msg.poses) for msg in run(6)) >= 6
 
     # Smoothing: a very low One Euro cutoff makes the keypoints lag far behind the moving person.
@@ -566,11 +568,11 @@ def test_parameter_changes_take_effect_and_invalid_values_are_refused(client, ra
 
     # Refused, with the reason; the node keeps its values.
     refusals = {
-        'peak_threshold': (1.5, 'in [0, 1]'),
-        'smoothing_min_cutoff': (0.0, 'in (0, 1000]'),
+        'peak_threshold': (1.5, 'out of range'),      # the descriptor's range, checked by rclpy
+        'smoothing_min_cutoff': (0.0, 'in (0, 1000]'),  # an open end, checked by the node
         'backend': ('torch', 'read-only'),
         'base_height': (512, 'read-only'),
-        'upsample_ratio': (0, ''),
+        'upsample_ratio': (0, 'out of range'),
         'input_type': ('compressed', 'read-only'),
     }
     for parameter, (value, words) in refusals.items():
@@ -579,7 +581,7 @@ def test_parameter_changes_take_effect_and_invalid_values_are_refused(client, ra
         assert words.lower() in reason.lower(), (parameter, reason)
         print(f'{parameter}:={value!r} refused: {reason}')
     ((successful, reason),) = client.set_parameters(name, smoothing_beta=1).values()
-    assert not successful and ('double' in reason.lower() or 'write 1.0' in reason), reason
+    assert not successful and 'type' in reason, reason  # rclpy: "Wrong parameter type, expected '3' got '2'"
     assert sum(len(msg.poses) for msg in run(4)) >= 4
 
 

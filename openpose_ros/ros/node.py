@@ -327,6 +327,7 @@ class PoseEstimationNode(LifecycleNode):
         started = time.perf_counter()
         poses = model.learner.infer(image, settings['upsample_ratio'], settings['track'], settings['smooth'], stamp)
         inference_ms = (time.perf_counter() - started) * 1e3
+        poses = [pose for pose in poses if pose.confidence >= settings['min_pose_score']]
         self._poses_publisher.publish(poses_to_msg(poses, msg.header))
         if self._should_annotate(settings):
             from openpose_ros.pose import draw

@@ -18,6 +18,14 @@ _DECODER = DecoderConfig()
 _ONE_EURO = OneEuroSettings()
 _TRACKER = PoseTracker()
 
+# Where the node's default differs from the library's, and why.
+DIFFERS_FROM_LIBRARY = {
+    # The reference's 3, not DecoderConfig's 2: 2-keypoint fragments are noise on a pose topic, and a fragment
+    # track can take over a person's track id (measured with the test model on moving frames: with 2, the id of
+    # one of two people changed 2 times in 40 frames; with 3, never).
+    'min_keypoints': 3,
+}
+
 BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8')
 BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')  # openpose_ros.network.BACKBONES, without importing torch
 INPUT_TYPES = ('raw', 'compressed')
@@ -129,11 +137,15 @@ PARAMS = (
     Param('success_ratio', _DECODER.success_ratio,
           'Fraction of the samples along a limb that must count for the limb to connect.', 'inference',
           True, 0.0, 1.0),
-    Param('min_keypoints', _DECODER.min_keypoints, 'Poses with fewer keypoints are dropped.', 'inference',
+    Param('min_keypoints', DIFFERS_FROM_LIBRARY['min_keypoints'],
+          'Poses with fewer keypoints are dropped before tracking (the library default is 2).', 'inference',
           True, 1, 18),
-    Param('min_pose_score', _DECODER.min_pose_score,
-          'Poses whose score (mean keypoint and limb score, in [0, 1]) is lower are dropped: neither tracked '
-          'nor published.', 'inference', True, 0.0, 1.0),
+    Param('grouping_min_score', _DECODER.min_pose_score,
+          "The decoder's test (the reference's): a grouped pose whose keypoint and limb scores average less than "
+          'this per keypoint is dropped before tracking.', 'inference', True, 0.0, 1.0),
+    Param('min_pose_score', 0.0,
+          'Poses whose score (the published Pose2D.score, in [0, 1]) is lower are not published; they are still '
+          'tracked, so a person keeps the id through frames under the threshold.', 'inference', True, 0.0, 1.0),
     # --- tracking and smoothing: change at run time ------------------------------------------------------
     Param('track', True, 'Give each person a track id that stays with them across frames (else id -1).',
           'tracking', True),
@@ -169,7 +181,7 @@ BY_NAME = {param.name: param for param in PARAMS}
 # One place that says which parameters feed which part of the pipeline.
 DECODER_PARAMS = {'peak_threshold': 'peak_threshold', 'min_paf_score': 'min_paf_score',
                   'success_ratio': 'success_ratio', 'min_keypoints': 'min_keypoints',
-                  'min_pose_score': 'min_pose_score'}
+                  'grouping_min_score': 'min_pose_score'}
 SMOOTHING_PARAMS = {'smoothing_min_cutoff': 'min_cutoff', 'smoothing_beta': 'beta',
                     'smoothing_d_cutoff': 'd_cutoff'}
 TRACKER_PARAMS = {'tracker_max_missed': 'max_missed', 'tracker_min_similarity': 'min_similarity'}
