@@ -23,6 +23,8 @@ import logging
 import math
 import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +213,33 @@ class SkipSampler(Sampler):
 
     def __len__(self):
         return max(len(self.sampler) - self.skip, 0)
+
+
+class _Interrupt:
+    """Ctrl-C (SIGINT) during training: noted, and raised as KeyboardInterrupt by check() at the start of the
+    next batch, so that it never lands in a finaliser (where Python would swallow it) or half-way through an
+    optimiser step. A second Ctrl-C raises at once."""
+
+    def __init__(self):
+        self.pending = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def restore(self):
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.SIG_DFL)
+            self.installed = False
 
 
 # --- the loop ------------------------------------------------------------------------------------------
@@ -412,6 +441,7 @@ def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_siz
     window, window_iterations, window_start = torch.zeros(2 * num_stages, dtype=torch.float64), 0, time.perf_counter()
     started, start_iteration = time.perf_counter(), iteration
     network.train()
+    interrupt = _Interrupt()
     try:
         while state['epoch'] < total_epochs and not done():
             sampler.set_epoch(state['epoch'])
@@ -424,6 +454,7 @@ def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_siz
             bar = tqdm(loader, total=len(loader), disable=silent or not dist.is_main, leave=False,
                        desc=f'epoch {state["epoch"]}', initial=0)
             for batch in bar:
+                interrupt.check()
                 if accumulated == 0:
                     optimizer.zero_grad(set_to_none=True)
                 images, heatmaps, pafs, heatmap_mask, paf_mask = (t.to(device, non_blocking=True)
@@ -478,6 +509,8 @@ def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_siz
         logger.say('interrupted: saving a checkpoint to resume from')
         save()
         raise
+    finally:
+        interrupt.restore()
     result.seconds = time.perf_counter() - started
     result.iterations_run = state['iteration'] - start_iteration
     if dist.enabled:

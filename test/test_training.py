@@ -389,7 +389,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     _wait_for(lambda: losses.is_file() and len(losses.read_text().splitlines()) >= 2, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, (process.returncode, stderr)
     assert '--checkpoint-load-iter' in stderr
     latest = training.latest_checkpoint_iter(tmp_path / 'run', 'default')
     assert latest >= 2
