@@ -303,7 +303,8 @@ class _Logger:
         if self.active and not self.silent and self.verbose:
             from tqdm import tqdm
             tqdm.write(message)
-        LOG.info(message)
+        else:
+            LOG.debug(message)
 
     def losses(self, entry):
         if not self.active:
