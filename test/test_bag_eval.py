@@ -22,6 +22,7 @@ from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, evaluate
 from openpose_ros.rosbag.images import image_msg, write_image_bag  # noqa: E402
 from openpose_ros.rosbag.reader import BagError, BagInput, decode  # noqa: E402
 from openpose_ros.rosbag.realtime import NewestFrameWorker  # noqa: E402
+from openpose_ros.results import read_document  # noqa: E402
 from openpose_ros.rosbag.report import read_report  # noqa: E402
 
 # A training image of the test model with two people (coco-mini train2017); the model finds these people.
@@ -122,12 +123,18 @@ def people_boxes(index):
                   key=lambda box: box[0])
 
 
-def finds_both_people(poses, index):
-    """Whether each annotated person of frame `index` has a whole pose (>= 10 keypoints) centred on them."""
+def person_ids(poses, index):
+    """For each annotated person of frame `index` (left to right), the id of the whole pose (>= 10 keypoints)
+    centred on them, None where there is none."""
     def inside(pose, box):
         x, y, w, h = pose.bbox
         return box[0] <= x + w / 2 <= box[0] + box[2] and box[1] <= y + h / 2 <= box[1] + box[3]
-    return all(any(inside(pose, box) for pose in big_poses(poses)) for box in people_boxes(index))
+    return tuple(next((pose.id for pose in big_poses(poses) if inside(pose, box)), None)
+                 for box in people_boxes(index))
+
+
+def finds_both_people(poses, index):
+    return None not in person_ids(poses, index)
 
 
 def run_eval(learner, bag, output, **options):
@@ -240,20 +247,16 @@ def test_output_bag_has_a_message_per_frame_with_its_stamps_and_stable_ids(learn
     assert_report_matches_bag(result.report_path, output)
 
 
-@pytest.mark.xfail(strict=True, reason='tracker: a 2-keypoint fragment of a person can take its track id '
-                   '(tracking.similarity averages OKS over the common keypoints only, and pairing is greedy on it)')
 def test_each_person_keeps_one_id_over_moving_frames(learner, tmp_path):
-    count = 8
+    """With the node's parameters (min_keypoints 3). With the library's min_keypoints 2, a 2-keypoint fragment of
+    the right person takes its track id in some frames (tracking.similarity averages OKS over the keypoints two
+    poses share, so a fragment can score higher than the whole person)."""
+    count = 12
     result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
                       plots=False)
     output, _ = read_bag(result.output_bag)
-    ids = set()
-    for index, (_, msg) in enumerate(output['/poses']):
-        poses = big_poses(messages.poses_of(msg))
-        boxes = people_boxes(index)
-        ids.add(tuple(next((p.id for p in poses if box[0] <= p.bbox[0] + p.bbox[2] / 2 <= box[0] + box[2]), None)
-                      for box in boxes))
-    assert len(ids) == 1, f'ids of the two people, left to right, over the frames: {ids}'
+    ids = {person_ids(messages.poses_of(msg), index) for index, (_, msg) in enumerate(output['/poses'])}
+    assert len(ids) == 1 and None not in next(iter(ids)), f'ids of the two people over the frames: {ids}'
     assert result.report['tracks']['id_breaks'] == 0
 
 
@@ -269,7 +272,6 @@ def assert_report_matches_bag(report_path, output):
     assert report['tracks']['count'] == len(ids) == len(report['track_list'])
     for track in report['track_list']:
         assert track['frames'] == sum(any(pose.id == track['id'] for pose in p) for p in poses)
-    from openpose_ros.results import read_document
     written = read_document(report['output']['poses_json'])['frames']
     assert [[p.id for p in f['poses']] for f in written] == [[p.id for p in frame] for frame in poses]
     for frame, expected in zip(written, poses):
@@ -320,11 +322,37 @@ def test_coco_ap_of_annotated_frames(learner, tmp_path):
         coco[name] = report['coco']
         assert coco[name]['evaluated_frames'] == count and coco[name]['detections'] >= 2 * count
         assert 0 < coco[name]['unsmoothed']['AP'] <= 1
-    # Both people found in every frame (the test model's keypoints are coarse: AP50, not AP, is the claim) ...
-    assert coco['by_stamp']['AP50'] == coco['by_index']['AP50'] >= 0.9
-    assert coco['by_stamp']['AP'] == coco['by_index']['AP'] > 0.1
+    assert coco['by_stamp'] == dict(coco['by_index'], results=coco['by_stamp']['results'])
+    # Both people found in every frame (the test model's keypoints are coarse: AP50, not AP, is the claim; the
+    # smoothed poses trail the moving people a little, so the claim is on the poses before smoothing) ...
+    assert coco['by_stamp']['unsmoothed']['AP50'] >= 0.9 and coco['by_stamp']['AP50'] >= 0.6
     # ... and nowhere near where the annotations of other frames put them.
-    assert coco['shuffled']['AP50'] < 0.5 and coco['shuffled']['AP'] < coco['by_stamp']['AP'] / 2
+    assert coco['shuffled']['unsmoothed']['AP50'] < 0.5 and coco['shuffled']['AP50'] < 0.5
+    assert coco['shuffled']['AP'] < coco['by_stamp']['AP'] / 2
+
+
+def test_a_node_parameter_file_configures_the_run(learner, model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=3)
+    baseline = run_eval(learner, bag, tmp_path / 'default', annotated='none', plots=False).report
+    scores = [pose.confidence for frame in read_document(baseline['output']['poses_json'])['frames']
+              for pose in frame['poses']]
+    threshold = round(float(np.median(scores)) + 1e-3, 4)
+    params = tmp_path / 'params.yaml'
+    params.write_text(f'/**:\n  ros__parameters:\n    track: false\n    min_pose_score: {threshold}\n'
+                      f'    weights: download\n'
+                      f'/robot/pose_estimation:\n  ros__parameters:\n    upsample_ratio: 2\n')
+    status = run_cli(bag, '--weights', model, '--params-file', params, '-o', tmp_path / 'out', '--no-plots')
+    assert status == 0
+    report = read_report(tmp_path / 'out' / 'report.json')
+    assert report['model']['node_settings']['upsample_ratio'] == 2
+    assert 0 < report['people']['poses'] < baseline['people']['poses']
+    assert report['tracks']['count'] == 0
+    output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
+    assert {pose.id for _, m in output['/poses'] for pose in messages.poses_of(m)} == {-1}
+    assert all(pose.confidence >= threshold for _, m in output['/poses'] for pose in messages.poses_of(m))
+    params.write_text('/**:\n  ros__parameters:\n    min_pose_score: 1\n')
+    assert run_cli(bag, '--weights', model, '--params-file', params, '-o', tmp_path / 'bad') == 2
+    assert 'min_pose_score must be a double, got int 1' in caplog.text
 
 
 # --- realtime -----------------------------------------------------------------------------------------------

@@ -28,8 +28,12 @@ def build_parser():
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
     parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8'),
                         help='network backend (default auto: the fastest available)')
-    parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
-    parser.add_argument('--upsample-ratio', type=int, default=4, help='heatmap upsampling (default 4)')
+    parser.add_argument('--params-file', metavar='YAML',
+                        help="a ROS 2 parameter file of pose_estimation_node (e.g. config/pose_estimation.yaml): "
+                             "its decoding, tracking and smoothing parameters apply (default: the node's defaults)")
+    parser.add_argument('--base-height', type=int, help="network input height (default: the parameter file's, "
+                        "else the model's)")
+    parser.add_argument('--upsample-ratio', type=int, help="heatmap upsampling (default: the parameter file's, 4)")
     frames = parser.add_argument_group('frames')
     frames.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the only one')
     frames.add_argument('--start', type=float, help='first second to process, from the start of the bag')
@@ -62,22 +66,29 @@ def _default_output(bag):
 
 
 def run(args):
-    from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, evaluate_bag
+    import tempfile
+    from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, node_settings
     from openpose_ros.rosbag.messages import typestore
     from openpose_ros.rosbag.reader import BagInput
 
+    settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio)
     options = BagEvalOptions(
         bag=args.bag, output=args.output or _default_output(args.bag), topic=args.topic, start=args.start,
         end=args.end, storage=args.storage, output_bag=args.output_bag, namespace=args.namespace,
-        annotated=args.annotated, realtime=args.realtime, annotations=args.annotations,
-        upsample_ratio=args.upsample_ratio, plots=not args.no_plots, progress=not args.quiet,
-        overwrite=args.overwrite)
+        annotated=args.annotated, realtime=args.realtime, annotations=args.annotations, settings=settings,
+        plots=not args.no_plots, progress=not args.quiet, overwrite=args.overwrite)
     options.validate()
     with BagInput(args.bag, typestore()) as bag:  # bag problems first: they cost no model loading
         topic = bag.select_topic(args.topic)
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
-    learner, backend = build_learner(args.weights, args.device, args.backend, args.base_height,
-                                     temp_path=f'{options.output}/.model')
+    with tempfile.TemporaryDirectory(prefix='openpose_bag_eval_') as temporary:  # exported ONNX models
+        learner, backend = build_learner(args.weights, args.device, args.backend, settings['base_height'] or None,
+                                         temp_path=temporary)
+        return _evaluate(args, learner, backend, options)
+
+
+def _evaluate(args, learner, backend, options):
+    from openpose_ros.rosbag.evaluate import evaluate_bag
     LOG.info('backend: %s', backend)
     result = evaluate_bag(learner, options, backend, {'weights': args.weights})
     sys.stdout.write(result.summary_path.read_text())

@@ -8,6 +8,9 @@ taken, with `realtime`), an output bag of what the node publishes, and a report.
 
 Tracking and smoothing run on the frames' own stamps (header stamps; the log time where a header stamp is zero),
 never on the clock of this machine, so a bag gives the same poses however fast it is processed.
+The pipeline is configured like pose_estimation_node: its parameter defaults (openpose_ros.ros.params), or the
+values of a ROS 2 parameter file (node_settings), applied with the node's own openpose_ros.ros.model.apply_settings,
+so that the output bag holds what the node would publish.
 """
 import contextlib
 import json
@@ -86,6 +89,63 @@ def build_learner(weights, device='cpu', backend='auto', base_height=None, temp_
     return learner, name
 
 
+# --- the node's configuration -------------------------------------------------------------------------------
+NODE_NAME = 'pose_estimation'
+# The node's parameters that shape what it publishes; the others (model, QoS, diagnostics) do not apply here or
+# come from bag_eval's own options.
+PIPELINE_PARAMS = ('base_height', 'upsample_ratio', 'peak_threshold', 'min_paf_score', 'success_ratio',
+                   'min_keypoints', 'grouping_min_score', 'min_pose_score', 'track', 'tracker_max_missed',
+                   'tracker_min_similarity', 'smooth', 'smoothing_min_cutoff', 'smoothing_beta',
+                   'smoothing_d_cutoff')
+
+
+def read_params_file(path, node=NODE_NAME):
+    """The parameter values a ROS 2 parameter file gives the node: its '/**' section, then the sections named
+    after the node (`node`, '/node' or '<namespace>/node'), each under 'ros__parameters'."""
+    from ruamel.yaml import YAML, YAMLError
+    path = Path(path)
+    try:
+        document = YAML(typ='safe').load(path.read_text(encoding='utf-8'))
+    except (OSError, YAMLError) as error:
+        raise ValueError(f'cannot read the parameter file {path}: {error}') from error
+    if not isinstance(document, dict):
+        raise ValueError(f'{path} is not a ROS 2 parameter file (a mapping of node names)')
+    values, found = {}, False
+    ordered = sorted(document.items(), key=lambda item: item[0] != '/**')
+    for name, section in ordered:
+        if name == '/**' or str(name).strip('/').split('/')[-1] == node:
+            if not isinstance(section, dict) or not isinstance(section.get('ros__parameters'), dict):
+                raise ValueError(f'{path}: section {name!r} has no ros__parameters mapping')
+            values.update(section['ros__parameters'])
+            found = True
+    if not found:
+        raise ValueError(f'{path} has no section for the node ({node!r} or \'/**\'); sections: '
+                         f'{", ".join(map(str, document))}')
+    return values
+
+
+def node_settings(params_file=None, **overrides):
+    """pose_estimation_node's parameter values: its defaults, then those of `params_file` (a ROS 2 parameter
+    file), then `overrides` (None values ignored). ValueError with the reasons when a value is refused."""
+    from openpose_ros.ros import params
+    settings = params.defaults()
+    if params_file is not None:
+        settings.update(read_params_file(params_file))
+    settings.update({name: value for name, value in overrides.items() if value is not None})
+    reasons = params.check_all(settings)
+    if reasons:
+        where = f' ({params_file})' if params_file else ''
+        raise ValueError(f'node parameters refused{where}: ' + '; '.join(reasons))
+    return settings
+
+
+def apply_node_settings(learner, settings):
+    """Configures the learner's decoding thresholds, tracker and smoother as the node does. (The base height is
+    a model option: build_learner(base_height=settings['base_height'] or None).)"""
+    from openpose_ros.ros.model import apply_settings
+    apply_settings(learner, settings)
+
+
 # --- options and results ------------------------------------------------------------------------------------
 @dataclass
 class BagEvalOptions:
@@ -95,8 +155,9 @@ class BagEvalOptions:
     storage: of the output bag, 'same' as the input, 'sqlite3' or 'mcap'; output_bag: its path (default
     <output>/<input name>_poses); namespace: prefix of the output topics; annotated: 'raw' (Image), 'jpeg'
     (CompressedImage) or 'none'; realtime: playback rate for the live-node replay (None: every frame);
-    annotations: COCO keypoint file naming frames (see load_frame_annotations); plots: write PNG plots;
-    progress: a progress bar on stderr; overwrite: replace an existing output bag.
+    annotations: COCO keypoint file naming frames (see load_frame_annotations); settings: the node's parameter
+    values (node_settings(); None: the node's defaults); plots: write PNG plots; progress: a progress bar on
+    stderr; overwrite: replace an existing output bag.
     """
     bag: str
     output: str
@@ -109,7 +170,7 @@ class BagEvalOptions:
     annotated: str = 'raw'
     realtime: float = None
     annotations: str = None
-    upsample_ratio: int = 4
+    settings: dict = None
     plots: bool = True
     progress: bool = True
     overwrite: bool = False
@@ -127,8 +188,11 @@ class BagEvalOptions:
             raise ValueError(f'end ({self.end} s) must come after start ({self.start} s)')
         if self.realtime is not None and not (self.realtime > 0 and np.isfinite(self.realtime)):
             raise ValueError(f'the realtime playback rate must be > 0, got {self.realtime}')
-        if not 1 <= self.upsample_ratio <= 16:
-            raise ValueError(f'upsample ratio must be in [1, 16], got {self.upsample_ratio}')
+        if self.settings is not None:
+            from openpose_ros.ros import params
+            reasons = params.check_all(self.settings)
+            if reasons:
+                raise ValueError('node parameters refused: ' + '; '.join(reasons))
 
 
 @dataclass
@@ -244,8 +308,8 @@ def stop_requests():
 class _Run:
     """State of one evaluation: the records, the tracks, the output bag."""
 
-    def __init__(self, learner, options, out, store, annotations):
-        self.learner, self.options, self.out, self.store = learner, options, out, store
+    def __init__(self, learner, options, settings, out, store, annotations):
+        self.learner, self.options, self.settings, self.out, self.store = learner, options, settings, out, store
         self.records = []
         self.tracks = {}
         self.coco_results, self.coco_unsmoothed = [], []
@@ -273,20 +337,32 @@ class _Run:
             record.status, record.reason = 'rejected', str(error)
             return time.perf_counter() - started
         decoded = time.perf_counter()
+        settings, stamp = self.settings, frame.stamp_ns / 1e9
+        track, smooth, ratio = settings['track'], settings['smooth'], settings['upsample_ratio']
         try:
             if self.warmup_ms is None:
                 # A running node is warm: the first inference (allocations, kernel selection) is not timed, and
                 # it neither tracks nor smooths.
-                self.learner.infer(image, self.options.upsample_ratio, False, False, stamp=frame.stamp_ns / 1e9)
+                self.learner.infer(image, ratio, False, False, stamp=stamp)
                 self.warmup_ms = (time.perf_counter() - decoded) * 1e3
             infer_started = time.perf_counter()
-            # infer(track=True, smooth=True) in two steps, to keep the unsmoothed poses for COCO AP as well.
-            poses = self.learner.infer(image, self.options.upsample_ratio, True, False, stamp=frame.stamp_ns / 1e9)
+            # learner.infer(image, ratio, track, smooth, stamp) in two steps (the same steps as the estimator
+            # takes), to keep the poses before smoothing for COCO AP as well.
+            poses = self.learner.infer(image, ratio, track or smooth, False, stamp=stamp)
             stages = dict(self.learner.estimator.timings)
             unsmoothed = [_copy(pose) for pose in poses] if self.annotations is not None else None
-            smoothing = time.perf_counter()
-            self.learner.smoother.update(poses, frame.stamp_ns / 1e9)
-            stages['smoothing'] = (time.perf_counter() - smoothing) * 1e3
+            if smooth:
+                smoothing = time.perf_counter()
+                self.learner.smoother.update(poses, stamp)
+                stages['smoothing'] = (time.perf_counter() - smoothing) * 1e3
+            if not track:
+                for pose in poses + (unsmoothed or []):
+                    pose.id = -1
+            # As the node: poses under min_pose_score are tracked but not published.
+            if settings['min_pose_score'] > 0:
+                keep = [pose.confidence >= settings['min_pose_score'] for pose in poses]
+                poses = [pose for pose, kept in zip(poses, keep) if kept]
+                unsmoothed = [pose for pose, kept in zip(unsmoothed, keep) if kept] if unsmoothed else unsmoothed
         except ValueError as error:
             record.status, record.reason = 'rejected', f'inference refused the image: {error}'
             return time.perf_counter() - started
@@ -315,7 +391,7 @@ class _Run:
         annotated = None
         if self.out.annotated != 'none':
             from openpose_ros.pose import draw
-            annotated = draw(np.array(image, copy=True), poses, track=True)
+            annotated = draw(np.array(image, copy=True), poses, track=self.settings['track'])
         self.out.write(frame.header, poses, annotated, log_time_ns)
         record.output_log_time_ns = int(log_time_ns)
 
@@ -384,8 +460,10 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         output_bag = Path(options.output_bag) if options.output_bag else output / f'{bag_name}_poses'
         output.mkdir(parents=True, exist_ok=True)
         out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite)
+        settings = options.settings if options.settings is not None else node_settings()
+        apply_node_settings(learner, settings)
         learner.reset()
-        run = _Run(learner, options, out, store, annotations)
+        run = _Run(learner, options, settings, out, store, annotations)
         worker = None
         if options.realtime is not None:
             def process(item):
@@ -440,8 +518,8 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
             'output': {'bag': str(output_bag), 'storage': storage, 'topics': dict(out.topics),
                        'messages': dict(out.counts), 'annotated': options.annotated},
             'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
-                          upsample_ratio=options.upsample_ratio, device=learner.device,
-                          warmup_ms=_round(run.warmup_ms)),
+                          device=learner.device, warmup_ms=_round(run.warmup_ms),
+                          node_settings={name: settings[name] for name in PIPELINE_PARAMS}),
             'warnings': list(source.warnings),
         }
     report = reporting.build_report(run.records, run.tracks, meta, wall_s=wall_s, realtime=options.realtime,
@@ -455,8 +533,8 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         report['coco']['unsmoothed'] = {k: v for k, v in unsmoothed.items() if k in reporting.COCO_METRICS}
     poses_path = write_document(output / POSES_NAME, document(
         run.pose_records, source=str(options.bag), input_type='bag', topic=topic.name, backend=backend_name,
-        settings={'base_height': learner.base_height, 'upsample_ratio': options.upsample_ratio, 'track': True,
-                  'smooth': True, 'realtime': options.realtime}))
+        settings={'base_height': learner.base_height, 'upsample_ratio': settings['upsample_ratio'],
+                  'track': settings['track'], 'smooth': settings['smooth'], 'realtime': options.realtime}))
     report['output']['poses_json'] = str(poses_path)
     plots = reporting.write_plots(report, run.records, output) if options.plots else []
     report['plots'] = [str(p) for p in plots]
