@@ -64,6 +64,9 @@ def main(argv=None):
     parser.add_argument('--weights', help='saved model folder or checkpoint file')
     parser.add_argument('--random-weights', action='store_true', help='untrained network (plumbing only)')
     parser.add_argument('--base-height', type=int, help="default: the model's (256)")
+    parser.add_argument('--backbone', default='mobilenet', help='of a checkpoint file (a saved folder says)')
+    parser.add_argument('--mobilenetv2-width', type=float, default=1.0)
+    parser.add_argument('--num-refinement-stages', type=int, default=1)
     parser.add_argument('--calibration-images', type=int, default=64)
     parser.add_argument('--methods', default='minmax,percentile', help='calibration methods: minmax,percentile,entropy')
     parser.add_argument('--evaluate-train-ids', default='',
@@ -82,7 +85,8 @@ def main(argv=None):
     from openpose_ros.quantize import Preprocessing, compare_backends, load_images, quantize_onnx
 
     torch.manual_seed(0)
-    learner = LightweightOpenPoseLearner(device='cpu')
+    learner = LightweightOpenPoseLearner(device='cpu', backbone=args.backbone, mobilenetv2_width=args.mobilenetv2_width,
+                                         num_refinement_stages=args.num_refinement_stages)
     if args.weights:
         learner.load(args.weights)
     if args.base_height:
@@ -123,6 +127,10 @@ def main(argv=None):
             seconds = time.perf_counter() - started
             candidate = OnnxBackend(int8)
             result = compare_backends(reference, candidate, images, preprocessing)
+            if extra:  # the photos the model knows, on their own: where its people really are
+                own = compare_backends(reference, candidate, images[:len(extra)], preprocessing)
+                result['on_the_train_ids_only'] = {k: round(v, 5) if isinstance(v, float) else v
+                                                   for k, v in own.items()}
             result.update(quantisation_seconds=round(seconds, 1),
                           int8_network_ms=network_ms(candidate, photo, preprocessing),
                           size_mib=round(os.path.getsize(int8) / 2 ** 20, 2))

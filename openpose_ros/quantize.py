@@ -27,6 +27,7 @@ MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need the axis attr
 DATA_VARIABLE = 'OPENPOSE_ROS_DATA'
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 METHODS = ('minmax', 'percentile', 'entropy')
+SUBSTANTIAL_KEYPOINTS = 5  # poses with fewer are fragments that come and go near the decoder's thresholds
 
 
 def quantized_path(onnx_path):
@@ -74,7 +75,8 @@ def image_paths(source):
 
 
 def load_images(source, limit=None):
-    """Calibration images as 8-bit BGR arrays: from paths (see `image_paths`) or arrays; None = the default set.
+    """Calibration images as 8-bit BGR arrays: from paths (see `image_paths`) or arrays; None = the default set;
+    at most `limit`, evenly spread.
 
     Unreadable files raise ValueError naming the file: calibrating on fewer images than asked would be silent.
     """
@@ -84,8 +86,10 @@ def load_images(source, limit=None):
         source = [source]
     items = source if isinstance(source, (list, tuple)) and source and isinstance(source[0], np.ndarray) \
         else image_paths(source)
+    if limit and len(items) > limit:  # spread over the whole set, not its first files
+        items = [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
     images = []
-    for item in items[:limit] if limit else items:
+    for item in items:
         if isinstance(item, np.ndarray):
             images.append(to_bgr8(item))
             continue
@@ -144,11 +148,13 @@ def cpu_has_vnni():
 
 
 def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocessing=Preprocessing(),
-                  method='minmax', per_channel=True, reduce_range=None, calibration_count=None):
+                  method='minmax', per_channel=True, reduce_range=None, calibration_count=None,
+                  fp32_output_layers=True):
     """Writes a statically quantised QDQ model of the fp32 ONNX model `fp32_path` and returns its path.
 
     calibration_images: paths, a folder, BGR arrays, or None for `default_calibration_images()`; each goes
-    through the package's pre-processing (`preprocessing`, at the deployed base height). Weights are int8
+    through the package's pre-processing (`preprocessing`, at the deployed base height); at most
+    `calibration_count` (default DEFAULT_CALIBRATION_COUNT) of them, spread over the set. Weights are int8
     per output channel, activations uint8 (the fast kernels on x86). reduce_range (7-bit weights) defaults to
     on only for x86 CPUs without VNNI, where u8 x s8 products can saturate. The file is written atomically.
     """
@@ -167,7 +173,7 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
                          f'(export with opset={MIN_OPSET} or later)')
     input_name = model.graph.input[0].name
     del model
-    images = load_images(calibration_images, calibration_count)
+    images = load_images(calibration_images, calibration_count or DEFAULT_CALIBRATION_COUNT)
     if reduce_range is None:
         reduce_range = not cpu_has_vnni()
     calibrate_method = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
@@ -179,12 +185,22 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
         quant_pre_process(str(fp32_path), str(prepared))
         written = Path(work) / int8_path.name
         reader = _calibration_reader(images, preprocessing, input_name, same_size=method != 'minmax')
-        quantize_static(str(prepared), str(written), reader,
+        excluded = output_layers(prepared) if fp32_output_layers else []
+        quantize_static(str(prepared), str(written), reader, nodes_to_exclude=excluded,
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=calibrate_method)
         os.replace(written, int8_path)
     return int8_path
+
+
+def output_layers(path):
+    """Names of the nodes that write the model's outputs (the last 1x1 convolutions of the heatmap and PAF
+    heads): a tiny share of the work, and where 8-bit steps would land directly on the maps."""
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    outputs = {output.name for output in model.graph.output}
+    return [node.name for node in model.graph.node if set(node.output) & outputs]
 
 
 def quantize_learner(learner, fp32_path, calibration_images=None, **options):
@@ -226,12 +242,16 @@ def match_poses(reference, candidate, min_similarity=0.5):
 
 
 def compare_backends(reference, candidate, images, preprocessing=Preprocessing(), upsample_ratio=4,
-                     decoder=DecoderConfig()):
+                     decoder=DecoderConfig(), substantial_keypoints=SUBSTANTIAL_KEYPOINTS):
     """Agreement of `candidate` (e.g. int8) with `reference` (fp32) on real images (BGR arrays or paths).
 
-    Returns a dict: heatmap and PAF errors (max and mean absolute, and the maps' own max for scale), keypoint
+    Returns a dict: heatmap and PAF errors (max and mean absolute, and the maps' own max for scale); keypoint
     displacement in image pixels over keypoints both found in matched poses (mean, median, 95th percentile,
-    max), and pose agreement (poses of each, matched, the fraction matched, keypoints found by only one).
+    max); pose agreement: poses of each, matched pairs (keypoint similarity >= 0.5), recall (reference poses
+    matched), precision (candidate poses matched) and agreement (the lower of the two), and the same for
+    the *substantial* poses of at least `substantial_keypoints` keypoints, since fragments of 2-4 keypoints
+    near the decoder's thresholds come and go with any change of the maps; keypoints found by only one of a
+    matched pair. Agreement figures are None where there is nothing to agree on (no poses at all).
     """
     images = load_images(images)
     make = lambda backend: PoseEstimator(backend, preprocessing.stride, preprocessing.base_height,  # noqa: E731
@@ -240,7 +260,9 @@ def compare_backends(reference, candidate, images, preprocessing=Preprocessing()
     estimators = make(reference), make(candidate)
     errors = {'heatmaps': [], 'pafs': []}
     extent = {'heatmaps': 0.0, 'pafs': 0.0}
-    displacements, counts, matched, keypoint_disagreements = [], [0, 0], 0, 0
+    displacements, keypoint_disagreements = {'all': [], 'substantial': []}, 0
+    # reference poses, candidate poses, reference poses matched, candidate poses matched
+    counts = {key: [0, 0, 0, 0] for key in ('all', 'substantial')}
     for image in images:
         outputs = []
         for estimator in estimators:
@@ -251,27 +273,46 @@ def compare_backends(reference, candidate, images, preprocessing=Preprocessing()
         errors['pafs'].append(np.abs(paf_a - paf_b).ravel())
         extent['heatmaps'] = max(extent['heatmaps'], float(np.abs(heat_a).max()))
         extent['pafs'] = max(extent['pafs'], float(np.abs(paf_a).max()))
-        counts[0] += len(poses_a)
-        counts[1] += len(poses_b)
+        big_a = [bool(p.found.sum() >= substantial_keypoints) for p in poses_a]
+        big_b = [bool(p.found.sum() >= substantial_keypoints) for p in poses_b]
+        counts['all'][0] += len(poses_a)
+        counts['all'][1] += len(poses_b)
+        counts['substantial'][0] += sum(big_a)
+        counts['substantial'][1] += sum(big_b)
         for i, j, _ in match_poses(poses_a, poses_b):
-            matched += 1
             both = poses_a[i].found & poses_b[j].found
             keypoint_disagreements += int((poses_a[i].found != poses_b[j].found).sum())
-            displacements.append(np.linalg.norm(poses_a[i].data[both] - poses_b[j].data[both], axis=1))
+            moved = np.linalg.norm(poses_a[i].data[both] - poses_b[j].data[both], axis=1)
+            counts['all'][2] += 1
+            counts['all'][3] += 1
+            displacements['all'].append(moved)
+            counts['substantial'][2] += int(big_a[i])
+            counts['substantial'][3] += int(big_b[j])
+            if big_a[i]:
+                displacements['substantial'].append(moved)
     result = {'images': len(images)}
     for name, parts in errors.items():
         values = np.concatenate(parts)
         result[f'{name}_max_abs_error'] = float(values.max())
         result[f'{name}_mean_abs_error'] = float(values.mean())
         result[f'{name}_max_abs_value'] = extent[name]
-    moved = np.concatenate(displacements) if displacements else np.zeros(0)
-    result['keypoints_compared'] = int(moved.size)
-    for name, function in (('mean', np.mean), ('median', np.median), ('p95', lambda v: np.percentile(v, 95)),
-                           ('max', np.max)):
-        result[f'keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
-    result.update({
-        'poses_reference': counts[0], 'poses_candidate': counts[1], 'poses_matched': matched,
-        'pose_agreement': matched / max(counts) if max(counts) else None,
-        'keypoints_found_by_one_only': keypoint_disagreements,
-    })
+    for group, prefix in (('all', ''), ('substantial', 'substantial_')):
+        moved = np.concatenate(displacements[group]) if displacements[group] else np.zeros(0)
+        result[f'{prefix}keypoints_compared'] = int(moved.size)
+        for name, function in (('mean', np.mean), ('median', np.median),
+                               ('p95', lambda v: np.percentile(v, 95)), ('max', np.max)):
+            result[f'{prefix}keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
+        n_reference, n_candidate, matched_reference, matched_candidate = counts[group]
+        result.update({
+            f'{prefix}poses_reference': n_reference, f'{prefix}poses_candidate': n_candidate,
+            f'{prefix}poses_matched': matched_reference,
+            f'{prefix}pose_recall': matched_reference / n_reference if n_reference else None,
+            f'{prefix}pose_precision': matched_candidate / n_candidate if n_candidate else None,
+            # the worse of the two: 1.0 only when every pose of each has its twin in the other
+            f'{prefix}pose_agreement': min(matched_reference / n_reference if n_reference else 1.0,
+                                           matched_candidate / n_candidate if n_candidate else 1.0)
+            if n_reference or n_candidate else None,
+        })
+    result['substantial_keypoints'] = substantial_keypoints
+    result['keypoints_found_by_one_only'] = keypoint_disagreements
     return result

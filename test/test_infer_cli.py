@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, VIDEO
+from conftest import COCO, DATA, MINI_TRAIN_ANNOTATIONS, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, TEST_MODEL, VIDEO
 from openpose_ros.cli import infer as cli
 from openpose_ros.coco import load_coco_keypoints
 from openpose_ros.decode import decode_poses
@@ -330,3 +330,29 @@ def test_a_checkpoint_file_loads_with_its_refinement_stages_read_from_it(tmp_pat
     # forcing the wrong architecture is a clear error naming the mismatch
     assert run_cli(PHOTO, '--weights', tmp_path / 'checkpoint.pth', '--num-refinement-stages', 1,
                    '--output', tmp_path / 'bad') == 2
+
+
+@pytest.mark.skipif(not TEST_MODEL.exists(), reason=f'the trained test model {TEST_MODEL} is not there')
+def test_the_test_model_finds_its_people_through_the_executable_on_every_backend(tmp_path):
+    """The photos the test model was trained on: its six people, on torch, ONNX Runtime and int8 alike."""
+    train = COCO / 'coco-mini' / 'train2017'
+    ids = (30752, 37666, 183872, 234748, 442450)
+    people = {r.file_name: r.keypoints for r in load_coco_keypoints(str(MINI_TRAIN_ANNOTATIONS), ids)}
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    for name in people:
+        os.symlink(train / name, folder / name)
+    found = {}
+    for backend in ('torch', 'onnx', 'int8'):
+        out = tmp_path / backend
+        assert run_cli(folder, '--weights', TEST_MODEL, '--backend', backend, '--output', out, '--quiet',
+                       '--no-images', *(('--calibration', train) if backend == 'int8' else ())) == 0
+        doc = read_document(out / 'poses.json')
+        assert doc['backend'].startswith('torch' if backend == 'torch' else 'onnxruntime')
+        errors = []
+        for frame in doc['frames']:
+            errors += matched_error([pose_to_dict(p) for p in frame['poses']], people[frame['file']])
+        found[backend] = errors
+        assert len(errors) == 6 and sum(e < 8.0 for e in errors) >= 5, (backend, errors)
+    # torch and ONNX Runtime decode the same maps: the same places
+    assert np.allclose(found['torch'], found['onnx'], atol=0.5)
