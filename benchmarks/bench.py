@@ -258,6 +258,26 @@ def ratio(a, b):
     return round(a / b, 2) if a and b else None
 
 
+def targets(doc, config='mobilenet-1stage-stride8', threads='2 threads'):
+    """The issues' targets for the accuracy-preserving configuration, from this run's figures (None: not run)."""
+    row = doc['configs'].get(config, {}).get('threads', {}).get(threads)
+    if not row or 'torch' not in row:
+        return None
+    people = doc['pipeline_with_people'][config][threads]
+    result = {'configuration': config, 'threads': threads}
+    if 'onnx' in row:
+        result['fp32_pipeline_speedup_vs_torch_eager (target >= 1.5)'] = row['speedup_vs_torch_eager']['onnx']
+        result['fp32_network_over_floor (target <= 1.15)'] = row['onnx_network_vs_floor']
+        result['fp32_pipeline_minus_network_11_people_ms (target <= 5)'] = \
+            people['onnx_overhead_over_network_ms']['11 people']
+    if 'int8' in row:
+        result['int8_pipeline_speedup_vs_torch_eager (target >= 3)'] = row['speedup_vs_torch_eager']['int8']
+    rss = [v['max'] for k, v in doc['peak_rss_mib'].items() if k.startswith('onnxruntime-only')]
+    if rss:
+        result['onnxruntime_only_peak_rss_mib (target < 160 MB = 152.6 MiB)'] = max(rss)
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='one configuration, 10 runs: a smoke run (~1 min)')
@@ -378,6 +398,7 @@ def main(argv=None):
                     raise RuntimeError(f'the {backend} worker imported torch')
     doc['peak_rss_mib'] = {label: {'min': min(v), 'max': max(v)} for label, v in rss.items()}
     doc['peak_rss_mib']['onnxruntime_only_processes_imported_torch'] = False
+    doc['targets'] = targets(doc)
     load_after = os.getloadavg()
     doc['machine'].update(load_average_before=[round(v, 2) for v in load_before],
                           load_average_after=[round(v, 2) for v in load_after],
