@@ -437,7 +437,10 @@ def _progress(iterable, total, enabled):
     if not enabled:
         return iterable
     from tqdm import tqdm
-    return tqdm(iterable, total=total, unit='frame', file=sys.stderr, dynamic_ncols=True, leave=True)
+    # Into a log file (not a terminal) every redraw would be a line: a few a second are enough there.
+    interval = 0.1 if sys.stderr.isatty() else 1.0
+    return tqdm(iterable, total=total, unit='frame', file=sys.stderr, dynamic_ncols=True, leave=True,
+                mininterval=interval)
 
 
 def evaluate_bag(learner, options, backend_name='', model_info=None):

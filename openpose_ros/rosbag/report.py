@@ -4,7 +4,7 @@ report.json (format 'openpose_ros.bag_eval', version 1):
   input, output, model         what was read, what was written (topics, message counts), which model ran
   interrupted, error           whether Ctrl-C stopped the run; why the bag could not be read to its end
   frames       read (messages of the topic in the time range), processed, rejected, rejected_reasons
-               {reason: count}, dropped (realtime only), stamps_from_log_time (frames whose header stamp was
+               {cause: count} (per_frame has each frame's full reason), dropped (realtime only), stamps_from_log_time (frames whose header stamp was
                zero), stamps_not_increasing, first/last stamp, duration_s, frame_rate_hz (of the frames read)
   people       poses (total over processed frames), per_frame {mean, median, min, max}, frames_with_people,
                histogram {people: frames}
@@ -87,6 +87,12 @@ def id_breaks(tracks, gap_s=BREAK_GAP_S, distance=BREAK_DISTANCE):
     return pairs
 
 
+def reason_kind(reason):
+    """A rejection reason without its details (sizes, lists), as the node's diagnostics count them: frames
+    rejected for the same cause share it."""
+    return str(reason).split(':')[0].split(' (')[0]
+
+
 def build_report(records, tracks, meta, wall_s, realtime=None, busy_s=None, stamps_not_increasing=0,
                  interrupted=False, error=None):
     """The report dict (see the module docstring) from the frame records and tracks of a run."""
@@ -95,7 +101,8 @@ def build_report(records, tracks, meta, wall_s, realtime=None, busy_s=None, stam
     dropped = [r for r in records if r.status == 'dropped']
     reasons = {}
     for record in rejected:
-        reasons[record.reason] = reasons.get(record.reason, 0) + 1
+        kind = reason_kind(record.reason)
+        reasons[kind] = reasons.get(kind, 0) + 1
     stamps = [r.stamp_ns for r in records]
     duration_s = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
     frames = {
