@@ -460,7 +460,7 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
     assert len(output['/poses']) == 3
 
 
-def test_bags_without_images_and_missing_inputs_are_clear_errors(tmp_path, caplog):
+def test_bags_without_images_and_missing_inputs_are_clear_errors(tmp_path, caplog, monkeypatch):
     store = messages.typestore()
     from rosbags.rosbag2 import Writer
     with Writer(tmp_path / 'chatter', version=9) as writer:
@@ -477,6 +477,11 @@ def test_bags_without_images_and_missing_inputs_are_clear_errors(tmp_path, caplo
     assert 'no weights given' in caplog.text and 'download' in caplog.text
     assert run_cli(bag, '--weights', tmp_path / 'nothing.pth', '-o', tmp_path / 'out') == 2
     assert f'no weights at {tmp_path / "nothing.pth"}' in caplog.text
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setenv('OPENPOSE_ROS_MIRROR', 'http://127.0.0.1:9/models')   # nothing listens there
+    assert run_cli(bag, '--weights', 'download', '-o', tmp_path / 'out') == 2
+    assert 'could not download http://127.0.0.1:9/models/checkpoint_iter_370000.pth' in caplog.text
+    assert not (tmp_path / 'cache' / 'openpose_ros' / 'checkpoint_iter_370000.pth').exists()
     assert run_cli(tmp_path / 'nobag', '--weights', TEST_MODEL) == 2
     assert f'no bag at {tmp_path / "nobag"}' in caplog.text
 

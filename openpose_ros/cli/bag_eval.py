@@ -23,8 +23,9 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
     parser.add_argument('bag', help='input bag: a rosbag2 folder, a .db3 file or an .mcap file')
-    parser.add_argument('--weights', help='a saved model folder (learner.save) or a checkpoint file '
-                        '(e.g. checkpoint_iter_370000.pth)')
+    parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
+                        '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
+                        '~/.cache/openpose_ros as the node does)')
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
     parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8'),
                         help='network backend (default auto: the fastest available)')

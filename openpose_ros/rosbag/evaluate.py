@@ -32,6 +32,7 @@ from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag
 
 LOG = logging.getLogger(__name__)
 BACKENDS = ('auto', 'torch', 'onnx', 'int8')
+DOWNLOAD = 'download'   # as weights: fetch the published model, as the node's weights:=download does
 POSES_NAME = 'poses.json'
 
 
@@ -45,7 +46,18 @@ def weights_help():
     return ('Get the published model with `python -c "from openpose_ros import LightweightOpenPoseLearner as L; '
             f'L().download(\'models\')"` (it fetches checkpoint_iter_370000.pth from {ORIGINAL_CHECKPOINT_URL}; '
             f'offline, set {MIRROR_VARIABLE}=file:///folder/with/the/file or copy the file here), then pass '
-            '--weights models/checkpoint_iter_370000.pth. A folder written by learner.save() works too.')
+            '--weights models/checkpoint_iter_370000.pth; or pass --weights download to fetch it into '
+            '~/.cache/openpose_ros. A folder written by learner.save() works too.')
+
+
+def _download():
+    """The published model, fetched (once) into the node's download folder (~/.cache/openpose_ros)."""
+    from openpose_ros.download import DownloadError, download
+    from openpose_ros.ros.model import default_download_dir
+    try:
+        return Path(download(default_download_dir(), 'pretrained'))
+    except DownloadError as error:
+        raise ModelError(f'--weights {DOWNLOAD} failed: {error}') from error
 
 
 def _refinement_stages(path):
@@ -55,12 +67,15 @@ def _refinement_stages(path):
 
 
 def build_learner(weights, device='cpu', backend='auto', base_height=None, temp_path=None):
-    """A LightweightOpenPoseLearner with `weights` (a learner.save() folder or a checkpoint file) on `backend`
-    ('auto': the fastest available; 'torch', 'onnx', 'int8'). Returns (learner, backend name for reports).
+    """A LightweightOpenPoseLearner with `weights` (a learner.save() folder, a checkpoint file, or 'download' for
+    the published model) on `backend` ('auto': the fastest available; 'torch', 'onnx', 'int8'). Returns (learner,
+    backend name for reports).
     ModelError, saying how to get the model, when the weights are missing or unusable."""
     from openpose_ros.learner import LightweightOpenPoseLearner
     if weights is None:
         raise ModelError('no weights given. ' + weights_help())
+    if str(weights) == DOWNLOAD:
+        weights = _download()
     weights = Path(weights)
     if not weights.exists():
         raise ModelError(f'no weights at {weights}. ' + weights_help())
