@@ -1,16 +1,18 @@
 """The report of a bag evaluation: JSON (report.json), a short text summary (report.txt) and PNG plots.
 
 report.json (format 'openpose_ros.bag_eval', version 1):
-  input, output, model         what was read, what was written (topics, message counts), which model ran
+  input, output, model         what was read, what was written (topics, message counts, poses.json), which
+                               model ran with which node parameters (node_settings), warm-up time
   interrupted, error           whether Ctrl-C stopped the run; why the bag could not be read to its end
   frames       read (messages of the topic in the time range), processed, rejected, rejected_reasons
-               {cause: count} (per_frame has each frame's full reason), dropped (realtime only), stamps_from_log_time (frames whose header stamp was
-               zero), stamps_not_increasing, first/last stamp, duration_s, frame_rate_hz (of the frames read)
+               {cause: count} (per_frame has each frame's full reason), dropped (realtime only),
+               stamps_from_log_time (frames whose header stamp was zero), stamps_not_increasing, first/last
+               stamp, duration_s, frame_rate_hz (of the frames read)
   people       poses (total over processed frames), per_frame {mean, median, min, max}, frames_with_people,
                histogram {people: frames}
   timing       processing_ms percentiles {mean, p50, p90, p95, p99, max} (decoding + inference of one frame,
                as the node's worker would spend it), processing_fps (1000 / mean processing_ms), decode_ms and
-               stages_ms (preprocess, network, upsample, keypoints, grouping, tracking) percentiles, wall_s and
+               stages_ms (preprocess, network, upsample, keypoints, grouping, tracking, smoothing), wall_s and
                wall_fps (the whole run with reading, drawing and writing)
   tracks       count, length_frames and duration_s {mean, median, min, max}, single_frame, new_ids_per_minute
                (ids first seen after the first processed frame per minute of stamps), id_breaks (a track
