@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = 'openpose_ros'
@@ -21,10 +23,11 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={PACKAGE: ['data/*.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
+        # The message definitions, for reading and writing bags without a ROS build (openpose_ros.rosbag).
+        ('share/' + PACKAGE + '/msg', sorted(glob('msg/*.msg'))),
     ],
     install_requires=[
         'torch>=2.1',

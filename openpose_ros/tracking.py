@@ -29,8 +29,10 @@ class _Track:
 def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     """Object keypoint similarity of every pose in (P, 18, 2) with every pose in (T, 18, 2): a (P, T) matrix.
 
-    Over the keypoints both poses have (at least two), scaled by the larger of their boxes. `tolerance` widens
-    COCO's per-keypoint sigmas: between frames people move far more than annotators err.
+    Summed over the keypoints both poses have (at least two) and divided by the larger keypoint count of the
+    two, so that a fragment of a person cannot look more like a track than the whole person does. Scaled by the
+    larger of their boxes; `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more
+    than annotators err.
     """
     found_a, found_b = keypoints_a[..., 0] >= 0, keypoints_b[..., 0] >= 0
     common = found_a[:, None, :] & found_b[None, :, :]
@@ -38,8 +40,8 @@ def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     distance2 = ((keypoints_a[:, None] - keypoints_b[None, :]) ** 2).sum(axis=-1)
     variances = (2 * tolerance * SIGMAS) ** 2
     oks = np.exp(-distance2 / (2 * area[..., None] * variances)) * common
-    count = common.sum(axis=-1)
-    return np.where(count >= 2, oks.sum(axis=-1) / np.maximum(count, 1), 0.0)
+    larger = np.maximum(found_a.sum(axis=-1)[:, None], found_b.sum(axis=-1)[None, :])
+    return np.where(common.sum(axis=-1) >= 2, oks.sum(axis=-1) / np.maximum(larger, 1), 0.0)
 
 
 def _box_areas(keypoints, found):

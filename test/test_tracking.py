@@ -95,3 +95,15 @@ def test_without_memory_the_same_dropouts_change_ids():
     people = real_people(3)
     ids = run(PoseTracker(max_missed=0), people, crossing, {0: {12, 19, 20}, 1: {21}, 2: {5, 6, 30}}, frames=40)
     assert any(len(set(seen)) > 1 for seen in ids.values())
+
+
+def test_a_fragment_of_a_person_does_not_take_the_persons_id():
+    person = real_people(1)[0] + 400
+    tracker = PoseTracker()
+    tracker.update([Pose(person.copy(), 0.9)], 0.0)
+    fragment = np.full_like(person, -1.0)
+    found = np.flatnonzero(person[:, 0] >= 0)[:2]
+    fragment[found] = person[found]
+    whole, part = Pose(person + 1.0, 0.9), Pose(fragment, 0.3)
+    tracker.update([part, whole], 0.1)
+    assert whole.id == 0 and part.id == 1
