@@ -114,8 +114,8 @@ def main(argv=None):
     doc = {'weights': args.weights or 'untrained (seed 0, batch-norm statistics from real images): plumbing only',
            'base_height': learner.base_height, 'stride': learner.stride,
            'calibration': f'{len(calibration)} coco-mini train2017 photos',
-           'evaluation': f'{len(images)} real images ({len(extra)} coco-mini train2017, the val2017 ones, mmpose-tests, '
-                         f'opencv-doc photos, vtest.avi every 40th frame)', 'methods': {}}
+           'evaluation': f'{len(images)} real images ({len(extra)} coco-mini train2017, the val2017 ones, '
+                         f'mmpose-tests, opencv-doc photos, vtest.avi every 40th frame)', 'methods': {}}
     with tempfile.TemporaryDirectory() as work:
         fp32 = export_onnx(learner.model.eval(), Path(work) / 'model.onnx')
         reference = OnnxBackend(fp32)

@@ -6,13 +6,11 @@ anything heavy (no torch import); `apply_backend` puts a learner on the chosen b
 """
 import importlib.util
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
 
-LOG = logging.getLogger(__name__)
 BACKENDS = ('int8', 'onnx', 'torch')
 AUTO = 'auto'
 
