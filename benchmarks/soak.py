@@ -90,11 +90,20 @@ def main(argv=None):
                               '--node', f'{namespace.strip("/")}/pose_estimation: pose estimation'],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     probe_lines = []
-    threading.Thread(target=lambda: probe_lines.extend(json.loads(line) for line in probe.stdout if line.strip()),
-                     daemon=True).start()
+
+    def read_probe():
+        for line in probe.stdout:
+            try:
+                probe_lines.append(json.loads(line))
+                print(line.rstrip(), file=sys.stderr, flush=True)
+            except ValueError:
+                pass
+    threading.Thread(target=read_probe, daemon=True).start()
     publisher = subprocess.Popen([sys.executable, '-m', 'openpose_ros.ros.video_publisher', args.video, '--topic',
                                   f'{namespace}/camera/image_raw', '--rate', str(args.rate), '--count', str(frames),
-                                  '--quiet'], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+                                  '--no-stamps', '--quiet'], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    published = []  # read while it runs: a full pipe would block it
+    threading.Thread(target=lambda: published.extend(publisher.stdout), daemon=True).start()
     started = time.monotonic()
     samples, last_cpu, last_t = [], cpu_seconds(node.pid), started
     try:
@@ -107,7 +116,8 @@ def main(argv=None):
             last_cpu, last_t = cpu, now
             print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
     finally:
-        published = publisher.communicate()[0]
+        publisher.wait()
+        stream_s = time.monotonic() - started
         time.sleep(2 * args.interval)
         probe.send_signal(signal.SIGINT)
         probe.wait(30)
@@ -122,6 +132,7 @@ def main(argv=None):
         sample['age_ms_p95'] = line['age_ms']['p95'] if line and line['age_ms'] else None
         sample['poses_rate_hz'] = line['rate_hz'] if line else None
         ages.append(sample['age_ms_p50'])
+    samples = [s for s in samples if s['t_s'] <= stream_s]  # while frames flowed
     times = [s['t_s'] for s in samples]
     rss = [s['rss_mib'] for s in samples]
     total = times[-1] if times else 0
@@ -129,7 +140,7 @@ def main(argv=None):
     last_diagnostics = next((p['diagnostics'] for p in reversed(probe_lines) if p['diagnostics']), {})
     result = {
         'minutes': args.minutes, 'rate_hz': args.rate, 'weights': args.weights, 'video': args.video,
-        'publisher': json.loads(published.strip().splitlines()[-1]) if published.strip() else None,
+        'publisher': json.loads(published[-1]) if published else None,
         'node_exit_status': node_exit,
         'rss_mib': {'start': window_mean(times, rss, args.warmup, args.warmup + 60),
                     'end': window_mean(times, rss, total - 60, total + 1), 'max': max(rss) if rss else None,
@@ -143,8 +154,6 @@ def main(argv=None):
             'processing_rate_hz', 'latency_ms_mean', 'inference_ms_mean', 'backend', 'message')},
         'samples': samples,
     }
-    if result['publisher']:
-        result['publisher'].pop('stamps', None)
     print(json.dumps(result, indent=1))
     return 0 if node_exit == 0 else 1
 
