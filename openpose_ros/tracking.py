@@ -10,6 +10,8 @@ import numpy as np
 
 from openpose_ros.keypoints import SIGMAS
 
+EVIDENCE_PRIOR = 2  # shared keypoints at which a match counts half
+
 
 @dataclass
 class _Track:
@@ -29,10 +31,10 @@ class _Track:
 def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     """Object keypoint similarity of every pose in (P, 18, 2) with every pose in (T, 18, 2): a (P, T) matrix.
 
-    Summed over the keypoints both poses have (at least two) and divided by the larger keypoint count of the
-    two, so that a fragment of a person cannot look more like a track than the whole person does. Scaled by the
-    larger of their boxes; `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more
-    than annotators err.
+    The mean over the keypoints both poses have (at least two), weighted by the evidence, n / (n + 2) for n
+    shared keypoints: a two-keypoint fragment of a person cannot look more like the person's track than the
+    whole person does, while a partly seen person still matches. Scaled by the larger of their boxes;
+    `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more than annotators err.
     """
     found_a, found_b = keypoints_a[..., 0] >= 0, keypoints_b[..., 0] >= 0
     common = found_a[:, None, :] & found_b[None, :, :]
@@ -40,8 +42,8 @@ def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     distance2 = ((keypoints_a[:, None] - keypoints_b[None, :]) ** 2).sum(axis=-1)
     variances = (2 * tolerance * SIGMAS) ** 2
     oks = np.exp(-distance2 / (2 * area[..., None] * variances)) * common
-    larger = np.maximum(found_a.sum(axis=-1)[:, None], found_b.sum(axis=-1)[None, :])
-    return np.where(common.sum(axis=-1) >= 2, oks.sum(axis=-1) / np.maximum(larger, 1), 0.0)
+    shared = common.sum(axis=-1)
+    return np.where(shared >= 2, oks.sum(axis=-1) / (shared + EVIDENCE_PRIOR), 0.0)
 
 
 def _box_areas(keypoints, found):

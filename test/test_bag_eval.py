@@ -18,7 +18,8 @@ pytest.importorskip('rosbags')
 from conftest import DATA, ROOT, TEST_MODEL  # noqa: E402
 from openpose_ros.cli import bag_eval  # noqa: E402
 from openpose_ros.rosbag import messages  # noqa: E402
-from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, evaluate_bag  # noqa: E402
+from openpose_ros.models import load_for_inference  # noqa: E402
+from openpose_ros.rosbag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
 from openpose_ros.rosbag.images import image_msg, write_image_bag  # noqa: E402
 from openpose_ros.rosbag.reader import BagError, BagInput, decode  # noqa: E402
 from openpose_ros.rosbag.realtime import NewestFrameWorker  # noqa: E402
@@ -105,13 +106,13 @@ def model(tmp_path_factory):
     if not TEST_MODEL.is_dir():
         pytest.fail(f'the test model is missing: {TEST_MODEL} (benchmarks/overfit.py makes it)')
     folder = tmp_path_factory.mktemp('model')
-    learner, _ = build_learner(TEST_MODEL, 'cpu', 'onnx', temp_path=folder / 'export')
+    learner, _, _ = load_for_inference(TEST_MODEL, 'cpu', 'onnx', temp_path=folder / 'export')
     return learner.save(folder / 'tiny_onnx')
 
 
 @pytest.fixture(scope='module')
 def learner(model):
-    learner, backend = build_learner(model, 'cpu', 'auto')
+    learner, _, backend = load_for_inference(model, 'cpu', 'auto')
     assert backend == 'onnxruntime-cpu'
     return learner
 

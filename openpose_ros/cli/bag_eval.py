@@ -68,7 +68,8 @@ def _default_output(bag):
 
 def run(args):
     import tempfile
-    from openpose_ros.rosbag.evaluate import BagEvalOptions, build_learner, node_settings
+    from openpose_ros.models import load_for_inference
+    from openpose_ros.rosbag.evaluate import BagEvalOptions, node_settings
     from openpose_ros.rosbag.messages import typestore
     from openpose_ros.rosbag.reader import BagInput
 
@@ -83,8 +84,8 @@ def run(args):
         topic = bag.select_topic(args.topic)
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
     with tempfile.TemporaryDirectory(prefix='openpose_bag_eval_') as temporary:  # exported ONNX models
-        learner, backend = build_learner(args.weights, args.device, args.backend, settings['base_height'] or None,
-                                         temp_path=temporary)
+        learner, _, backend = load_for_inference(args.weights, args.device, args.backend,
+                                                 settings['base_height'] or None, temp_path=temporary)
         return _evaluate(args, learner, backend, options)
 
 
@@ -103,7 +104,7 @@ def _evaluate(args, learner, backend, options):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format='%(levelname)s: %(message)s')
-    from openpose_ros.rosbag.evaluate import ModelError
+    from openpose_ros.models import ModelError
     from openpose_ros.rosbag.messages import MessageDefinitionsNotFound
     from openpose_ros.rosbag.reader import BagError
     try:

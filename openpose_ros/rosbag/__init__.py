@@ -15,8 +15,6 @@ _LAZY = {
     'OutputBag': 'openpose_ros.rosbag.writer',
     'NewestFrameWorker': 'openpose_ros.rosbag.realtime',
     'BagEvalOptions': 'openpose_ros.rosbag.evaluate',
-    'ModelError': 'openpose_ros.rosbag.evaluate',
-    'build_learner': 'openpose_ros.rosbag.evaluate',
     'evaluate_bag': 'openpose_ros.rosbag.evaluate',
     'typestore': 'openpose_ros.rosbag.messages',
 }

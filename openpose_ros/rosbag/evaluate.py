@@ -1,8 +1,9 @@
 """Offline evaluation of a camera bag: pose estimation on every frame (or on what the live node would have
 taken, with `realtime`), an output bag of what the node publishes, and a report.
 
-    from openpose_ros.rosbag import BagEvalOptions, build_learner, evaluate_bag
-    learner, backend = build_learner('models/openpose_default')
+    from openpose_ros.models import load_for_inference
+    from openpose_ros.rosbag import BagEvalOptions, evaluate_bag
+    learner, _, backend = load_for_inference('models/openpose_default')
     result = evaluate_bag(learner, BagEvalOptions('camera_bag', 'out/'), backend)
     print(result.report['timing']['processing_fps'])
 
@@ -31,77 +32,7 @@ from openpose_ros.rosbag.realtime import NewestFrameWorker
 from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag
 
 LOG = logging.getLogger(__name__)
-BACKENDS = ('auto', 'torch', 'onnx', 'int8')
-DOWNLOAD = 'download'   # as weights: fetch the published model, as the node's weights:=download does
 POSES_NAME = 'poses.json'
-
-
-class ModelError(Exception):
-    """The weights cannot be used (missing, wrong format); the message says how to get usable ones."""
-
-
-# --- the model ----------------------------------------------------------------------------------------------
-def weights_help():
-    from openpose_ros.download import MIRROR_VARIABLE, ORIGINAL_CHECKPOINT_URL
-    return ('Get the published model with `python -c "from openpose_ros import LightweightOpenPoseLearner as L; '
-            f'L().download(\'models\')"` (it fetches checkpoint_iter_370000.pth from {ORIGINAL_CHECKPOINT_URL}; '
-            f'offline, set {MIRROR_VARIABLE}=file:///folder/with/the/file or copy the file here), then pass '
-            '--weights models/checkpoint_iter_370000.pth; or pass --weights download to fetch it into '
-            '~/.cache/openpose_ros. A folder written by learner.save() works too.')
-
-
-def _download():
-    """The published model, fetched (once) into the node's download folder (~/.cache/openpose_ros)."""
-    from openpose_ros.download import DownloadError, download
-    from openpose_ros.ros.model import default_download_dir
-    try:
-        return Path(download(default_download_dir(), 'pretrained'))
-    except DownloadError as error:
-        raise ModelError(f'--weights {DOWNLOAD} failed: {error}') from error
-
-
-def _refinement_stages(path):
-    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
-    state = extract_state_dict(read_checkpoint(path))
-    return len({key.split('.')[1] for key in state if key.startswith('refinement_stages.')})
-
-
-def build_learner(weights, device='cpu', backend='auto', base_height=None, temp_path=None):
-    """A LightweightOpenPoseLearner with `weights` (a learner.save() folder, a checkpoint file, or 'download' for
-    the published model) on `backend` ('auto': the fastest available; 'torch', 'onnx', 'int8'). Returns (learner,
-    backend name for reports).
-    ModelError, saying how to get the model, when the weights are missing or unusable."""
-    from openpose_ros.learner import LightweightOpenPoseLearner
-    if weights is None:
-        raise ModelError('no weights given. ' + weights_help())
-    if str(weights) == DOWNLOAD:
-        weights = _download()
-    weights = Path(weights)
-    if not weights.exists():
-        raise ModelError(f'no weights at {weights}. ' + weights_help())
-    if backend not in BACKENDS:
-        raise ModelError(f'backend must be one of {", ".join(BACKENDS)}, not {backend!r}')
-    options = {'device': device}
-    if temp_path is not None:
-        options['temp_path'] = str(temp_path)
-    try:
-        if weights.is_file():
-            options['num_refinement_stages'] = _refinement_stages(weights)
-        learner = LightweightOpenPoseLearner(**options)
-        learner.load(weights)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
-        raise ModelError(f'cannot use the weights {weights}: {error}. ' + weights_help()) from error
-    if base_height is not None:
-        if base_height < 32:
-            raise ModelError(f'base height must be >= 32, got {base_height}')
-        learner.base_height = int(base_height)
-    try:
-        from openpose_ros.acceleration import apply_backend, choose_backend
-        choice = choose_backend(weights if weights.is_dir() else None, learner.device, backend)
-        name = apply_backend(learner, choice)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise ModelError(f'cannot run the {backend} backend: {error}') from error
-    return learner, name
 
 
 # --- the node's configuration -------------------------------------------------------------------------------
@@ -156,7 +87,7 @@ def node_settings(params_file=None, **overrides):
 
 def apply_node_settings(learner, settings):
     """Configures the learner's decoding thresholds, tracker and smoother as the node does. (The base height is
-    a model option: build_learner(base_height=settings['base_height'] or None).)"""
+    a model option: load_for_inference(base_height=settings['base_height'] or None).)"""
     from openpose_ros.ros.model import apply_settings
     apply_settings(learner, settings)
 
