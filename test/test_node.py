@@ -116,11 +116,15 @@ def test_frame_stats_rates_and_latencies_over_the_window():
 
 
 def test_model_error_names_the_missing_weights_and_how_to_get_them(tmp_path):
-    from openpose_ros.ros.model import ModelError, resolve_weights
+    from openpose_ros.ros.model import ModelError, load_model
+    from openpose_ros.ros.params import defaults
+
+    settings = dict(defaults(), weights=str(tmp_path / 'nothing'), download_dir=str(tmp_path / 'cache'))
     with pytest.raises(ModelError) as error:
-        resolve_weights(str(tmp_path / 'nothing'), str(tmp_path / 'cache'))
+        load_model(settings, tmp_path)
     message = str(error.value)
-    assert str(tmp_path / 'nothing') in message and 'weights:=download' in message
+    assert message.startswith(f'weights:={tmp_path / "nothing"}: no weights at {tmp_path / "nothing"}')
+    assert '"download"' in message and str(tmp_path / 'cache') in message
     assert 'checkpoint_iter_370000.pth' in message and 'OPENPOSE_ROS_MIRROR' in message
 
 
@@ -724,9 +728,10 @@ def test_missing_weights_and_invalid_parameters_stop_the_node_at_start_with_a_cl
         for node in nodes.values():
             node.kill()
     code, log = results['missing']
-    assert code == 1 and f'no weights at {tmp_path / "no_such_model"}' in log and 'weights:=download' in log, log
+    assert code == 1 and f'no weights at {tmp_path / "no_such_model"}' in log and '"download"' in log, log
     code, log = results['download']
-    assert code == 1 and 'weights:=download failed: could not download' in log, log
+    assert code == 1 and 'weights:=download: the download of the published model failed: could not download' \
+        in log, log
     assert f'file://{tmp_path}/mirror/checkpoint_iter_370000.pth' in log and 'OPENPOSE_ROS_MIRROR' in log, log
     code, log = results['invalid']
     assert code == 2 and 'backend must be one of auto, torch, onnx, int8' in log, log

@@ -1,23 +1,15 @@
 """The node's model: the learner built from the node's parameters, on the chosen backend, and its release.
 
 Free of rclpy. Every problem a user can fix (no weights, a failed download, weights that do not fit, a backend
-that cannot run here) raises `ModelError` with a message that says what to do.
+that cannot run here) raises `ModelError` (openpose_ros.models') with a message that says what to do.
 """
 import ctypes
 import ctypes.util
 import gc
-import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from openpose_ros.ros.params import DECODER_PARAMS, DOWNLOAD, SMOOTHING_PARAMS, TRACKER_PARAMS
-
-LOG = logging.getLogger(__name__)
-
-
-class ModelError(RuntimeError):
-    """The model cannot be loaded; the message is meant for the user."""
+from openpose_ros.models import ModelError
+from openpose_ros.ros.params import DECODER_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
 
 
 @dataclass
@@ -25,86 +17,27 @@ class LoadedModel:
     learner: object
     backend: str        # e.g. 'onnxruntime-cpu', 'onnxruntime-cpu-int8', 'torch-cpu'
     reason: str         # why that backend
-    weights: Path       # the file or folder loaded
-
-
-def default_download_dir():
-    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return Path(cache) / 'openpose_ros'
-
-
-def _weights_help(folder):
-    from openpose_ros.download import ORIGINAL_CHECKPOINT_URL, MIRROR_VARIABLE
-    return (f"Pass weights:=<folder saved by learner.save() or checkpoint file>, or weights:=download to fetch "
-            f"the published model ({ORIGINAL_CHECKPOINT_URL}) into {folder}; offline, fetch that file elsewhere "
-            f"and copy it there, or set {MIRROR_VARIABLE} to a folder or server that has it.")
-
-
-def resolve_weights(weights, download_dir=''):
-    """The weights parameter -> an existing path: downloads for 'download'. Raises ModelError."""
-    folder = Path(download_dir).expanduser() if download_dir else default_download_dir()
-    if weights == DOWNLOAD:
-        from openpose_ros.download import DownloadError, download
-        try:
-            return Path(download(folder, 'pretrained'))
-        except DownloadError as error:
-            raise ModelError(f'weights:=download failed: {error}') from error
-    if not weights:
-        raise ModelError('no weights given. ' + _weights_help(folder))
-    path = Path(weights).expanduser()
-    if not path.exists():
-        raise ModelError(f'no weights at {path}. ' + _weights_help(folder))
-    return path
-
-
-def refinement_stages_of(state_dict):
-    return len({key.split('.')[1] for key in state_dict if key.startswith('refinement_stages.')})
+    weights: str        # the weights parameter: the file or folder loaded, or 'download'
 
 
 def load_model(settings, temp_dir):
-    """A learner ready to infer, configured from the node's parameter values `settings` (a dict).
+    """A learner ready to infer, configured from the node's parameter values `settings` (a dict), loaded the way
+    every executable loads it (openpose_ros.models.load_for_inference). ONNX models exported (or quantised) at
+    start are written under `temp_dir`. Raises ModelError, whose message starts with the weights parameter."""
+    from openpose_ros.models import load_for_inference
 
-    ONNX models exported (or quantised) at start are written under `temp_dir`.
-    """
-    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
-    from openpose_ros.learner import LightweightOpenPoseLearner
-
-    weights = resolve_weights(settings['weights'], settings['download_dir'])
-    options = dict(device=settings['device'], backbone=settings['backbone'],
-                   mobilenet_use_stride=settings['mobilenet_use_stride'],
-                   half_precision=settings['half_precision'], temp_path=str(temp_dir))
+    stages = settings['num_refinement_stages']
     try:
-        if weights.is_file():
-            stages = settings['num_refinement_stages']
-            if stages < 0:
-                stages = refinement_stages_of(extract_state_dict(read_checkpoint(weights)))
-            options['num_refinement_stages'] = stages
-        learner = LightweightOpenPoseLearner(**options)
-        learner.load(weights)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        raise ModelError(f'cannot load the weights {weights}: {error}') from error
-    if settings['base_height']:
-        learner.base_height = settings['base_height']
-    try:
-        backend, reason = _apply_backend(learner, weights, settings['backend'])
-    except (RuntimeError, ValueError, FileNotFoundError, OSError, ImportError) as error:
-        raise ModelError(f'cannot run the {settings["backend"]} backend: {error}') from error
+        learner, choice, backend = load_for_inference(
+            settings['weights'], device=settings['device'], backend=settings['backend'],
+            base_height=settings['base_height'] or None, temp_path=temp_dir,
+            download_dir=settings['download_dir'] or None, backbone=settings['backbone'],
+            mobilenet_use_stride=settings['mobilenet_use_stride'], half_precision=settings['half_precision'],
+            num_refinement_stages=None if stages < 0 else stages)
+    except ModelError as error:
+        raise ModelError(f'weights:={settings["weights"]}: {error}') from error
     apply_settings(learner, settings)
-    return LoadedModel(learner, backend, reason, weights)
-
-
-def _apply_backend(learner, weights, prefer):
-    try:
-        from openpose_ros.acceleration import apply_backend, choose_backend
-    except ImportError:  # an installation without the backend chooser: ONNX Runtime when asked or auto
-        if prefer in ('auto', 'onnx', 'int8'):
-            learner.optimize(quantize=prefer == 'int8')
-        return learner.estimator.backend.name, 'asked for' if prefer != 'auto' else 'ONNX Runtime'
-    choice = choose_backend(weights if weights.is_dir() else None, learner.device, prefer)
-    if choice.name == 'int8' and choice.model is None:
-        LOG.warning('quantising the model to int8 (calibration takes a while); save a quantised model '
-                    'beside the weights to start faster')
-    return apply_backend(learner, choice), choice.reason
+    return LoadedModel(learner, backend, choice.reason, settings['weights'])
 
 
 def apply_settings(learner, settings):
