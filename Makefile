@@ -41,5 +41,11 @@ test-fast:
 bench:
 	$(ROS_ENV) $(PY) benchmarks/bench.py $(BENCH_ARGS)
 
+# The main job without a camera. WEIGHTS: a saved model folder, a checkpoint, or download (the published model).
+VIDEO ?= ../shared/data/video/vtest.avi
+WEIGHTS ?= download
+demo:
+	$(ROS_ENV) $(PY) -m openpose_ros.ros.demo $(VIDEO) --weights $(WEIGHTS) --output out/demo
+
 clean:
 	rm -rf build install log temp .pytest_cache
