@@ -45,7 +45,7 @@ bench:
 VIDEO ?= ../shared/data/video/vtest.avi
 WEIGHTS ?= download
 demo:
-	$(ROS_ENV) $(PY) -m openpose_ros.ros.demo $(VIDEO) --weights $(WEIGHTS) --output out/demo
+	$(ROS_ENV) $(PY) -m openpose_ros.ros.demo $(VIDEO) --weights $(WEIGHTS) --output out/demo $(DEMO_ARGS)
 
 clean:
 	rm -rf build install log temp .pytest_cache
