@@ -19,6 +19,7 @@ from conftest import DATA, ROOT, TEST_MODEL  # noqa: E402
 from openpose_ros.cli import bag_eval  # noqa: E402
 from openpose_ros.rosbag import messages  # noqa: E402
 from openpose_ros.models import load_for_inference  # noqa: E402
+from openpose_ros.ros.conversions import msg_to_poses  # noqa: E402
 from openpose_ros.rosbag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
 from openpose_ros.rosbag.images import image_msg, write_image_bag  # noqa: E402
 from openpose_ros.rosbag.reader import BagError, BagInput, decode  # noqa: E402
@@ -228,7 +229,7 @@ def test_output_bag_has_a_message_per_frame_with_its_stamps_and_stable_ids(learn
         assert [messages.stamp_ns(m.header) for _, m in output[topic]] == stamps
         assert {m.header.frame_id for _, m in output[topic]} == {'camera'}
 
-    frames = [messages.poses_of(m) for _, m in output['/poses']]
+    frames = [msg_to_poses(m) for _, m in output['/poses']]
     # The test model finds both people in (nearly) every frame ...
     assert sum(finds_both_people(poses, index) for index, poses in enumerate(frames)) >= count - 1
     # ... and the ids in the bag are those the tracker gives on these frames and stamps.
@@ -256,14 +257,14 @@ def test_each_person_keeps_one_id_over_moving_frames(learner, tmp_path):
     result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
                       plots=False)
     output, _ = read_bag(result.output_bag)
-    ids = {person_ids(messages.poses_of(msg), index) for index, (_, msg) in enumerate(output['/poses'])}
+    ids = {person_ids(msg_to_poses(msg), index) for index, (_, msg) in enumerate(output['/poses'])}
     assert len(ids) == 1 and None not in next(iter(ids)), f'ids of the two people over the frames: {ids}'
     assert result.report['tracks']['id_breaks'] == 0
 
 
 def assert_report_matches_bag(report_path, output):
     report = read_report(report_path)
-    poses = [messages.poses_of(m) for _, m in output['/poses']]
+    poses = [msg_to_poses(m) for _, m in output['/poses']]
     assert report['frames']['processed'] == len(poses) == report['output']['messages']['/poses']
     assert report['people']['poses'] == sum(len(p) for p in poses)
     processed = [f for f in report['per_frame'] if f['status'] == 'processed']
@@ -300,7 +301,7 @@ def test_frames_without_header_stamps_use_the_log_time_and_start_end_select_fram
     assert [log for log, _ in output['/robot1/poses']] == [frames[i][1] for i in (2, 3, 4)]
     jpeg = output['/robot1/image_annotated/compressed'][0][1]
     assert cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR).shape == frames[0][2].shape
-    assert all(finds_both_people(messages.poses_of(m), index) for index, (_, m) in
+    assert all(finds_both_people(msg_to_poses(m), index) for index, (_, m) in
                zip((2, 3, 4), output['/robot1/poses']))
 
 
@@ -349,8 +350,8 @@ def test_a_node_parameter_file_configures_the_run(learner, model, tmp_path, capl
     assert 0 < report['people']['poses'] < baseline['people']['poses']
     assert report['tracks']['count'] == 0
     output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
-    assert {pose.id for _, m in output['/poses'] for pose in messages.poses_of(m)} == {-1}
-    assert all(pose.confidence >= threshold for _, m in output['/poses'] for pose in messages.poses_of(m))
+    assert {pose.id for _, m in output['/poses'] for pose in msg_to_poses(m)} == {-1}
+    assert all(pose.confidence >= threshold for _, m in output['/poses'] for pose in msg_to_poses(m))
     params.write_text('/**:\n  ros__parameters:\n    min_pose_score: 1\n')
     assert run_cli(bag, '--weights', model, '--params-file', params, '-o', tmp_path / 'bad') == 2
     assert 'min_pose_score must be a double, got int 1' in caplog.text

@@ -113,17 +113,6 @@ def pose_array(store, poses, header_msg):
     return Pose2DArray(header=header_msg, poses=out)
 
 
-def poses_of(msg):
-    """openpose_ros/msg/Pose2DArray (as rosbags deserialises it) -> list of openpose_ros.pose.Pose."""
-    from openpose_ros.pose import Pose
-    poses = []
-    for pose_msg in msg.poses:
-        keypoints = np.array([(k.x, k.y) if k.valid else (-1.0, -1.0) for k in pose_msg.keypoints], np.float32)
-        scores = np.array([k.score if k.valid else 0.0 for k in pose_msg.keypoints], np.float32)
-        poses.append(Pose(keypoints, pose_msg.score, scores, pose_msg.track_id))
-    return poses
-
-
 def image(store, bgr, header_msg):
     """BGR uint8 (h, w, 3) -> sensor_msgs/msg/Image, encoding bgr8, rows unpadded."""
     bgr = np.ascontiguousarray(bgr)
