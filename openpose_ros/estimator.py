@@ -101,7 +101,8 @@ class PoseEstimator:
             poses, scores = group(peaks, *score_limbs(peaks, pafs, self.decoder), config=self.decoder)
             keypoints, keypoint_scores, pose_scores = poses_to_arrays(peaks, poses, scores, self.stride)
             found = keypoints[..., 0] >= 0
-            keypoints[found] = box.to_image(keypoints[found])
+            # A keypoint found in the padding left of or above the image sits on its edge, never at x < 0 (missing).
+            keypoints[found] = np.maximum(box.to_image(keypoints[found]), 0.0)
             return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
 
     def reset(self):

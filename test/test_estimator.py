@@ -55,3 +55,17 @@ def test_multiscale_runs_every_scale_and_times_every_stage():
     assert (heatmaps.shape, pafs.shape) == ((19, 32, 49), (38, 32, 49)) and box.height == 256
     learner.infer(image)
     assert set(learner.estimator.timings) == set(STAGES)
+
+
+def test_keypoints_found_in_the_padding_stay_found_on_the_image_edge():
+    from openpose_ros.decode import Peaks
+    from openpose_ros.estimator import PoseEstimator
+    box, _ = letterbox(600, 100, 256, 8)  # narrow: wide padding left of the image
+    estimator = PoseEstimator(backend=None, stride=8)
+    heatmaps = np.zeros((19, 32, 32), np.float32)
+    pafs = np.zeros((38, 32, 32), np.float32)
+    for kind, (x, y) in ((1, (1, 10)), (2, (14, 10))):  # neck deep in the left padding, shoulder inside
+        heatmaps[kind, y, x] = 1.0
+    pafs[12, 10, 1:15] = 1.0  # limb (1, 2) points along +x
+    poses = estimator.decode(heatmaps, pafs, box, upsample_ratio=1)
+    assert len(poses) == 1 and poses[0].found.sum() == 2  # both stay found, the neck on the edge
