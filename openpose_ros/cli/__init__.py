@@ -71,3 +71,14 @@ def parse_scales(value):
     if isinstance(value, str):
         value = [v for v in value.split(',') if v.strip()]
     return tuple(float(v) for v in value)
+
+
+def add_network_arguments(group):
+    """The network's options (as the learner's constructor takes them) on an argparse group."""
+    import argparse
+    from openpose_ros.network import BACKBONES
+    group.add_argument('--backbone', default='mobilenet', choices=BACKBONES)
+    group.add_argument('--num-refinement-stages', type=int, default=1)
+    group.add_argument('--mobilenet-use-stride', action=argparse.BooleanOptionalAction, default=False)
+    group.add_argument('--mobilenetv2-width', type=float, default=1.0)
+    group.add_argument('--shufflenet-groups', type=int, default=3)

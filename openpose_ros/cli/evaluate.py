@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 
-from openpose_ros.cli import apply_config, parse_scales
+from openpose_ros.cli import add_network_arguments, apply_config, parse_scales
 
 
 def build_parser():
@@ -38,11 +38,7 @@ def build_parser():
                       help="show pycocotools' summary")
     learner = parser.add_argument_group('learner')
     learner.add_argument('--device', default='auto')
-    learner.add_argument('--backbone', default='mobilenet', choices=('mobilenet', 'mobilenetv2', 'shufflenet'))
-    learner.add_argument('--num-refinement-stages', type=int, default=1)
-    learner.add_argument('--mobilenet-use-stride', action=argparse.BooleanOptionalAction, default=False)
-    learner.add_argument('--mobilenetv2-width', type=float, default=1.0)
-    learner.add_argument('--shufflenet-groups', type=int, default=3)
+    add_network_arguments(learner)
     learner.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
     learner.add_argument('--multiscale', action=argparse.BooleanOptionalAction, default=False,
                          help='average the maps of several scales (default 0.5, 1, 1.5, 2)')

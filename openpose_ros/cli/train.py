@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 
-from openpose_ros.cli import apply_config, parse_scales
+from openpose_ros.cli import add_network_arguments, apply_config, parse_scales
 
 LOG = logging.getLogger('openpose_ros.train')
 
@@ -52,11 +52,7 @@ def build_parser():
                          help='epochs at which the learning rate is multiplied by --lr-gamma')
     learner.add_argument('--lr-gamma', type=float, default=0.333)
     learner.add_argument('--device', default='auto')
-    learner.add_argument('--backbone', default='mobilenet', choices=('mobilenet', 'mobilenetv2', 'shufflenet'))
-    learner.add_argument('--num-refinement-stages', type=int, default=1)
-    learner.add_argument('--mobilenet-use-stride', action=argparse.BooleanOptionalAction, default=False)
-    learner.add_argument('--mobilenetv2-width', type=float, default=1.0)
-    learner.add_argument('--shufflenet-groups', type=int, default=3)
+    add_network_arguments(learner)
     learner.add_argument('--temp-path', default='temp')
     learner.add_argument('--experiment-name', default='default')
     learner.add_argument('--checkpoint-after-iter', type=int, default=5000)
