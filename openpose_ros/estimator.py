@@ -40,6 +40,7 @@ class PoseEstimator:
         self.tracker = tracker or PoseTracker()
         self.smoother = smoother or PoseSmoother()
         self.timings = {}
+        self._inputs = {}  # scale -> the network input array, reused from frame to frame
 
     @contextmanager
     def _timed(self, stage):
@@ -57,7 +58,9 @@ class PoseEstimator:
         averaged, reference = None, None
         for scale in self.scales:
             with self._timed('preprocess'):
-                batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation)
+                batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation,
+                                     out=self._inputs.get(scale))
+                self._inputs[scale] = batch
             with self._timed('network'):
                 heatmaps, pafs = self.backend.run(batch)
             maps = np.concatenate([heatmaps[0], pafs[0]])
