@@ -13,7 +13,8 @@ import numpy as np
 
 from openpose_ros.keypoints import GROUPING_ORDER, LIMBS, LOOP_LIMBS, NUM_KEYPOINTS
 
-
+LIMB_KINDS = np.array(LIMBS).T  # (2, limbs): the keypoint types at each limb's ends
+GROUPING_RANK = np.argsort(GROUPING_ORDER)  # limb type -> its place in GROUPING_ORDER
 
 @dataclass(frozen=True)
 class DecoderConfig:
@@ -94,7 +95,7 @@ def refine_peaks(heatmaps, ys, xs, kinds, ratio):
     patches = padded[kinds[:, None, None], (ys + 1)[:, None, None] + window[None, :, None],
                      (xs + 1)[:, None, None] + window[None, None, :]]
     offsets, weights = _upsampling_grid(ratio)
-    local = np.einsum('ij,kjl,ml->kim', weights, patches, weights).reshape(len(ys), -1)
+    local = (weights @ patches @ weights.T).reshape(len(ys), -1)
     best = local.argmax(axis=1)
     dy, dx = np.divmod(best, len(offsets))
     xy = np.stack([xs + offsets[dx], ys + offsets[dy]], axis=1).astype(np.float32)
@@ -148,13 +149,7 @@ def score_limbs(peaks, pafs, config=DecoderConfig()):
     Returns (limb, a, b, score) arrays of the connections that pass the reference's tests, where a and b index
     the peaks.
     """
-    limbs, starts, ends = [], [], []
-    for limb, (kind_a, kind_b) in enumerate(LIMBS):
-        a, b = np.meshgrid(peaks.of_kind(kind_a), peaks.of_kind(kind_b), indexing='ij')
-        limbs.append(np.full(a.size, limb))
-        starts.append(a.ravel())
-        ends.append(b.ravel())
-    limb, a, b = (np.concatenate(parts) for parts in (limbs, starts, ends))
+    limb, a, b = _candidate_pairs(peaks.kind)
     steps = np.linspace(0.0, 1.0, config.points_per_limb, dtype=np.float32)
     # Exact shortcut: a limb fails when more than `allowed` samples disagree, so a pair whose first
     # `allowed + 1` probes (spread along it) all disagree can be dropped before the full count.
@@ -168,6 +163,21 @@ def score_limbs(peaks, pafs, config=DecoderConfig()):
     score = (agreement * valid).sum(axis=1) / np.maximum(valid_count, 1)
     passed = (score > 0) & (valid_count > config.success_ratio * config.points_per_limb)
     return limb[passed], a[passed], b[passed], score[passed].astype(np.float32)
+
+
+def _candidate_pairs(kinds):
+    """Every (limb type, start peak, end peak) whose peaks have the limb's two keypoint types, limb by limb,
+    start peaks outer, in peak order: the pairs of a meshgrid per limb, built in one vectorised pass."""
+    by_kind = np.argsort(kinds, kind='stable')
+    first = np.searchsorted(kinds[by_kind], np.arange(NUM_KEYPOINTS + 1))
+    count = np.diff(first)
+    kind_a, kind_b = LIMB_KINDS
+    ends_per_start = count[kind_b]
+    pairs_per_limb = count[kind_a] * ends_per_start
+    limb = np.repeat(np.arange(len(LIMBS)), pairs_per_limb)
+    index = np.arange(len(limb)) - np.repeat(np.cumsum(pairs_per_limb) - pairs_per_limb, pairs_per_limb)
+    along_a, along_b = np.divmod(index, np.maximum(ends_per_start[limb], 1))
+    return limb, by_kind[first[kind_a[limb]] + along_a], by_kind[first[kind_b[limb]] + along_b]
 
 
 def _agreement(peaks, pafs, limb, a, b, steps):
@@ -207,66 +217,68 @@ def group(peaks, limb, a, b, score, config=DecoderConfig()):
 
     Returns (P, 18) peak indices (-1 where missing) and each pose's summed keypoint and limb scores.
     """
-    owner = np.full(len(peaks.score), -1)
+    peak_scores = peaks.score.tolist()  # plain Python in the loop: numpy scalars cost more than they save
+    owner = [-1] * len(peak_scores)
     poses, totals, limb_counts = [], [], []
-    for limb_type in GROUPING_ORDER:
+    for limb_type, pa, pb, s in _one_to_one(limb, a, b, score):
         kind_a, kind_b = LIMBS[limb_type]
-        # A loop limb never starts a pose: both its ends were reachable through the tree.
-        closes_loop = limb_type in LOOP_LIMBS
-        of_type = limb == limb_type
-        for pa, pb, s in _one_to_one(a[of_type], b[of_type], score[of_type]):
-            pose_a, pose_b = owner[pa], owner[pb]
-            if pose_a >= 0 and pose_b >= 0:
-                if pose_a != pose_b and _disjoint(poses[pose_a], poses[pose_b]):
-                    _merge(poses, totals, limb_counts, owner, pose_a, pose_b, s)
+        pose_a, pose_b = owner[pa], owner[pb]
+        if pose_a >= 0 and pose_b >= 0:
+            if pose_a != pose_b and _disjoint(poses[pose_a], poses[pose_b]):
+                _merge(poses, totals, limb_counts, owner, pose_a, pose_b, s)
+            continue
+        if pose_a < 0 and pose_b < 0:
+            # A loop limb never starts a pose: both its ends were reachable through the tree.
+            if limb_type in LOOP_LIMBS:
                 continue
-            if pose_a < 0 and pose_b < 0:
-                if closes_loop:
-                    continue
-                owner[[pa, pb]] = len(poses)
-                poses.append(np.full(NUM_KEYPOINTS, -1))
-                poses[-1][[kind_a, kind_b]] = pa, pb
-                totals.append(peaks.score[pa] + peaks.score[pb] + s)
-                limb_counts.append(1)
-                continue
-            pose, new_peak, new_kind = (pose_a, pb, kind_b) if pose_a >= 0 else (pose_b, pa, kind_a)
-            if poses[pose][new_kind] >= 0:
-                continue
-            poses[pose][new_kind] = new_peak
-            owner[new_peak] = pose
-            totals[pose] += peaks.score[new_peak] + s
-            limb_counts[pose] += 1
+            owner[pa] = owner[pb] = len(poses)
+            poses.append([-1] * NUM_KEYPOINTS)
+            poses[-1][kind_a], poses[-1][kind_b] = pa, pb
+            totals.append(peak_scores[pa] + peak_scores[pb] + s)
+            limb_counts.append(1)
+            continue
+        pose, new_peak, new_kind = (pose_a, pb, kind_b) if pose_a >= 0 else (pose_b, pa, kind_a)
+        if poses[pose][new_kind] >= 0:
+            continue
+        poses[pose][new_kind] = new_peak
+        owner[new_peak] = pose
+        totals[pose] += peak_scores[new_peak] + s
+        limb_counts[pose] += 1
     return _filter(poses, totals, limb_counts, config)
 
 
-def _one_to_one(a, b, score):
-    """Connections of one limb type, best first, each peak used at most once."""
-    used_a, used_b = set(), set()
-    for i in np.argsort(-score, kind='stable'):
-        if a[i] not in used_a and b[i] not in used_b:
-            used_a.add(a[i])
-            used_b.add(b[i])
-            yield a[i], b[i], score[i]
+def _one_to_one(limb, a, b, score):
+    """Yields (limb type, a, b, score): limb types in GROUPING_ORDER, each type's connections best first, each
+    peak used at most once per type."""
+    order = np.lexsort((-score, GROUPING_RANK[limb]))
+    used, current = set(), None
+    for limb_type, pa, pb, s in zip(*(values[order].tolist() for values in (limb, a, b, score))):
+        if limb_type != current:
+            used, current = set(), limb_type
+        if pa not in used and pb not in used:
+            used.update((pa, pb))
+            yield limb_type, pa, pb, s
 
 
 def _disjoint(pose_a, pose_b):
-    return not np.any((pose_a >= 0) & (pose_b >= 0))
+    return not any(x >= 0 and y >= 0 for x, y in zip(pose_a, pose_b))
 
 
 def _merge(poses, totals, limb_counts, owner, keep, drop, limb_score):
-    taken = poses[drop] >= 0
-    poses[keep][taken] = poses[drop][taken]
-    owner[poses[drop][taken]] = keep
+    for kind, peak in enumerate(poses[drop]):
+        if peak >= 0:
+            poses[keep][kind] = peak
+            owner[peak] = keep
     totals[keep] += totals[drop] + limb_score
     limb_counts[keep] += limb_counts[drop] + 1
-    poses[drop][:] = -1
+    poses[drop] = [-1] * NUM_KEYPOINTS
     totals[drop], limb_counts[drop] = 0.0, 0
 
 
 def _filter(poses, totals, limb_counts, config):
     if not poses:
         return np.zeros((0, NUM_KEYPOINTS), int), np.zeros(0, np.float32)
-    poses = np.stack(poses)
+    poses = np.array(poses)
     counts = (poses >= 0).sum(axis=1)
     totals = np.asarray(totals, np.float32)
     # The reference's test: mean over keypoints of (keypoint + limb) scores.
