@@ -4,28 +4,11 @@ The reference matches only against the previous frame, so a person missed for on
 id. Here a track survives `max_missed` frames without a match, and is predicted forward with its velocity so
 that people crossing each other keep their ids.
 """
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from openpose_ros.keypoints import SIGMAS
+from openpose_ros.keypoints import NUM_KEYPOINTS, SIGMAS
 
 EVIDENCE_PRIOR = 2  # shared keypoints at which a match counts half
-
-
-@dataclass
-class _Track:
-    id: int
-    keypoints: np.ndarray    # (18, 2), -1 where missing
-    stamp: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per second
-    missed: int = 0
-
-    def predicted(self, stamp):
-        found = self.keypoints[:, 0] >= 0
-        moved = self.keypoints.copy()
-        moved[found] += self.velocity * (stamp - self.stamp)
-        return moved
 
 
 def similarity(keypoints_a, keypoints_b, tolerance=1.0):
@@ -54,11 +37,10 @@ def _box_areas(keypoints, found):
     return extent[:, 0] * extent[:, 1]
 
 
-def _centroid_shift(old, new):
-    common = (old[:, 0] >= 0) & (new[:, 0] >= 0)
-    if not common.any():
-        return np.zeros(2, np.float32)
-    return (new[common] - old[common]).mean(axis=0)
+def _centroid_shifts(old, new):
+    """Mean displacement (n, 2) of the keypoints found in both of each pair of poses (n, 18, 2); 0 if none."""
+    common = ((old[..., 0] >= 0) & (new[..., 0] >= 0))[..., None]
+    return np.where(common, new - old, 0).sum(axis=1) / np.maximum(common.sum(axis=1), 1)
 
 
 class PoseTracker:
@@ -77,56 +59,77 @@ class PoseTracker:
 
     def reset(self):
         """Starts a new stream: forgets all tracks; ids start again at 0."""
-        self._tracks = []
+        # One row per live track: all tracks are predicted, matched and followed in a few array operations.
+        self._ids = np.zeros(0, int)
+        self._keypoints = np.zeros((0, NUM_KEYPOINTS, 2), np.float32)  # last seen; -1 where never seen
+        self._velocity = np.zeros((0, 2), np.float32)  # pixels per second
+        self._stamps = np.zeros(0)
+        self._missed = np.zeros(0, int)
         self._next_id = 0
 
     @property
     def active_ids(self):
-        return [track.id for track in self._tracks]
+        return self._ids.tolist()
 
     def update(self, poses, stamp):
         """Sets `pose.id` on each pose (objects with `.data` (18, 2)) seen at time `stamp` (seconds)."""
-        pairs = self._best_pairs(poses, stamp)
-        matched_tracks = set()
-        for pose_index, track_index in pairs:
-            self._follow(self._tracks[track_index], poses[pose_index], stamp)
-            matched_tracks.add(track_index)
-        for track_index, track in enumerate(self._tracks):
-            if track_index not in matched_tracks:
-                track.missed += 1
-        self._tracks = [track for track in self._tracks if track.missed <= self.max_missed]
-        matched_poses = {pose_index for pose_index, _ in pairs}
-        for pose_index, pose in enumerate(poses):
-            if pose_index not in matched_poses:
-                pose.id = self._next_id
-                self._tracks.append(_Track(id=self._next_id, keypoints=pose.data.copy(), stamp=stamp))
-                self._next_id += 1
+        current = np.stack([pose.data for pose in poses]) if poses else np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
+        pose_rows, track_rows = self._best_pairs(current, stamp)
+        self._follow(track_rows, current[pose_rows], stamp)
+        for pose_row, track_row in zip(pose_rows, track_rows):
+            poses[pose_row].id = int(self._ids[track_row])
+        unmatched = np.ones(len(self._ids), bool)
+        unmatched[track_rows] = False
+        self._missed[unmatched] += 1
+        self._keep(self._missed <= self.max_missed)
+        self._start(poses, np.setdiff1d(np.arange(len(poses)), pose_rows), current, stamp)
         return poses
 
-    def _best_pairs(self, poses, stamp):
-        """Greedy assignment on the similarity matrix, best pair first."""
-        if not poses or not self._tracks:
-            return []
-        predicted = np.stack([track.predicted(stamp) for track in self._tracks])
-        scores = similarity(np.stack([pose.data for pose in poses]), predicted, self.tolerance)
-        pairs = []
-        for flat in np.argsort(-scores, axis=None, kind='stable'):
-            pose_index, track_index = divmod(int(flat), len(self._tracks))
-            if scores[pose_index, track_index] < self.min_similarity:
-                break
-            if all(pose_index != p and track_index != t for p, t in pairs):
-                pairs.append((pose_index, track_index))
-        return pairs
+    def _predicted(self, stamp, rows=slice(None)):
+        """Where the tracks `rows` are expected at `stamp`: their seen keypoints moved with their velocity."""
+        elapsed = (stamp - self._stamps[rows]).astype(np.float32)
+        keypoints = self._keypoints[rows]
+        moved = keypoints + self._velocity[rows][:, None, :] * elapsed[:, None, None]
+        return np.where(keypoints[..., :1] >= 0, moved, keypoints)
 
-    def _follow(self, track, pose, stamp):
-        elapsed = stamp - track.stamp
-        if elapsed > 0:
-            velocity = _centroid_shift(track.keypoints, pose.data) / elapsed
-            track.velocity = self.velocity_smoothing * track.velocity + (1 - self.velocity_smoothing) * velocity
+    def _best_pairs(self, current, stamp):
+        """Greedy assignment on the similarity matrix, best pair first: (pose rows, track rows)."""
+        pose_rows, track_rows = [], []
+        if len(current) and len(self._ids):
+            scores = similarity(current, self._predicted(stamp), self.tolerance)
+            for flat in np.argsort(-scores, axis=None, kind='stable'):
+                pose_row, track_row = divmod(int(flat), len(self._ids))
+                if scores[pose_row, track_row] < self.min_similarity:
+                    break
+                if pose_row not in pose_rows and track_row not in track_rows:
+                    pose_rows.append(pose_row)
+                    track_rows.append(track_row)
+        return np.array(pose_rows, int), np.array(track_rows, int)
+
+    def _follow(self, rows, seen, stamp):
+        """Tracks `rows` take the keypoints `seen` at `stamp`, and update their velocities."""
+        elapsed = stamp - self._stamps[rows]
+        moving = elapsed > 0
+        measured = _centroid_shifts(self._keypoints[rows], seen) / np.where(moving, elapsed, 1.0)[:, None]
+        smoothed = self.velocity_smoothing * self._velocity[rows] + (1 - self.velocity_smoothing) * measured
+        self._velocity[rows] = np.where(moving[:, None], smoothed, self._velocity[rows])
         # Keypoints missing now keep their last position, so that a brief occlusion does not break matching.
-        found = pose.data[:, 0] >= 0
-        track.keypoints[found] = pose.data[found]
-        track.keypoints[~found] = track.predicted(stamp)[~found]
-        track.stamp = stamp
-        track.missed = 0
-        pose.id = track.id
+        self._keypoints[rows] = np.where(seen[..., :1] >= 0, seen, self._predicted(stamp, rows))
+        self._stamps[rows] = stamp
+        self._missed[rows] = 0
+
+    def _keep(self, rows):
+        self._ids, self._keypoints, self._velocity, self._stamps, self._missed = (
+            values[rows] for values in (self._ids, self._keypoints, self._velocity, self._stamps, self._missed))
+
+    def _start(self, poses, pose_rows, current, stamp):
+        """New tracks for the poses `pose_rows`, with new ids."""
+        ids = np.arange(self._next_id, self._next_id + len(pose_rows))
+        for pose_row, track_id in zip(pose_rows, ids):
+            poses[pose_row].id = int(track_id)
+        self._next_id += len(pose_rows)
+        self._ids = np.concatenate([self._ids, ids])
+        self._keypoints = np.concatenate([self._keypoints, current[pose_rows]])
+        self._velocity = np.concatenate([self._velocity, np.zeros((len(pose_rows), 2), np.float32)])
+        self._stamps = np.concatenate([self._stamps, np.full(len(pose_rows), float(stamp))])
+        self._missed = np.concatenate([self._missed, np.zeros(len(pose_rows), int)])
