@@ -206,6 +206,15 @@ def test_missing_weights_say_how_to_get_them(tmp_path, caplog):
     assert 'no weights at' in caplog.text and 'download' in caplog.text
 
 
+def test_weights_download_offline_fails_saying_how_to_provide_the_file(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setenv('OPENPOSE_ROS_MIRROR', 'http://127.0.0.1:9/models')   # nothing listens there
+    assert run_cli(PHOTO, '--weights', 'download', '--output', tmp_path / 'out') == 2
+    assert 'could not download http://127.0.0.1:9/models/checkpoint_iter_370000.pth' in caplog.text
+    assert 'copy it to' in caplog.text and 'Traceback' not in caplog.text
+    assert not (tmp_path / 'cache' / 'openpose_ros' / 'checkpoint_iter_370000.pth').exists()
+
+
 def test_unreadable_weights_and_conflicting_options_are_errors(tmp_path, caplog):
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(b'PK\x03\x04 this is no checkpoint')
@@ -321,7 +330,6 @@ def test_a_checkpoint_file_loads_with_its_refinement_stages_read_from_it(tmp_pat
     torch.manual_seed(0)
     learner = LightweightOpenPoseLearner(device='cpu', num_refinement_stages=2)
     torch.save({'state_dict': learner.model.state_dict(), 'iter': 1}, tmp_path / 'checkpoint.pth')
-    assert cli.refinement_stages_of(tmp_path / 'checkpoint.pth') == 2
     out = tmp_path / 'out'
     assert run_cli(PHOTO, '--weights', tmp_path / 'checkpoint.pth', '--backend', 'torch', '--output', out,
                    '--no-images') == 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 
+from openpose_ros.models import ModelError
 from openpose_ros.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger('openpose_ros.infer')
@@ -25,10 +26,6 @@ VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4
 RESULTS_NAME = 'poses.json'
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')
-WEIGHTS_HELP = ('Get the published model with `python -c "from openpose_ros import LightweightOpenPoseLearner as L; '
-                'L().download(\'models\')"` (it fetches checkpoint_iter_370000.pth; set OPENPOSE_ROS_MIRROR or pass '
-                'url= to use a mirror), or download it on another machine from {url} and pass the local file '
-                'with --weights. A folder written by learner.save() works too.')
 
 
 class UsageError(Exception):
@@ -40,8 +37,9 @@ def build_parser():
         prog='openpose-infer', description=__doc__.split('\n\n')[0],
         epilog='Exit status: 0 all inputs processed, 1 some skipped (see the report), 2 error.')
     parser.add_argument('input', help='an image, a folder of images, or a video file')
-    parser.add_argument('--weights', help='a saved model folder (learner.save) or a checkpoint file '
-                        '(e.g. checkpoint_iter_370000.pth); required unless --random-weights')
+    parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
+                        '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
+                        '~/.cache/openpose_ros); required unless --random-weights')
     parser.add_argument('--random-weights', action='store_true',
                         help='use an untrained network (smoke tests only: the results are meaningless)')
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
@@ -141,71 +139,55 @@ def open_writer(output, stem, fps, size):
 
 
 # --- model -------------------------------------------------------------------------------------------------
-def refinement_stages_of(path):
-    """Number of refinement stages in a checkpoint file (from its parameter names)."""
-    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
-    state = extract_state_dict(read_checkpoint(path))
-    stages = {key.split('.')[1] for key in state if key.startswith('refinement_stages.')}
-    return len(stages)
-
-
 def build_learner(args):
     """The learner with the asked-for weights, on the asked-for backend; returns (learner, backend name, choice)."""
-    from openpose_ros.acceleration import apply_backend, choose_backend
-    from openpose_ros.download import ORIGINAL_CHECKPOINT_URL
-    from openpose_ros.learner import LightweightOpenPoseLearner
+    from openpose_ros.models import load_for_inference, resolve_weights, weights_help
 
     if args.weights is None and not args.random_weights:
-        raise UsageError('no weights: pass --weights <saved model folder or checkpoint file>. '
-                         + WEIGHTS_HELP.format(url=ORIGINAL_CHECKPOINT_URL))
+        raise UsageError('no --weights given. ' + weights_help())
     if args.weights is not None and args.random_weights:
         raise UsageError('--weights and --random-weights exclude each other')
-    weights = Path(args.weights) if args.weights else None
-    if weights is not None and not weights.exists():
-        raise UsageError(f'no weights at {weights}. ' + WEIGHTS_HELP.format(url=ORIGINAL_CHECKPOINT_URL))
-    options = dict(device=args.device, backbone=args.backbone, mobilenet_use_stride=args.mobilenet_use_stride,
-                   temp_path=args.temp_path)
-    if weights is not None and weights.is_file():
-        try:
-            stages = args.num_refinement_stages if args.num_refinement_stages is not None \
-                else refinement_stages_of(weights)
-        except ValueError as error:
-            raise UsageError(str(error)) from error
-        options['num_refinement_stages'] = stages
-    elif args.num_refinement_stages is not None:
-        options['num_refinement_stages'] = args.num_refinement_stages
-    try:
-        if weights is None:
-            import torch
-            torch.manual_seed(0)
-        learner = LightweightOpenPoseLearner(**options)
-        if weights is not None:
-            learner.load(weights)
-    except (ValueError, FileNotFoundError) as error:
-        raise UsageError(f'cannot use the weights {weights}: {error}') from error
-    if args.base_height is not None:
-        learner.base_height = args.base_height
-    # Only a saved folder's ONNX files are known to hold its weights; a checkpoint is exported afresh.
-    choice = choose_backend(weights if weights is not None and weights.is_dir() else None, learner.device,
-                            args.backend)
-    calibration = None
-    if choice.name == 'int8' and choice.model is None:
-        calibration = args.calibration
-        if calibration is None:
-            from openpose_ros.quantize import default_data_root
-            if default_data_root() is None:
-                calibration = args.input if classify_input(args.input) != 'video' else None
-                if calibration is None:
-                    raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
-        LOG.warning('quantising to int8, calibrating on %s (takes a while; --save-model DIR keeps the result)',
-                    calibration or 'the data folder')
-    try:
-        name = apply_backend(learner, choice, calibration)
-    except (ValueError, FileNotFoundError) as error:
-        raise UsageError(f'cannot set up the {choice.name} backend: {error}') from error
+    weights = write_random_weights(args) if args.random_weights else resolve_weights(args.weights)
+    learner, choice, name = load_for_inference(
+        weights, args.device, args.backend, args.base_height, temp_path=args.temp_path,
+        calibration_images=int8_calibration(args, weights), backbone=args.backbone,
+        mobilenet_use_stride=args.mobilenet_use_stride, num_refinement_stages=args.num_refinement_stages)
     if args.save_model:
         save_model(learner, Path(args.save_model), choice)
     return learner, name, choice
+
+
+def write_random_weights(args):
+    """An untrained network of the asked-for architecture, saved as a model folder under args.temp_path so that it
+    loads like any weights; seeded, so that runs repeat."""
+    import torch
+    from openpose_ros.learner import LightweightOpenPoseLearner
+    torch.manual_seed(0)
+    options = dict(backbone=args.backbone, mobilenet_use_stride=args.mobilenet_use_stride)
+    if args.num_refinement_stages is not None:
+        options['num_refinement_stages'] = args.num_refinement_stages
+    try:  # on --device, so that a device that is not there is the error, not these weights
+        learner = LightweightOpenPoseLearner(device=args.device, temp_path=args.temp_path, **options)
+    except ValueError as error:
+        raise UsageError(f'cannot build the network: {error}') from error
+    return learner.save(Path(args.temp_path) / 'random_weights')
+
+
+def int8_calibration(args, weights):
+    """The images to calibrate on when --backend int8 quantises here, which it does unless a quantised model is
+    beside the weights: --calibration, else the data folder's (None), else the input images."""
+    from openpose_ros.acceleration import saved_onnx_models
+    from openpose_ros.quantize import default_data_root
+    if args.backend != 'int8' or saved_onnx_models(weights)[1] is not None:
+        return None
+    calibration = args.calibration
+    if calibration is None and default_data_root() is None:
+        if classify_input(args.input) == 'video':
+            raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
+        calibration = args.input
+    LOG.warning('quantising to int8, calibrating on %s (takes a while; --save-model DIR keeps the result)',
+                calibration or 'the data folder')
+    return calibration
 
 
 def save_model(learner, folder, choice):
@@ -344,7 +326,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix='openpose-infer-') as temporary:
             args.temp_path = temporary
             return run(args)
-    except UsageError as error:
+    except (UsageError, ModelError) as error:
         LOG.error('%s', error)
         return 2
     except KeyboardInterrupt:
