@@ -11,6 +11,8 @@ from pathlib import Path
 
 CONFIG_NAME = 'training.yaml'
 PACKAGE = 'openpose_ros'
+ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130
 
 
 def default_config_path(name=CONFIG_NAME):
@@ -82,3 +84,21 @@ def add_network_arguments(group):
     group.add_argument('--mobilenet-use-stride', action=argparse.BooleanOptionalAction, default=False)
     group.add_argument('--mobilenetv2-width', type=float, default=1.0)
     group.add_argument('--shufflenet-groups', type=int, default=3)
+
+
+def exit_status(command, args, log, user_errors, install_hint=None):
+    """command(args)'s exit status, for a main(). Problems the user can fix (`user_errors`, whose messages say
+    how) are logged without a traceback: status 2; so is a missing optional dependency (ImportError) when an
+    `install_hint` says how to install it. Ctrl-C: status 130."""
+    try:
+        return command(args)
+    except user_errors as error:
+        log.error('%s', error)
+    except ImportError as error:
+        if install_hint is None:
+            raise
+        log.error('%s: %s', error, install_hint)
+    except KeyboardInterrupt:
+        log.error('interrupted')
+        return INTERRUPTED_STATUS
+    return ERROR_STATUS

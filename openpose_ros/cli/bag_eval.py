@@ -15,6 +15,8 @@ import argparse
 import logging
 import sys
 
+from openpose_ros.cli import exit_status
+
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
 
@@ -107,17 +109,9 @@ def main(argv=None):
     from openpose_ros.models import ModelError
     from openpose_ros.rosbag.messages import MessageDefinitionsNotFound
     from openpose_ros.rosbag.reader import BagError
-    try:
-        return run(args)
-    except (BagError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError) as error:
-        LOG.error('%s', error)
-        return 2
-    except ImportError as error:
-        LOG.error('%s: bag_eval needs rosbags (pip install "openpose_ros[bags]")', error)
-        return 2
-    except KeyboardInterrupt:
-        LOG.error('interrupted')
-        return 130
+    user_errors = (BagError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError)
+    return exit_status(run, args, LOG, user_errors,
+                       install_hint='bag_eval needs rosbags (pip install "openpose_ros[bags]")')
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 
+from openpose_ros.cli import exit_status
 from openpose_ros.models import ModelError
 from openpose_ros.quantize import IMAGE_SUFFIXES
 
@@ -321,17 +322,14 @@ def main(argv=None):
     # Our messages at INFO; other libraries' (onnxruntime's quantiser logs at INFO on the root logger) at WARNING.
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     logging.getLogger('openpose_ros').setLevel(logging.WARNING if args.quiet else logging.INFO)
-    try:
-        # Exported and quantised models live only as long as the run (--save-model keeps them).
-        with tempfile.TemporaryDirectory(prefix='openpose-infer-') as temporary:
-            args.temp_path = temporary
-            return run(args)
-    except (UsageError, ModelError) as error:
-        LOG.error('%s', error)
-        return 2
-    except KeyboardInterrupt:
-        LOG.error('interrupted')
-        return 130
+    return exit_status(run_in_temporary_folder, args, LOG, (UsageError, ModelError))
+
+
+def run_in_temporary_folder(args):
+    # Exported and quantised models live only as long as the run (--save-model keeps them).
+    with tempfile.TemporaryDirectory(prefix='openpose-infer-') as temporary:
+        args.temp_path = temporary
+        return run(args)
 
 
 if __name__ == '__main__':
