@@ -20,3 +20,14 @@ TEST_MODEL = ROOT / 'test' / 'models' / 'tiny_coco'
 def shared_data_present():
     if not PHOTO.is_file():
         pytest.fail(f'the real test data is missing: expected {DATA} beside the project')
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One torch thread for a module (pytestmark = pytest.mark.usefixtures('one_torch_thread')): its networks are
+    small, and on a shared machine two threads fight for the cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

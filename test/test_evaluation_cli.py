@@ -10,7 +10,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import COCO, MINI_TRAIN_ANNOTATIONS, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, TEST_MODEL
 from openpose_ros.coco import load_coco_keypoints
@@ -26,15 +25,8 @@ MMPOSE_ARGS = dict(images_folder_name='.', annotations_filename='test_coco.json'
 # The images the test model was trained on (benchmarks/overfit.py).
 TEST_MODEL_IMAGES = (30752, 37666, 183872, 234748, 442450)
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One torch thread: these networks are small, and on a shared machine two threads fight for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 class OracleBackend:
     """A 'network' that outputs the ground-truth maps of the image it is shown: the training targets of its

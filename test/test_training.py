@@ -42,15 +42,8 @@ SMALL = Augmentation(crop_size=(96, 144), sample='image', scale_range=(0.9, 1.1)
                      center_perturbation=8.0, flip_prob=0.5)
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """One torch thread: these networks are small, and on a shared machine two threads fight for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def tiny_learner(tmp_path, **options):
     torch.manual_seed(options.pop('init_seed', 0))
