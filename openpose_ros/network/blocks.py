@@ -31,6 +31,19 @@ def conv_dw(in_channels, out_channels, stride=1, dilation=1, padding=1, bn=True,
     return nn.Sequential(*depthwise, *pointwise)
 
 
+def init_backbone_weights(network):
+    """How the ImageNet backbones (MobileNet v2, ShuffleNet) start: He-normal convolutions over their fan-out,
+    zero biases, batch norms that pass through (scale 1, shift 0)."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class Cpm(nn.Module):
     """Reduces the backbone's features to ``out_channels`` and refines them with a residual ELU trunk."""
 

@@ -3,7 +3,7 @@ import math
 
 from torch import nn
 
-from openpose_ros.network.blocks import conv
+from openpose_ros.network.blocks import conv, init_backbone_weights
 
 # expansion t, output channels c, repeats n, first stride s
 _SETTINGS = (
@@ -64,18 +64,7 @@ class MobileNetV2(nn.Module):
                 channels = out_channels
         layers.append(_conv_bn(channels, self.out_channels))
         self.features = nn.Sequential(*layers)
-        self._initialize_weights()
-
-    def _initialize_weights(self):
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_backbone_weights(self)
 
     def forward(self, x):
         return self.features(x)

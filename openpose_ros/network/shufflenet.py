@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from openpose_ros.network.blocks import init_backbone_weights
+
 # Output channels of the stem and of stages 2, 3, 4, for each number of groups.
 STAGE_CHANNELS = {
     1: (24, 144, 288, 576),
@@ -84,17 +86,7 @@ class ShuffleNet(nn.Module):
             for i in range(1, repeats + 1):
                 units[prefix + str(i)] = ShuffleUnit(channels[index + 1], channels[index + 1], groups)
             setattr(self, f'stage{stage}', nn.Sequential(units))
-        self._initialize_weights()
-
-    def _initialize_weights(self):
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode='fan_out')
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_backbone_weights(self)
 
     def forward(self, x):
         x = self.maxpool(self.conv1(x))
