@@ -3,6 +3,7 @@
 This module imports neither torch nor onnxruntime at load time, so a process that only runs an ONNX model never
 pays for torch (memory, start-up).
 """
+import ctypes
 import os
 
 import numpy as np
@@ -17,6 +18,16 @@ def cpu_threads():
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def _return_free_heap():
+    """Hands the heap's free pages back to the system. Building a session frees about a third of what it
+    allocated (the parsed model and its copies), which glibc would otherwise keep in the process's RSS for
+    good: 37 MiB of the 2-stage model. Elsewhere than glibc there is nothing to do."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class TorchBackend:
@@ -65,6 +76,7 @@ class OnnxBackend:
                                    'install onnxruntime-gpu, or use device="cpu"')
             providers.insert(0, 'CUDAExecutionProvider')
         self.session = ort.InferenceSession(str(path), options, providers=providers)
+        _return_free_heap()
         self._input_type = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32
         self.name = f'onnxruntime-{self.session.get_providers()[0].replace("ExecutionProvider", "").lower()}'
 
