@@ -1,37 +1,13 @@
 """Reading and writing weights safely: atomic writes, `weights_only` loading, named mismatches."""
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from openpose_ros.files import atomic_path
+
 
 class WeightsMismatchError(ValueError):
     """The weights do not fit the network; the message names the parameters that differ."""
-
-
-@contextmanager
-def atomic_path(path):
-    """Yields a temporary path next to `path`; on success it replaces `path` in one rename, on error it vanishes.
-
-    Works for files and folders; a folder being replaced is renamed aside first and removed only after the new
-    one is in place, so a failure never leaves neither.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent)) / path.name
-    try:
-        yield temporary
-        if temporary.is_dir() and path.is_dir():
-            aside = temporary.parent / (path.name + '.previous')
-            os.replace(path, aside)
-            os.replace(temporary, path)
-        else:
-            os.replace(temporary, path)
-    finally:
-        shutil.rmtree(temporary.parent, ignore_errors=True)
 
 
 def save_checkpoint(checkpoint, path):

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_ros.checkpoints import atomic_path
+from openpose_ros.files import atomic_path
 
 OPENDR_URL = 'ftp://opendrdata.csd.auth.gr/perception/pose_estimation/lightweight_open_pose/'
 ORIGINAL_CHECKPOINT_URL = ('https://download.01.org/opencv/openvino_training_extensions/models/'

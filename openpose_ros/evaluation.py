@@ -9,12 +9,12 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
 
 from openpose_ros.coco import load_coco_keypoints, to_coco_results
+from openpose_ros.files import write_text
 from openpose_ros.keypoints import NUM_KEYPOINTS
 from openpose_ros.targets import BASE_HEIGHT, PAF_THICKNESS, SIGMA, STRIDE, render_oracle_maps
 
@@ -58,22 +58,8 @@ def load_results(results):
 
 
 def write_results(path, results):
-    """Write COCO result dicts as JSON atomically: a temporary file beside ``path``, then os.replace."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(list(results), f, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    return path
+    """Write COCO result dicts as JSON atomically: a temporary file beside ``path``, then a rename."""
+    return write_text(path, json.dumps(list(results), default=_json_default))
 
 
 def _json_default(value):

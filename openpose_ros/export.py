@@ -4,7 +4,7 @@ import warnings
 import torch
 
 from openpose_ros.backends import INPUT_NAME, OUTPUT_NAMES
-from openpose_ros.checkpoints import atomic_path
+from openpose_ros.files import atomic_path
 
 
 class _LastStage(torch.nn.Module):

@@ -9,11 +9,11 @@ import torch
 
 from openpose_ros import download as downloads
 from openpose_ros.backends import OnnxBackend, TorchBackend
-from openpose_ros.checkpoints import (WeightsMismatchError, atomic_path, extract_state_dict, load_state_strictly,
-                                      read_checkpoint)
+from openpose_ros.checkpoints import WeightsMismatchError, extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx
+from openpose_ros.files import atomic_path
 from openpose_ros.network import BACKBONES, build_network, network_stride
 from openpose_ros.smoothing import PoseSmoother
 from openpose_ros.tracking import PoseTracker

@@ -14,12 +14,11 @@ Free of torch.
 """
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from openpose_ros.files import write_text
 from openpose_ros.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from openpose_ros.pose import MISSING, Pose
 
@@ -108,20 +107,7 @@ def document(frames, **metadata):
 
 def write_document(path, doc):
     """Writes a document as JSON atomically (a temporary file beside `path`, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as stream:
-            stream.write(_layout(doc))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; results are ordinary files
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, _layout(doc))
 
 
 def _layout(doc):

@@ -208,6 +208,15 @@ def test_write_results_is_atomic(tmp_path):
     assert os.listdir(tmp_path) == ['results.json']            # no temporary left behind
 
 
+def test_a_write_that_fails_halfway_leaves_the_old_file_whole(tmp_path):
+    from openpose_ros.files import write_text
+    path = write_text(tmp_path / 'report.txt', 'old\n')
+    with pytest.raises(TypeError):
+        write_text(path, b'not text')  # fails inside the write, after the temporary was opened
+    assert path.read_text() == 'old\n' and os.listdir(tmp_path) == ['report.txt']
+    assert path.stat().st_mode & 0o644 == 0o644  # an ordinary file, not mkstemp's private one
+
+
 class GroundTruthStandIn:
     """A stand-in for the decoder, for this test only: it returns the ground truth of the records in the
     order they are decoded, in network-input pixels, after checking that the oracle heatmaps peak there."""

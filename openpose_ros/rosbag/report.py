@@ -28,11 +28,11 @@ report.json (format 'openpose_ros.bag_eval', version 1):
 """
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from openpose_ros.files import write_text
 
 FORMAT = 'openpose_ros.bag_eval'
 VERSION = 1
@@ -275,20 +275,6 @@ def summary_text(report):
 
 
 # --- files ------------------------------------------------------------------------------------------------
-def _atomic_write(path, text):
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _clean(value):
     """JSON cannot hold NaN or infinity: None instead."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -311,8 +297,8 @@ def write_report(report, folder):
         rows = ',\n'.join(json.dumps(_clean(row), separators=(',', ':'), allow_nan=False) for row in report[key])
         text += f',\n "{key}": [\n{rows}\n ]'
     text += '\n}\n'
-    return (_atomic_write(folder / 'report.json', text),
-            _atomic_write(folder / 'report.txt', summary_text(report)))
+    return (write_text(folder / 'report.json', text),
+            write_text(folder / 'report.txt', summary_text(report)))
 
 
 def read_report(path):
