@@ -73,7 +73,6 @@ def test_multiscale_runs_every_scale_and_times_every_stage():
 
 
 def test_keypoints_found_in_the_padding_stay_found_on_the_image_edge():
-    from openpose_ros.decode import Peaks
     from openpose_ros.estimator import PoseEstimator
     box, _ = letterbox(600, 100, 256, 8)  # narrow: wide padding left of the image
     estimator = PoseEstimator(backend=None, stride=8)

@@ -468,7 +468,7 @@ def test_raw_and_compressed_input_give_the_same_poses(client, raw_node, compress
 @pytest.mark.slow
 @pytest.mark.ros
 def test_bad_messages_are_rejected_with_a_warning_and_the_node_goes_on(client, raw_node, compressed_node):
-    from sensor_msgs.msg import CompressedImage, Image
+    from sensor_msgs.msg import CompressedImage
 
     from openpose_ros.msg import Pose2DArray
 
