@@ -7,7 +7,9 @@ costs: map error, keypoint displacement and pose agreement against the fp32 mode
 
 Needs onnx and onnxruntime, never torch.
 """
+import contextlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,10 +188,12 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
         written = Path(work) / int8_path.name
         reader = _calibration_reader(images, preprocessing, input_name, same_size=method != 'minmax')
         excluded = output_layers(prepared) if fp32_output_layers else []
-        quantize_static(str(prepared), str(written), reader, nodes_to_exclude=excluded,
-                        quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=calibrate_method)
+        # ONNX Runtime's calibrators print their progress: stdout belongs to the caller (JSON, pipes).
+        with contextlib.redirect_stdout(sys.stderr):
+            quantize_static(str(prepared), str(written), reader, nodes_to_exclude=excluded,
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=calibrate_method)
         os.replace(written, int8_path)
     return int8_path
 

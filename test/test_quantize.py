@@ -106,6 +106,14 @@ def test_calibrating_on_real_images_beats_calibrating_on_blank_ones(models, tmp_
         assert real[f'{maps}_mean_abs_error'] < flat[f'{maps}_mean_abs_error'], (real, flat)
 
 
+def test_calibration_progress_stays_off_stdout(models, tmp_path, capfd):
+    """Tools print their results as JSON on stdout: the calibrators' progress must not land there."""
+    _, fp32, _ = models
+    quantize_onnx(fp32, tmp_path / 'q.onnx', default_calibration_images(2), method='percentile')
+    captured = capfd.readouterr()
+    assert captured.out == '' and 'histogram' in captured.err
+
+
 def test_calibration_runs_the_deployed_preprocessing(models, tmp_path, monkeypatch):
     """Every calibration image reaches the network at the deployed base height, normalised and padded."""
     _, fp32, _ = models
