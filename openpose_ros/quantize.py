@@ -19,6 +19,7 @@ import numpy as np
 
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
+from openpose_ros.files import atomic_path
 from openpose_ros.image import to_bgr8
 from openpose_ros.keypoints import SIGMAS
 from openpose_ros.preprocess import prepare
@@ -180,12 +181,11 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
         reduce_range = not cpu_has_vnni()
     calibrate_method = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
                         'entropy': CalibrationMethod.Entropy}[method]
-    int8_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix='.quantize.', dir=int8_path.parent) as work:
+    with (atomic_path(int8_path) as written,
+          tempfile.TemporaryDirectory(prefix='.quantize.', dir=int8_path.parent) as work):
         prepared = Path(work) / 'prepared.onnx'
         # Shape inference and graph fusions (batch norms into convolutions) before inserting Q/DQ pairs.
         quant_pre_process(str(fp32_path), str(prepared))
-        written = Path(work) / int8_path.name
         reader = _calibration_reader(images, preprocessing, input_name, same_size=method != 'minmax')
         excluded = output_layers(prepared) if fp32_output_layers else []
         # ONNX Runtime's calibrators print their progress: stdout belongs to the caller (JSON, pipes).
@@ -194,7 +194,6 @@ def quantize_onnx(fp32_path, int8_path=None, calibration_images=None, preprocess
                             quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=calibrate_method)
-        os.replace(written, int8_path)
     return int8_path
 
 
