@@ -5,6 +5,8 @@ import pkgutil
 # extending the package path lets `openpose_ros.msg` and the Python modules be found together.
 __path__ = pkgutil.extend_path(__path__, __name__)
 
+from openpose_ros.lazy import lazy_attributes
+
 _LAZY = {
     'LightweightOpenPoseLearner': 'openpose_ros.learner',
     'Image': 'openpose_ros.image',
@@ -15,12 +17,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    # Imported on first use, so that `import openpose_ros.msg` does not pull in torch.
-    if name not in _LAZY:
-        raise AttributeError(f"module 'openpose_ros' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(_LAZY[name]), name)
-
+# Imported on first use, so that `import openpose_ros.msg` does not pull in torch.
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = list(_LAZY)

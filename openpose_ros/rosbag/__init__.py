@@ -9,6 +9,8 @@ library (pip install 'openpose_ros[bags]'); never rclpy.
     report     report.json, report.txt and plots
     evaluate   evaluate_bag(): the whole run
 """
+from openpose_ros.lazy import lazy_attributes
+
 _LAZY = {
     'BagError': 'openpose_ros.rosbag.reader',
     'BagInput': 'openpose_ros.rosbag.reader',
@@ -20,11 +22,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'openpose_ros.rosbag' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(_LAZY[name]), name)
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = list(_LAZY)
