@@ -8,6 +8,20 @@ import numpy as np
 MAX_PIXELS = 16384 * 16384
 
 
+def read_pixels(path):
+    """An image file's pixels as OpenCV decodes them, bit depth and channels kept. FileNotFoundError or
+    ValueError, naming the file and saying why, when it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'no image file at {path}')
+    if path.stat().st_size == 0:
+        raise ValueError(f'{path} is an empty file')
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ValueError(f'{path} is not an image OpenCV can decode (corrupt or unsupported format)')
+    return data
+
+
 class Image:
     """An image stored channels-first (C, H, W), as OpenDR's `Image`; `.opencv()` gives (H, W, C) BGR."""
 
@@ -25,13 +39,7 @@ class Image:
     @classmethod
     def open(cls, path):
         """Reads an image file (any format OpenCV reads), keeping its bit depth and channels."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f'no image file at {path}')
-        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if data is None:
-            raise ValueError(f'{path} is not an image OpenCV can decode (corrupt or unsupported format)')
-        return cls(data)
+        return cls(read_pixels(path))
 
     def numpy(self):
         return self._chw

@@ -14,13 +14,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.files import atomic_path
-from openpose_ros.image import to_bgr8
+from openpose_ros.image import read_pixels, to_bgr8
 from openpose_ros.keypoints import SIGMAS
 from openpose_ros.preprocess import prepare
 
@@ -96,10 +95,7 @@ def load_images(source, limit=None):
         if isinstance(item, np.ndarray):
             images.append(to_bgr8(item))
             continue
-        data = cv2.imread(str(item), cv2.IMREAD_UNCHANGED)
-        if data is None:
-            raise ValueError(f'calibration image {item} cannot be read')
-        images.append(to_bgr8(data))
+        images.append(to_bgr8(read_pixels(item)))
     if not images:
         raise ValueError('no calibration images')
     return images

@@ -90,14 +90,14 @@ def classify_input(path):
 
 
 def read_image(path):
-    """An image file -> 8-bit BGR array; ValueError saying why it cannot be used."""
-    from openpose_ros.image import to_bgr8
-    if Path(path).stat().st_size == 0:
-        raise ValueError('empty file')
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise ValueError('not an image OpenCV can decode (corrupt or unsupported format)')
-    return to_bgr8(data)
+    """An image file -> 8-bit BGR array; ValueError or FileNotFoundError, naming the file and saying why it
+    cannot be used."""
+    from openpose_ros.image import read_pixels, to_bgr8
+    pixels = read_pixels(path)
+    try:
+        return to_bgr8(pixels)
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from error
 
 
 def folder_images(folder):
@@ -237,7 +237,7 @@ def run(args):
         try:
             first = read_image(source)
         except ValueError as error:
-            raise UsageError(f'{source}: {error}') from error
+            raise UsageError(str(error)) from error
         paths = [source]
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -279,7 +279,7 @@ def run(args):
             try:
                 image = first if kind == 'image' else read_image(path)
             except (ValueError, OSError) as error:
-                LOG.error('skipping %s: %s', path, error)
+                LOG.error('skipping: %s', error)
                 errors.append({'file': str(path.relative_to(source) if kind == 'folder' else path),
                                'error': str(error)})
                 continue
