@@ -42,7 +42,7 @@ setup(
     extras_require={
         'train': ['tensorboard>=2.14'],
         'bags': ['rosbags>=0.10', 'matplotlib>=3.7'],
-        'test': ['pytest>=7'],
+        'test': ['pytest>=7', 'hypothesis>=6.100'],
     },
     entry_points={'console_scripts': [
         f'openpose-{name.replace("_", "-")} = {target}' for name, target in ENTRY_POINTS.items()]},
