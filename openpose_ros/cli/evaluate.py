@@ -85,7 +85,7 @@ def main(argv=None):
                              subset_size=args.subset_size, images_folder_name=args.images_folder_name,
                              annotations_filename=args.annotations_filename, upsample_ratio=args.upsample_ratio)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-        print(f'evaluate: error: {error}', file=sys.stderr)
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
         return 2
     print(json.dumps(stats))
     return 0

@@ -130,7 +130,7 @@ def main(argv=None):
         print(f'interrupted; resume with --checkpoint-load-iter {latest} --no-weights-only', file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError) as error:
-        print(f'train: error: {error}', file=sys.stderr)
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
         return 2
     if args.save and training.distributed_rank() == 0:
         learner.save(args.save)
