@@ -284,6 +284,15 @@ def init_backbone(learner, network, say):
     say(f'backbone initialised from {path} ({len(missing)} tensors of the heads not in it)')
 
 
+def describe_loss(entry):
+    """'loss 1.5 (initial stage: heatmaps 0.4, PAFs 0.5; refinement stage 1: heatmaps 0.3, PAFs 0.3)' for a loss
+    entry, whose stage_losses are [heatmaps of stage 0, PAFs of stage 0, heatmaps of stage 1, ...]."""
+    losses = entry['stage_losses']
+    stages = [f'{"initial stage" if index == 0 else f"refinement stage {index}"}: heatmaps {heatmaps:.4f}, '
+              f'PAFs {pafs:.4f}' for index, (heatmaps, pafs) in enumerate(zip(losses[0::2], losses[1::2]))]
+    return f'loss {entry["loss"]:.4f} ({"; ".join(stages)})'
+
+
 class _Logger:
     """Rank 0's outputs: the losses file, TensorBoard, and messages (unless silent)."""
 
@@ -488,8 +497,7 @@ def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_siz
                     result.losses.append(entry)
                     logger.losses(entry)
                     bar.set_postfix(loss=f'{entry["loss"]:.2f}')
-                    logger.say(f'iteration {entry["iter"]}, epoch {entry["epoch"]}: loss {entry["loss"]:.4f} '
-                               f'({", ".join(f"{v:.4f}" for v in entry["stage_losses"])}), '
+                    logger.say(f'iteration {entry["iter"]}, epoch {entry["epoch"]}: {describe_loss(entry)}, '
                                f'{entry["iterations_per_s"]:.2f} it/s')
                     window.zero_()
                     window_iterations, window_start = 0, time.perf_counter()

@@ -13,6 +13,23 @@ CONFIG_NAME = 'training.yaml'
 PACKAGE = 'openpose_ros'
 ERROR_STATUS = 2
 INTERRUPTED_STATUS = 130
+# One default device for every executable: the GPU when there is one, else the CPU.
+DEFAULT_DEVICE = 'auto'
+DEVICE_HELP = "'auto' (default: CUDA when available, else the CPU), 'cpu' or 'cuda[:N]'"
+
+
+def command_parser(name, doc):
+    """The argument parser of the executable openpose-<name> (`ros2 run openpose_ros <name>`), documented by its
+    module docstring: the first paragraph is the description, the rest (examples, exit status) the epilog."""
+    import argparse
+    description, _, epilog = doc.partition('\n\n')
+    return argparse.ArgumentParser(prog=f'openpose-{name.replace("_", "-")}', description=description,
+                                   epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_device_argument(parser):
+    """--device, with the default shared by every executable."""
+    parser.add_argument('--device', default=DEFAULT_DEVICE, help=DEVICE_HELP)
 
 
 def default_config_path(name=CONFIG_NAME):
@@ -33,7 +50,10 @@ def load_config(path):
             import yaml
         except ImportError as error:
             raise ImportError(f'{path} is YAML: install PyYAML, or give a JSON config') from error
-        config = yaml.safe_load(text)
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f'{path} is not valid YAML: {error}') from error
     else:
         config = json.loads(text)
     config = config or {}
@@ -52,7 +72,10 @@ def apply_config(parser, argv, sections, lenient=()):
     path = pre.config if pre.config is not None else default_config_path()
     if not path:
         return None
-    config = load_config(path)
+    try:
+        config = load_config(path)
+    except (OSError, ValueError) as error:  # a missing, unreadable or malformed file: exit 2, not a traceback
+        parser.error(f'--config {path}: {error}')
     known = {action.dest for action in parser._actions}
     defaults = {}
     for section in sections:

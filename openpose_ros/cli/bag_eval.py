@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from openpose_ros.cli import exit_status
+from openpose_ros.cli import add_device_argument, exit_status
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
@@ -28,7 +28,7 @@ def build_parser():
     parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
                         '~/.cache/openpose_ros as the node does)')
-    parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
+    add_device_argument(parser)
     parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8'),
                         help='network backend (default auto: the fastest available)')
     parser.add_argument('--params-file', metavar='YAML',

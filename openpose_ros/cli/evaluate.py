@@ -14,12 +14,12 @@ import json
 import logging
 import sys
 
-from openpose_ros.cli import add_network_arguments, apply_config, parse_scales
+from openpose_ros.cli import (add_device_argument, add_network_arguments, apply_config, command_parser,
+                              parse_scales)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='evaluate', description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = command_parser('evaluate', __doc__)
     parser.add_argument('--config', help="YAML or JSON config (default: the package's config/training.yaml; "
                                          "'' for none)")
     parser.add_argument('--weights', help='a saved model folder (learner.save) or a checkpoint file')
@@ -37,7 +37,7 @@ def build_parser():
     data.add_argument('--verbose', action=argparse.BooleanOptionalAction, default=True,
                       help="show pycocotools' summary")
     learner = parser.add_argument_group('learner')
-    learner.add_argument('--device', default='auto')
+    add_device_argument(learner)
     add_network_arguments(learner)
     learner.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
     learner.add_argument('--multiscale', action=argparse.BooleanOptionalAction, default=False,
@@ -85,7 +85,7 @@ def main(argv=None):
                              subset_size=args.subset_size, images_folder_name=args.images_folder_name,
                              annotations_filename=args.annotations_filename, upsample_ratio=args.upsample_ratio)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-        print(f'evaluate: error: {error}', file=sys.stderr)
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
         return 2
     print(json.dumps(stats))
     return 0

@@ -9,7 +9,6 @@ where mp4 cannot be written), and poses.json (see openpose_ros.results). Images 
 photos (tracking and smoothing restart for each) unless --sequence says they are frames of one stream.
 Exit status: 0 when every input was processed, 1 when some inputs were skipped (reported), 2 on errors.
 """
-import argparse
 import logging
 import sys
 import tempfile
@@ -18,13 +17,14 @@ from pathlib import Path
 
 import cv2
 
-from openpose_ros.cli import exit_status
+from openpose_ros.cli import add_device_argument, command_parser, exit_status
 from openpose_ros.models import ModelError
 from openpose_ros.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 RESULTS_NAME = 'poses.json'
+VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')
 
@@ -34,16 +34,14 @@ class UsageError(Exception):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog='openpose-infer', description=__doc__.split('\n\n')[0],
-        epilog='Exit status: 0 all inputs processed, 1 some skipped (see the report), 2 error.')
+    parser = command_parser('infer', __doc__)
     parser.add_argument('input', help='an image, a folder of images, or a video file')
     parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
                         '~/.cache/openpose_ros); required unless --random-weights')
     parser.add_argument('--random-weights', action='store_true',
                         help='use an untrained network (smoke tests only: the results are meaningless)')
-    parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda[:N]' or 'auto'")
+    add_device_argument(parser)
     parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8'), default='auto',
                         help='network backend; auto (default) takes the fastest available: int8 when a quantised '
                              'model <name>.int8.onnx is beside the weights, else ONNX Runtime fp32, else torch')
@@ -128,7 +126,7 @@ def video_frames(capture, fps):
 
 def open_writer(output, stem, fps, size):
     """An mp4 writer (mp4v), or an avi/MJPG one where mp4 cannot be written; returns (writer, path)."""
-    for suffix, codec in (('.mp4', 'mp4v'), ('.avi', 'MJPG')):
+    for suffix, codec in VIDEO_OUTPUTS:
         path = output / f'{stem}_poses{suffix}'
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
         if writer.isOpened():
@@ -137,6 +135,50 @@ def open_writer(output, stem, fps, size):
         path.unlink(missing_ok=True)
         LOG.warning('cannot write %s video here; trying the next format', suffix)
     raise RuntimeError(f'OpenCV can write neither mp4 nor avi/MJPG video in {output}')
+
+
+# --- outputs -----------------------------------------------------------------------------------------------
+def planned_outputs(kind, source, paths, output):
+    """Every file the run may write: the annotated copies (or video, in either format) and the results."""
+    if kind == 'video':
+        names = [f'{source.stem}_poses{suffix}' for suffix, _ in VIDEO_OUTPUTS]
+    else:  # an image that cannot be written in its own format is written as .png
+        names = [name for path in paths for name in (path.name, path.with_suffix('.png').name)]
+    return [output / name for name in names + [RESULTS_NAME]]
+
+
+def _file_identity(path):
+    """(device, inode) of an existing path, else None: equal for every way of naming one file (symlinks, '..',
+    hard links)."""
+    try:
+        status = Path(path).stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def refuse_writing_over_inputs(output, targets, inputs):
+    """UsageError when --output is an existing file, or when a file the run would write is one of its inputs."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f'--output {output} is a file; give a folder for the results')
+    inputs_by_identity = {_file_identity(path): path for path in inputs}
+    for target in targets:
+        identity = _file_identity(target)
+        if identity is not None and identity in inputs_by_identity:
+            raise UsageError(f'--output {output} would write {target} over the input '
+                             f'{inputs_by_identity[identity]}; give another output folder')
+
+
+def refuse_saving_over_inputs(save_model, inputs):
+    """UsageError when --save-model is an existing file, or the folder it names holds an input (saving replaces
+    the whole folder)."""
+    folder = Path(save_model).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f'--save-model {save_model} is a file; give a folder to save the model to')
+    for path in inputs:
+        if folder == path.resolve() or folder in path.resolve().parents:
+            raise UsageError(f'--save-model {save_model} holds the input {path}; saving would replace it: '
+                             f'give another folder')
 
 
 # --- model -------------------------------------------------------------------------------------------------
@@ -196,7 +238,10 @@ def save_model(learner, folder, choice):
     (and backend auto) find it there instead of calibrating again."""
     import shutil
     from openpose_ros.quantize import quantized_path
-    learner.save(folder)
+    try:
+        learner.save(folder)
+    except (OSError, ValueError) as error:  # e.g. a file in the way, no space left: the user can fix it
+        raise UsageError(f'cannot save the model to {folder}: {error}') from error
     if choice.name == 'int8':
         source = choice.model or quantized_path(learner.temp_path / 'onnx_model_temp.onnx')
         shutil.copyfile(source, quantized_path(folder / f'{folder.name}.onnx'))
@@ -227,20 +272,24 @@ def run(args):
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError('--max-frames must be >= 1')
     source = Path(args.input)
+    paths = folder_images(source)[:args.max_frames] if kind == 'folder' else [source]
+    output = Path(args.output)
+    refuse_writing_over_inputs(output, planned_outputs(kind, source, paths, output), paths)
+    if args.save_model:
+        refuse_saving_over_inputs(args.save_model, paths)
     if kind == 'video':
         capture = cv2.VideoCapture(str(source))
         if not capture.isOpened():
             raise UsageError(f'{source} cannot be opened as a video (corrupt or unsupported codec)')
-    elif kind == 'folder':
-        paths = folder_images(source)[:args.max_frames]
-    else:
+    elif kind == 'image':
         try:
             first = read_image(source)
         except ValueError as error:
             raise UsageError(str(error)) from error
-        paths = [source]
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f'cannot create the output folder {output}: {error}') from error
     if args.random_weights:
         LOG.warning(RANDOM_WEIGHTS_WARNING)
     learner, backend_name, choice = build_learner(args)

@@ -14,14 +14,14 @@ import json
 import logging
 import sys
 
-from openpose_ros.cli import add_network_arguments, apply_config, parse_scales
+from openpose_ros.cli import (add_device_argument, add_network_arguments, apply_config, command_parser,
+                              parse_scales)
 
 LOG = logging.getLogger('openpose_ros.train')
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='train', description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = command_parser('train', __doc__)
     parser.add_argument('--config', help="YAML or JSON config (default: the package's config/training.yaml; "
                                          "'' for none)")
     data = parser.add_argument_group('data (fit arguments)')
@@ -51,7 +51,7 @@ def build_parser():
     learner.add_argument('--lr-milestones', type=int, nargs='*', default=[100, 200, 260],
                          help='epochs at which the learning rate is multiplied by --lr-gamma')
     learner.add_argument('--lr-gamma', type=float, default=0.333)
-    learner.add_argument('--device', default='auto')
+    add_device_argument(learner)
     add_network_arguments(learner)
     learner.add_argument('--temp-path', default='temp')
     learner.add_argument('--experiment-name', default='default')
@@ -130,7 +130,7 @@ def main(argv=None):
         print(f'interrupted; resume with --checkpoint-load-iter {latest} --no-weights-only', file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError) as error:
-        print(f'train: error: {error}', file=sys.stderr)
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
         return 2
     if args.save and training.distributed_rank() == 0:
         learner.save(args.save)
