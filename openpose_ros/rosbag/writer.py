@@ -9,7 +9,10 @@ Every message carries the input frame's header (stamp and frame_id copied) and i
 the caller (the input frame's log time for a plain run), so that `ros2 bag play` replays it in step.
 close() writes metadata.yaml: call it also after an interruption or an error, the bag is then complete up to
 there. Writing stops (OutputError) while FREE_SPACE_MARGIN bytes are still free on the bag's disk, so that
-there is room to close the bag and write the report.
+there is room to close the bag and write the report. When a write fails all the same (a quota, a file size
+limit, an I/O error), what was written before stays readable: an sqlite3 bag commits every frame and rolls back
+the failed one; an mcap file is cut after its last complete record and ended without an index (rosbags and
+bag_eval read it; without metadata.yaml, `ros2 bag reindex` makes one for `ros2 bag play`).
 
 The bag folder holds a marker, MARKER_NAME, listing the files bag_eval writes there: `overwrite` replaces only
 a folder that has it and nothing else than what it lists, never a folder of someone else's files.
@@ -111,6 +114,27 @@ def remove_output_bag(path):
     path.rmdir()
 
 
+def _end_truncated_mcap(file):
+    """Cuts the mcap `file` after its last complete record and ends it with a data end record and a footer
+    without summary (a valid mcap file, read by scanning it); returns what was done, for the error message."""
+    from openpose_ros.rosbag.reader import TruncatedMcap
+    try:
+        end = TruncatedMcap(file).end_offset
+        with open(file, 'r+b') as stream:
+            stream.truncate(end)
+            stream.seek(end)
+            stream.write(_MCAP_DATA_END + _MCAP_FOOTER + _MCAP_MAGIC)
+    except Exception as error:
+        return f'its mcap file could not be ended ({type(error).__name__}: {error}): it is truncated'
+    return ('its mcap file was cut after the last complete chunk and ended without an index, and it has no '
+            'metadata.yaml (`ros2 bag reindex` makes one)')
+
+
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+_MCAP_DATA_END = b'\x0f' + (4).to_bytes(8, 'little') + bytes(4)          # data section crc 0: not computed
+_MCAP_FOOTER = b'\x02' + (20).to_bytes(8, 'little') + bytes(20)          # no summary section
+
+
 class OutputBag:
     """A bag being written (rosbags Writer). `write()` one processed frame at a time; `close()` at the end.
 
@@ -134,6 +158,10 @@ class OutputBag:
         self.writer = Writer(self.path, version=9, storage_plugin=plugin)
         try:
             self.writer.open()
+            if storage == 'sqlite3':
+                # Each frame is committed (see write()); not synced to the disk on each commit, which would cost
+                # ~30 ms a frame: a crash of this process still leaves every committed frame in the file.
+                self.writer.storage.conn.execute('PRAGMA synchronous=OFF')
             write_text(self.path / MARKER_NAME, json.dumps(
                 {'kind': MARKER_KIND, 'files': _bag_files(self.path, storage)}, indent=1) + '\n')
         except OSError as error:
@@ -148,6 +176,7 @@ class OutputBag:
             self._image = self.writer.add_connection(self.topics['image_annotated'], msgtype, typestore=store)
         self.counts = {topic: 0 for topic in self.topics.values()}
         self.closed = False
+        self.broken = False         # a write failed in a way that rosbags cannot close cleanly (mcap)
 
     def write(self, header, poses, annotated_bgr, log_time_ns):
         """Writes one frame's Pose2DArray and (unless annotated='none') its annotated image. OutputError when the
@@ -163,15 +192,31 @@ class OutputBag:
             image_bytes = self.store.serialize_cdr(msg, msgtype)
         # Everything serialised and the space checked first, so that a frame is written whole or not at all.
         self._check_space(len(pose_bytes) + (len(image_bytes) if image_bytes is not None else 0))
+        before = (dict(self.writer.counts), self.writer.min_timestamp, self.writer.max_timestamp)
         try:
             self.writer.write(self._poses, int(log_time_ns), bytes(pose_bytes))
-            self.counts[self.topics['poses']] += 1
             if image_bytes is not None:
                 self.writer.write(self._image, int(log_time_ns), bytes(image_bytes))
-                self.counts[self.topics['image_annotated']] += 1
+            if self.storage == 'sqlite3':
+                self.writer.storage.conn.commit()
         except Exception as error:  # OSError, sqlite3.Error: the storage could not take it
+            self._undo_frame(*before)
             raise OutputError(f'writing the output bag {self.path} failed: {type(error).__name__}: {error}') \
                 from error
+        self.counts[self.topics['poses']] += 1
+        if image_bytes is not None:
+            self.counts[self.topics['image_annotated']] += 1
+
+    def _undo_frame(self, counts, min_timestamp, max_timestamp):
+        """After a failed write: sqlite3 rolls the frame back (the earlier frames are committed) and the
+        metadata forgets it; an mcap file holds part of a chunk, which close() cuts off."""
+        if self.storage == 'sqlite3':
+            with contextlib.suppress(Exception):
+                self.writer.storage.conn.rollback()
+            self.writer.counts.update(counts)
+            self.writer.min_timestamp, self.writer.max_timestamp = min_timestamp, max_timestamp
+        else:
+            self.broken = True
 
     def _check_space(self, size):
         free = shutil.disk_usage(self.path).free
@@ -180,18 +225,37 @@ class OutputBag:
                               f'{FREE_SPACE_MARGIN // 2**20} MiB are kept to close the bag and write the report')
 
     def close(self):
-        """Finishes the bag (index, metadata.yaml); idempotent. OutputError when it cannot be finished (the
-        storage file is then left as it is: incomplete)."""
+        """Finishes the bag (index, metadata.yaml); idempotent. OutputError when that fails: an mcap file is then
+        ended after its last complete record (see the module docstring), and `counts` are those read back."""
         if self.closed:
             return
         self.closed = True
-        try:
-            self.writer.close()
-        except Exception as error:
-            with contextlib.suppress(Exception):   # the error above is the one to tell
-                self.writer.abort()
-            raise OutputError(f'the output bag {self.path} could not be closed ({type(error).__name__}: '
-                              f'{error}): it is incomplete') from error
+        failure = None
+        if not self.broken:
+            try:
+                self.writer.close()
+                return
+            except Exception as error:
+                failure = f'{type(error).__name__}: {error}'
+        with contextlib.suppress(Exception):   # the failure is told below
+            self.writer.abort()
+        state = 'it has no metadata.yaml'
+        if self.storage == 'mcap':
+            state = _end_truncated_mcap(self.path / (self.path.name + '.mcap'))
+        self.counts = self._read_back_counts()
+        raise OutputError(f'the output bag {self.path} could not be finished'
+                          + (f' ({failure})' if failure else '') + f': {state}; it holds '
+                          + ', '.join(f'{count} {topic}' for topic, count in self.counts.items()))
+
+    def _read_back_counts(self):
+        """{topic: messages} of what the storage file really holds (zeros when it cannot be read)."""
+        from openpose_ros.rosbag.reader import BagInput
+        counts = dict.fromkeys(self.counts, 0)
+        with contextlib.suppress(Exception):
+            with BagInput(self.path, self.store) as written:
+                for connection, _, _ in written.reader.messages(list(written.reader.connections)):
+                    counts[connection.topic] = counts.get(connection.topic, 0) + 1
+        return counts
 
     def __enter__(self):
         return self
