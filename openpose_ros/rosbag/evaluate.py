@@ -494,6 +494,10 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
                 out.close()
             except OutputError as unfinished:
                 errors.append(unfinished)
+                # What the bag holds is what was read back: the frames after those were lost with its end.
+                published = [record for record in run.records if record.output_log_time_ns is not None]
+                for record in published[out.counts[out.topics['poses']]:]:
+                    record.output_log_time_ns = None
         wall_s = time.perf_counter() - started
         meta = {
             'input': {'bag': str(options.bag), 'storage': source.storage, 'topic': topic.name,
@@ -522,15 +526,16 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
     if crash is not None:
         raise crash
     if errors:
-        raise type(errors[0])(f'{report["error"]}. The output bag and the report cover {_progress_note(report)} '
-                              f'({report_path})')
+        raise type(errors[0])(f'{report["error"]}. The report ({report_path}) covers the run until then: '
+                              f'{_progress_note(report)}')
     return BagEvalResult(report, report_path, summary_path, output_bag, report['plots'], interrupted)
 
 
 def _progress_note(report):
-    """How far a run got: '<n> frames processed (last stamp <ns> ns)'."""
-    frames = report['frames']
-    return f'{frames["processed"]} frames processed (last stamp {frames["last_stamp_ns"]} ns)'
+    """How far a run got: frames processed, frames in the output bag and the stamp of the last one."""
+    written = [frame['stamp_ns'] for frame in report['per_frame'] if frame.get('output_log_time_ns') is not None]
+    last = f' (the last stamped {written[-1]} ns)' if written else ''
+    return f'{report["frames"]["processed"]} frames processed, {len(written)} in the output bag{last}'
 
 
 def _write_secondary_outputs(report, run, options, settings, backend_name, learner, annotations):
