@@ -20,8 +20,8 @@ from openpose_ros.rosbag.images import video_to_bag  # noqa: E402
 from openpose_ros.rosbag.reader import BagInput  # noqa: E402
 from openpose_ros.rosbag.report import read_report  # noqa: E402
 from openpose_ros.rosbag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
-from test_bag_eval import (LOG_DELAY, T0, PERIOD, WITHOUT_ROS, make_bag, model, moving_frames, read_bag,  # noqa: E402,F401
-                           run_cli)
+from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
+from test_bag_eval import model  # noqa: E402,F401  (the fixture: the test model with its ONNX export)
 
 VIDEO = DATA / 'video' / 'vtest.avi'
 MiB = 2**20

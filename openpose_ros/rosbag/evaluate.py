@@ -528,7 +528,8 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
     if errors:
         raise type(errors[0])(f'{report["error"]}. The report ({report_path}) covers the run until then: '
                               f'{_progress_note(report)}')
-    return BagEvalResult(report, report_path, summary_path, output_bag, report['plots'], interrupted)
+    return BagEvalResult(report, report_path, summary_path, output_bag, [Path(p) for p in report['plots']],
+                         interrupted)
 
 
 def _progress_note(report):
