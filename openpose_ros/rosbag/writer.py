@@ -72,7 +72,7 @@ def _owned_files(path):
     when `path` is not an output bag of bag_eval or holds other files."""
     refusal = f'{path} exists and is not an output bag of bag_eval'
     marker = path / MARKER_NAME
-    if not path.is_dir() or not marker.is_file():
+    if path.is_symlink() or not path.is_dir() or not marker.is_file():
         raise FileExistsError(f'{refusal} (no {MARKER_NAME} in it); not overwriting it: choose another output '
                               f'bag, or remove it yourself')
     try:
