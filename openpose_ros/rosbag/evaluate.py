@@ -38,13 +38,13 @@ MAX_OFFSET_S = 1e9                  # --start/--end: seconds from the bag start 
 REALTIME_RANGE = (1e-6, 1e6)        # --realtime: playback rates (a million times slower or faster)
 
 
-def check_offset(name, value):
+def check_offset(name: str, value) -> None:
     """ValueError unless `value` (start or end) is None or a number of seconds in [0, MAX_OFFSET_S]."""
     if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_OFFSET_S):
         raise ValueError(f'{name} must be in [0, {MAX_OFFSET_S:g}] seconds from the bag start, got {value}')
 
 
-def check_realtime(value):
+def check_realtime(value) -> None:
     """ValueError unless `value` is None or a playback rate in REALTIME_RANGE."""
     low, high = REALTIME_RANGE
     if value is not None and not (math.isfinite(value) and low <= value <= high):
@@ -402,7 +402,7 @@ def _progress(iterable, total, enabled):
                 mininterval=interval)
 
 
-def output_bag_path(options):
+def output_bag_path(options: 'BagEvalOptions') -> Path:
     """Where the run described by `options` writes its output bag: output_bag, else <output>/<bag name>_poses."""
     if options.output_bag:
         return Path(options.output_bag)
@@ -411,7 +411,7 @@ def output_bag_path(options):
     return Path(options.output) / f'{name.rsplit(".", 1)[0] if bag.is_file() else name}_poses'
 
 
-def check_outputs(options):
+def check_outputs(options: 'BagEvalOptions') -> None:
     """Before any work: FileExistsError for an output bag that may not be replaced, OutputError for an output
     folder that cannot be written."""
     check_output_bag(output_bag_path(options), options.overwrite)

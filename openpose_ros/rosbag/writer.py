@@ -90,7 +90,7 @@ def _owned_files(path):
     return [path / name for name in sorted(listed) if (path / name).is_file()]
 
 
-def check_output_bag(path, overwrite=False):
+def check_output_bag(path, overwrite: bool = False) -> None:
     """Refuses (FileExistsError) an existing `path` unless `overwrite` and it is an output bag of bag_eval with
     nothing else in it; creates and checks its parent folder (OutputError)."""
     path = Path(path)
@@ -102,7 +102,7 @@ def check_output_bag(path, overwrite=False):
     ensure_writable(path.parent)
 
 
-def remove_output_bag(path):
+def remove_output_bag(path) -> None:
     """Removes an earlier output bag of bag_eval: the files its marker lists, the marker, the folder."""
     path = Path(path)
     owned = _owned_files(path)
