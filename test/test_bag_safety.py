@@ -138,6 +138,7 @@ def limit_file_size(limit):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 def test_a_file_size_limit_mid_run_leaves_a_readable_bag_and_a_true_report(model, tmp_path, storage):
     count = 10
