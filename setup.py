@@ -41,7 +41,7 @@ setup(
     ],
     extras_require={
         'train': ['tensorboard>=2.14'],
-        'bags': ['rosbags>=0.10', 'matplotlib>=3.7'],
+        'bags': ['rosbags>=0.10', 'matplotlib>=3.7', 'mcap>=1.6'],   # mcap: reading truncated mcap files
         'test': ['pytest>=7', 'hypothesis>=6.100'],
     },
     entry_points={'console_scripts': [

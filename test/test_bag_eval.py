@@ -218,7 +218,7 @@ def test_output_bag_has_a_message_per_frame_with_its_stamps_and_stable_ids(learn
                                                                            compressed):
     count = 8
     bag = make_bag(tmp_path / 'camera', storage, compressed, count)
-    result = run_eval(learner, bag, tmp_path / 'out')
+    result = run_eval(learner, bag, tmp_path / 'out', annotated='raw')
     output, types = read_bag(result.output_bag)
     suffix = '.mcap' if storage == 'mcap' else '.db3'
     assert (result.output_bag / f'camera_poses{suffix}').is_file()
@@ -288,7 +288,7 @@ def assert_report_matches_bag(report_path, output):
 def test_frames_without_header_stamps_use_the_log_time_and_start_end_select_frames(learner, tmp_path):
     frames = [(0, log, frame) for _, log, frame in moving_frames(6)]
     bag = make_bag(tmp_path / 'camera', frames=frames)
-    result = run_eval(learner, bag, tmp_path / 'out', start=0.15, end=0.45, annotated='jpeg', namespace='robot1')
+    result = run_eval(learner, bag, tmp_path / 'out', start=0.15, end=0.45, namespace='robot1')
     report = result.report
     # Log times are 0, 0.1, ..., 0.5 s from the bag start: [0.15, 0.45) holds frames 2, 3 and 4.
     assert [f['index'] for f in report['per_frame']] == [2, 3, 4]
@@ -513,5 +513,5 @@ def test_ctrl_c_leaves_a_readable_output_bag_and_says_so_in_the_report(model, tm
     assert report['interrupted'] and 'INTERRUPTED' in stdout.decode()
     output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
     processed = report['frames']['processed']
-    assert 5 <= processed < count and len(output['/poses']) == len(output['/image_annotated']) == processed
+    assert 5 <= processed < count and len(output['/poses']) == len(output['/image_annotated/compressed']) == processed
     assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == [T0 + i * PERIOD for i in range(processed)]

@@ -5,10 +5,11 @@
     openpose-bag-eval camera_bag --weights models/tiny --realtime 1      (what the live node would publish)
     ros2 run openpose_ros bag_eval camera_bag --weights ...
 
-Reads ROS 2 bags (sqlite3 or mcap; a folder, a .db3 or an .mcap file) without ROS. Writes to --output: the
-output bag <bag name>_poses (Pose2DArray on `poses`, annotated images on `image_annotated`, headers copied from
-the input frames), report.json, report.txt and PNG plots (see openpose_ros.rosbag.report). Ctrl-C stops after
-the current frame and closes the output bag and the report (a second Ctrl-C aborts at once).
+Reads ROS 2 bags (sqlite3 or mcap; a folder, a .db3 or an .mcap file; what a truncated mcap file holds) without
+ROS. Writes to --output: the output bag <bag name>_poses (Pose2DArray on `poses`, JPEG annotated images on
+`image_annotated/compressed`, headers copied from the input frames), poses.json, report.json, report.txt and PNG
+plots (see openpose_ros.rosbag.report). Ctrl-C stops after the current frame and closes the output bag and the
+report (a second Ctrl-C aborts at once); so does an error (a full disk, a bag breaking off).
 Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 error, 130 interrupted.
 """
 import argparse
@@ -16,8 +17,22 @@ import logging
 import sys
 
 from openpose_ros.cli import add_device_argument, exit_status
+from openpose_ros.rosbag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
+from openpose_ros.rosbag.writer import ANNOTATED_MODES
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
+
+
+def _checked_number(check):
+    """An argparse type: a float that `check(value)` accepts (its ValueError is the message)."""
+    def parse(text):
+        try:
+            value = float(text)
+            check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+    return parse
 
 
 def build_parser():
@@ -39,11 +54,16 @@ def build_parser():
     parser.add_argument('--upsample-ratio', type=int, help="heatmap upsampling (default: the parameter file's, 4)")
     frames = parser.add_argument_group('frames')
     frames.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the only one')
-    frames.add_argument('--start', type=float, help='first second to process, from the start of the bag')
-    frames.add_argument('--end', type=float, help='second at which to stop, from the start of the bag')
-    frames.add_argument('--realtime', type=float, metavar='RATE',
+    frames.add_argument('--start', type=_checked_number(lambda value: check_offset('start', value)),
+                        help=f'first second to process, from the start of the bag (default 0; at most '
+                             f'{MAX_OFFSET_S:g})')
+    frames.add_argument('--end', type=_checked_number(lambda value: check_offset('end', value)),
+                        help=f'second at which to stop, from the start of the bag (default: the end; at most '
+                             f'{MAX_OFFSET_S:g})')
+    frames.add_argument('--realtime', type=_checked_number(check_realtime), metavar='RATE',
                         help='replay what the live node would publish with the bag played at RATE x its speed '
-                             '(newest frame only, frames dropped while busy, real processing times)')
+                             '(newest frame only, frames dropped while busy, real processing times); RATE in '
+                             f'[{REALTIME_RANGE[0]:g}, {REALTIME_RANGE[1]:g}]')
     frames.add_argument('--annotations', metavar='COCO_JSON',
                         help='COCO keypoint annotations of frames (images named by "stamp_ns", by '
                              '"frame_index", else their "id" is the frame index): report COCO keypoint AP')
@@ -53,10 +73,13 @@ def build_parser():
     out.add_argument('--storage', default='same', choices=('same', 'sqlite3', 'mcap'),
                      help='storage of the output bag (default: same as the input)')
     out.add_argument('--namespace', default='', help="namespace of the output topics (default none: /poses)")
-    out.add_argument('--annotated', default='raw', choices=('raw', 'jpeg', 'none'),
-                     help='annotated images: raw sensor_msgs/Image (default), jpeg CompressedImage on '
-                          'image_annotated/compressed, or none')
-    out.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
+    out.add_argument('--annotated', default='compressed', choices=ANNOTATED_MODES,
+                     help='annotated images: compressed (default: JPEG sensor_msgs/CompressedImage on '
+                          'image_annotated/compressed), raw (sensor_msgs/Image on image_annotated, ten times '
+                          'larger or more) or none')
+    out.add_argument('--overwrite', action='store_true',
+                     help='replace an existing output bag written by bag_eval (a folder holding anything else is '
+                          'never removed)')
     out.add_argument('--no-plots', action='store_true', help='no PNG plots')
     parser.add_argument('--quiet', action='store_true', help='no progress bar, warnings only')
     return parser
@@ -71,7 +94,7 @@ def _default_output(bag):
 def run(args):
     import tempfile
     from openpose_ros.models import load_for_inference
-    from openpose_ros.rosbag.evaluate import BagEvalOptions, node_settings
+    from openpose_ros.rosbag.evaluate import BagEvalOptions, check_outputs, node_settings
     from openpose_ros.rosbag.messages import typestore
     from openpose_ros.rosbag.reader import BagInput
 
@@ -82,8 +105,9 @@ def run(args):
         annotated=args.annotated, realtime=args.realtime, annotations=args.annotations, settings=settings,
         plots=not args.no_plots, progress=not args.quiet, overwrite=args.overwrite)
     options.validate()
-    with BagInput(args.bag, typestore()) as bag:  # bag problems first: they cost no model loading
+    with BagInput(args.bag, typestore()) as bag:  # bag and output problems first: they cost no model loading
         topic = bag.select_topic(args.topic)
+    check_outputs(options)
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
     with tempfile.TemporaryDirectory(prefix='openpose_bag_eval_') as temporary:  # exported ONNX models
         learner, _, backend = load_for_inference(args.weights, args.device, args.backend,
@@ -109,7 +133,8 @@ def main(argv=None):
     from openpose_ros.models import ModelError
     from openpose_ros.rosbag.messages import MessageDefinitionsNotFound
     from openpose_ros.rosbag.reader import BagError
-    user_errors = (BagError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError)
+    from openpose_ros.rosbag.writer import OutputError
+    user_errors = (BagError, OutputError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError)
     return exit_status(run, args, LOG, user_errors,
                        install_hint='bag_eval needs rosbags (pip install "openpose_ros[bags]")')
 

@@ -16,6 +16,7 @@ so that the output bag holds what the node would publish.
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -29,10 +30,25 @@ from openpose_ros.results import document, frame_record, write_document
 from openpose_ros.rosbag import messages, report as reporting
 from openpose_ros.rosbag.reader import STORAGES, BagError, BagInput, decode
 from openpose_ros.rosbag.realtime import NewestFrameWorker
-from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag
+from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag, OutputError, check_output_bag, ensure_writable
 
 LOG = logging.getLogger(__name__)
 POSES_NAME = 'poses.json'
+MAX_OFFSET_S = 1e9                  # --start/--end: seconds from the bag start (about 31 years)
+REALTIME_RANGE = (1e-6, 1e6)        # --realtime: playback rates (a million times slower or faster)
+
+
+def check_offset(name: str, value) -> None:
+    """ValueError unless `value` (start or end) is None or a number of seconds in [0, MAX_OFFSET_S]."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_OFFSET_S):
+        raise ValueError(f'{name} must be in [0, {MAX_OFFSET_S:g}] seconds from the bag start, got {value}')
+
+
+def check_realtime(value) -> None:
+    """ValueError unless `value` is None or a playback rate in REALTIME_RANGE."""
+    low, high = REALTIME_RANGE
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f'the realtime playback rate must be in [{low:g}, {high:g}], got {value}')
 
 
 # --- the node's configuration -------------------------------------------------------------------------------
@@ -99,11 +115,11 @@ class BagEvalOptions:
 
     topic: image topic (default: the bag's only one); start/end: seconds from the bag's first message;
     storage: of the output bag, 'same' as the input, 'sqlite3' or 'mcap'; output_bag: its path (default
-    <output>/<input name>_poses); namespace: prefix of the output topics; annotated: 'raw' (Image), 'jpeg'
-    (CompressedImage) or 'none'; realtime: playback rate for the live-node replay (None: every frame);
+    <output>/<input name>_poses); namespace: prefix of the output topics; annotated: 'compressed' (JPEG
+    CompressedImage), 'raw' (Image) or 'none'; realtime: playback rate for the live-node replay (None: every frame);
     annotations: COCO keypoint file naming frames (see load_frame_annotations); settings: the node's parameter
     values (node_settings(); None: the node's defaults); plots: write PNG plots; progress: a progress bar on
-    stderr; overwrite: replace an existing output bag.
+    stderr; overwrite: replace an existing output bag of bag_eval (see writer.check_output_bag).
     """
     bag: str
     output: str
@@ -113,7 +129,7 @@ class BagEvalOptions:
     storage: str = 'same'
     output_bag: str = None
     namespace: str = ''
-    annotated: str = 'raw'
+    annotated: str = 'compressed'
     realtime: float = None
     annotations: str = None
     settings: dict = None
@@ -126,14 +142,11 @@ class BagEvalOptions:
             raise ValueError(f'storage must be same, {" or ".join(STORAGES)}, not {self.storage!r}')
         if self.annotated not in ANNOTATED_MODES:
             raise ValueError(f'annotated must be one of {", ".join(ANNOTATED_MODES)}, not {self.annotated!r}')
-        for name in ('start', 'end'):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise ValueError(f'{name} must be >= 0 seconds from the bag start, got {value}')
+        check_offset('start', self.start)
+        check_offset('end', self.end)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError(f'end ({self.end} s) must come after start ({self.start} s)')
-        if self.realtime is not None and not (self.realtime > 0 and np.isfinite(self.realtime)):
-            raise ValueError(f'the realtime playback rate must be > 0, got {self.realtime}')
+        check_realtime(self.realtime)
         if self.settings is not None:
             from openpose_ros.ros import params
             reasons = params.check_all(self.settings)
@@ -389,25 +402,42 @@ def _progress(iterable, total, enabled):
                 mininterval=interval)
 
 
+def output_bag_path(options: 'BagEvalOptions') -> Path:
+    """Where the run described by `options` writes its output bag: output_bag, else <output>/<bag name>_poses."""
+    if options.output_bag:
+        return Path(options.output_bag)
+    bag = Path(options.bag)
+    name = bag.resolve().name
+    return Path(options.output) / f'{name.rsplit(".", 1)[0] if bag.is_file() else name}_poses'
+
+
+def check_outputs(options: 'BagEvalOptions') -> None:
+    """Before any work: FileExistsError for an output bag that may not be replaced, OutputError for an output
+    folder that cannot be written."""
+    check_output_bag(output_bag_path(options), options.overwrite)
+    ensure_writable(options.output)
+
+
 def evaluate_bag(learner, options, backend_name='', model_info=None):
     """Runs the evaluation described by `options` (BagEvalOptions) with `learner`; returns BagEvalResult.
 
-    Raises BagError for a bag that cannot be used (after writing what was done when a bag breaks off mid-way),
-    ValueError for bad options, FileExistsError for an existing output bag (unless overwrite).
+    Raises BagError for a bag that cannot be used and OutputError for outputs that cannot be written (after
+    closing the output bag and writing the report of what was done when it happens mid-way), ValueError for
+    bad options, FileExistsError for an existing output bag (unless overwrite, and then only one of bag_eval).
     """
     options.validate()
     store = messages.typestore()
     output = Path(options.output)
     annotations = load_frame_annotations(options.annotations) if options.annotations else None
     with BagInput(options.bag, store) as source:
+        for warning in source.warnings:
+            LOG.warning('%s', warning)
         topic = source.select_topic(options.topic)
         start_ns = source.start_ns + round(options.start * 1e9) if options.start is not None else None
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
-        bag_name = Path(options.bag).resolve().name
-        bag_name = bag_name.rsplit('.', 1)[0] if Path(options.bag).is_file() else bag_name
-        output_bag = Path(options.output_bag) if options.output_bag else output / f'{bag_name}_poses'
-        output.mkdir(parents=True, exist_ok=True)
+        output_bag = output_bag_path(options)
+        check_outputs(options)
         out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite)
         settings = options.settings if options.settings is not None else node_settings()
         apply_node_settings(learner, settings)
@@ -428,7 +458,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
                 item[1].reason = 'superseded by a newer frame while the worker was busy'
 
             worker = NewestFrameWorker(options.realtime, process, published, dropped)
-        interrupted, error, started = False, None, time.perf_counter()
+        interrupted, errors, crash, started = False, [], None, time.perf_counter()
         frames = source.frames(topic, start_ns, end_ns)
         total = topic.count if start_ns is None and end_ns is None else None
         try:
@@ -451,19 +481,30 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
                             waiting[0][1].reason = 'not processed: the run was interrupted'
                     else:
                         worker.finish()
-        except BagError as broken:
-            error = str(broken)
+        except (BagError, OutputError) as broken:
+            errors.append(broken)
         except KeyboardInterrupt:
             interrupted = True
+        except Exception as unexpected:  # reported, then raised again once the outputs are closed
+            errors.append(RuntimeError(f'{type(unexpected).__name__}: {unexpected}'))
+            crash = unexpected
         finally:
-            out.close()
             frames.close()
+            try:
+                out.close()
+            except OutputError as unfinished:
+                errors.append(unfinished)
+                # What the bag holds is what was read back: the frames after those were lost with its end.
+                published = [record for record in run.records if record.output_log_time_ns is not None]
+                for record in published[out.counts[out.topics['poses']]:]:
+                    record.output_log_time_ns = None
         wall_s = time.perf_counter() - started
         meta = {
             'input': {'bag': str(options.bag), 'storage': source.storage, 'topic': topic.name,
                       'msgtype': topic.msgtype, 'messages_on_topic': topic.count,
                       'bag_start_ns': source.start_ns, 'bag_duration_s': round(source.duration_s, 6),
-                      'start_s': options.start, 'end_s': options.end},
+                      'start_s': options.start, 'end_s': options.end,
+                      'recovered_messages': source.recovered_messages},
             'output': {'bag': str(output_bag), 'storage': storage, 'topics': dict(out.topics),
                        'messages': dict(out.counts), 'annotated': options.annotated},
             'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
@@ -474,22 +515,57 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
     report = reporting.build_report(run.records, run.tracks, meta, wall_s=wall_s, realtime=options.realtime,
                                     busy_s=worker.busy if worker else None,
                                     stamps_not_increasing=run.stamps_not_increasing,
-                                    interrupted=interrupted, error=error)
+                                    interrupted=interrupted, error='; '.join(map(str, errors)) or None)
+    errors += _write_secondary_outputs(report, run, options, settings, backend_name, learner, annotations)
+    report['error'] = '; '.join(map(str, errors)) or None
+    try:
+        report_path, summary_path = reporting.write_report(report, output)
+    except OSError as failed:
+        raise OutputError(f'the report could not be written into {output} ({failed.strerror or failed}); '
+                          f'{_progress_note(report)}' + (f'; {report["error"]}' if errors else '')) from failed
+    if crash is not None:
+        raise crash
+    if errors:
+        raise type(errors[0])(f'{report["error"]}. The report ({report_path}) covers the run until then: '
+                              f'{_progress_note(report)}')
+    return BagEvalResult(report, report_path, summary_path, output_bag, [Path(p) for p in report['plots']],
+                         interrupted)
+
+
+def _progress_note(report):
+    """How far a run got: frames processed, frames in the output bag and the stamp of the last one."""
+    written = [frame['stamp_ns'] for frame in report['per_frame'] if frame.get('output_log_time_ns') is not None]
+    last = f' (the last stamped {written[-1]} ns)' if written else ''
+    return f'{report["frames"]["processed"]} frames processed, {len(written)} in the output bag{last}'
+
+
+def _write_secondary_outputs(report, run, options, settings, backend_name, learner, annotations):
+    """poses.json, the COCO results and the plots, their paths entered in `report`; returns OutputErrors for
+    those that could not be written (the report is written all the same)."""
+    output, failures = Path(options.output), []
+
+    def attempt(what, write, fallback=None):
+        try:
+            return write()
+        except OSError as error:
+            failures.append(OutputError(f'{what} could not be written into {output}: {error.strerror or error}'))
+            return fallback
+
     if annotations is not None:
-        report['coco'] = reporting.coco_metrics(annotations[0], run.coco_results, run.annotated_frames,
-                                                output / 'coco_results.json')
-        unsmoothed = reporting.coco_metrics(annotations[0], run.coco_unsmoothed, run.annotated_frames)
-        report['coco']['unsmoothed'] = {k: v for k, v in unsmoothed.items() if k in reporting.COCO_METRICS}
-    poses_path = write_document(output / POSES_NAME, document(
-        run.pose_records, source=str(options.bag), input_type='bag', topic=topic.name, backend=backend_name,
+        def coco():
+            metrics = reporting.coco_metrics(annotations[0], run.coco_results, run.annotated_frames,
+                                             output / 'coco_results.json')
+            unsmoothed = reporting.coco_metrics(annotations[0], run.coco_unsmoothed, run.annotated_frames)
+            metrics['unsmoothed'] = {k: v for k, v in unsmoothed.items() if k in reporting.COCO_METRICS}
+            return metrics
+        report['coco'] = attempt('the COCO results', coco)
+    poses_path = attempt(POSES_NAME, lambda: write_document(output / POSES_NAME, document(
+        run.pose_records, source=str(options.bag), input_type='bag', topic=report['input']['topic'],
+        backend=backend_name,
         settings={'base_height': learner.base_height, 'upsample_ratio': settings['upsample_ratio'],
-                  'track': settings['track'], 'smooth': settings['smooth'], 'realtime': options.realtime}))
-    report['output']['poses_json'] = str(poses_path)
-    plots = reporting.write_plots(report, run.records, output) if options.plots else []
+                  'track': settings['track'], 'smooth': settings['smooth'], 'realtime': options.realtime})))
+    report['output']['poses_json'] = str(poses_path) if poses_path else None
+    plots = attempt('the plots', lambda: reporting.write_plots(report, run.records, output), []) \
+        if options.plots else []
     report['plots'] = [str(p) for p in plots]
-    report_path, summary_path = reporting.write_report(report, output)
-    result = BagEvalResult(report, report_path, summary_path, output_bag, plots, interrupted, error)
-    if error:
-        raise BagError(f'{error}. The output bag and the report cover the frames before the break '
-                       f'({report_path}).')
-    return result
+    return failures

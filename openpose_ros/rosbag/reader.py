@@ -1,7 +1,9 @@
 """Reading camera frames from ROS 2 bags (sqlite3 and mcap) with `rosbags`, without ROS installed.
 
 A bag is a rosbag2 folder (metadata.yaml beside .db3 or .mcap files) or a single .db3 / .mcap file. A folder
-whose metadata.yaml is missing (a recording that was killed) is read from its single storage file.
+whose metadata.yaml is missing (a recording that was killed) is read from its single storage file. An mcap file
+that breaks off (a killed recording: no summary or footer, its last record cut short) is read up to the last
+complete record with mcap's stream reader, and `recovered_messages` says how many messages were recovered.
 Frames come in the bag's log-time order. Each frame's stamp is its header stamp, or its log time (the time the
 recorder received it) when the header stamp is zero. Image decoding follows the node's rules
 (openpose_ros.ros.conversions, which needs no rclpy): sensor_msgs/Image in bgr8, rgb8, bgra8, rgba8, mono8,
@@ -20,6 +22,71 @@ _SUFFIX_STORAGE = {'.db3': 'sqlite3', '.mcap': 'mcap'}
 class BagError(Exception):
     """A bag that cannot be used (missing, corrupt, truncated, without images, ambiguous); the message says
     what is wrong and, where it can, what to do."""
+
+
+@dataclass(frozen=True)
+class RecoveredConnection:
+    """A channel of a truncated mcap file, with the number of its messages that could be read."""
+    id: int
+    topic: str
+    msgtype: str
+    msgcount: int
+
+
+class TruncatedMcap:
+    """The readable part of an mcap file that breaks off: its channels and the messages before the first
+    incomplete record (in file order), with the interface of rosbags' Reader that BagInput uses."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.end_offset = None      # the byte at which reading stopped
+        self.stop_reason = None
+        counts, times, channels = {}, [], {}
+        for channel, log_time, _ in self._scan(channels):
+            counts[channel.id] = counts.get(channel.id, 0) + 1
+            times.append(log_time)
+        self.message_count = len(times)
+        self.start_time = min(times) if times else 0
+        self.end_time = max(times) + 1 if times else 0
+        self.connections = [RecoveredConnection(c.id, c.topic, c.msgtype, counts.get(c.id, 0))
+                            for c in channels.values()]
+        self.is_open = True
+
+    def _scan(self, channels):
+        """(channel, log time, data) of every complete message; fills `channels` {id: RecoveredConnection}."""
+        from mcap.records import Channel, DataEnd, Message, Schema
+        from mcap.stream_reader import StreamReader
+        size = self.path.stat().st_size
+        schemas = {}
+        with open(self.path, 'rb') as stream:
+            records = StreamReader(stream, record_size_limit=size).records
+            while True:
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                except Exception as error:  # a record cut short or garbled: the end of what can be read
+                    self.stop_reason = f'{type(error).__name__} {error}'.strip()
+                    break
+                self.end_offset = stream.tell()
+                if isinstance(record, Schema):
+                    schemas[record.id] = record.name
+                elif isinstance(record, Channel):
+                    channels.setdefault(record.id, RecoveredConnection(
+                        record.id, record.topic, schemas.get(record.schema_id, ''), 0))
+                elif isinstance(record, Message) and record.channel_id in channels:
+                    yield channels[record.channel_id], record.log_time, record.data
+                elif isinstance(record, DataEnd):
+                    break
+
+    def messages(self, connections=()):
+        wanted = {connection.id for connection in connections}
+        for channel, log_time, data in self._scan({}):
+            if channel.id in wanted:
+                yield channel, log_time, data
+
+    def close(self):
+        self.is_open = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +133,7 @@ class BagInput:
         self.path = Path(path)
         self.store = store
         self.warnings = []
+        self.recovered_messages = None
         if not self.path.exists():
             raise BagError(f'no bag at {self.path}')
         target = self.path
@@ -79,9 +147,32 @@ class BagInput:
             self.reader = Reader(target)
             self.reader.open()
         except Exception as error:  # rosbags, sqlite/apsw, mcap parsing: all mean the same to the user
-            raise BagError(f'cannot open {self.path} as a ROS 2 bag (corrupt, truncated or not a bag): '
-                           f'{type(error).__name__}: {error}') from error
+            self.reader = self._recover(target, error)
         self.storage = self._storage_of(target)
+
+    def _recover(self, target, error):
+        """The readable part of a truncated mcap file (TruncatedMcap), else BagError saying why `target` could
+        not be opened."""
+        refusal = (f'cannot open {self.path} as a ROS 2 bag (corrupt, truncated or not a bag): '
+                   f'{type(error).__name__}: {error}')
+        mcaps = sorted(target.glob('*.mcap')) if target.is_dir() else [target]
+        if len(mcaps) != 1 or mcaps[0].suffix != '.mcap':
+            raise BagError(refusal) from error
+        try:
+            recovered = TruncatedMcap(mcaps[0])
+        except ImportError:
+            raise BagError(f'{refusal}; to read what a truncated mcap file holds, install mcap '
+                           f'(pip install mcap)') from error
+        except Exception as failed:  # not even the header: nothing to recover
+            raise BagError(f'{refusal}; nothing could be recovered ({type(failed).__name__})') from error
+        if not recovered.message_count:
+            raise BagError(f'{refusal}; no complete message could be recovered from it') from error
+        self.recovered_messages = recovered.message_count
+        self.warnings.append(f'recovered {recovered.message_count} messages from a truncated mcap file '
+                             f'({mcaps[0].name}: {error}; reading stopped at byte {recovered.end_offset} of '
+                             f'{mcaps[0].stat().st_size}: {recovered.stop_reason or "no summary"}); '
+                             f'the messages after that are lost')
+        return recovered
 
     def _storage_of(self, target):
         if target.is_file():

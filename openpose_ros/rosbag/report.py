@@ -1,9 +1,13 @@
 """The report of a bag evaluation: JSON (report.json), a short text summary (report.txt) and PNG plots.
 
 report.json (format 'openpose_ros.bag_eval', version 1):
-  input, output, model         what was read, what was written (topics, message counts, poses.json), which
-                               model ran with which node parameters (node_settings), warm-up time
-  interrupted, error           whether Ctrl-C stopped the run; why the bag could not be read to its end
+  input, output, model         what was read (recovered_messages: how many messages of a truncated mcap
+                               file could be read, else null), what was written (topics, message counts as
+                               read back from the output bag after a write error, poses.json), which model
+                               ran with which node parameters (node_settings), warm-up time
+  interrupted, error           whether Ctrl-C stopped the run; why the bag could not be read to its end or
+                               the outputs could not be written (per_frame: output_log_time_ns of the frames
+                               that reached the output bag)
   frames       read (messages of the topic in the time range), processed, rejected, rejected_reasons
                {cause: count} (per_frame has each frame's full reason), dropped (realtime only),
                stamps_from_log_time (frames whose header stamp was zero), stamps_not_increasing, first/last

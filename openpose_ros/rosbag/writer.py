@@ -2,21 +2,43 @@
 
 Topics (relative to `namespace`, as the node's are to its namespace):
   poses                       openpose_ros/msg/Pose2DArray, one per processed frame (empty when nobody is seen)
-  image_annotated             sensor_msgs/msg/Image, bgr8: the frame with the skeletons drawn   (annotated='raw')
-  image_annotated/compressed  sensor_msgs/msg/CompressedImage, JPEG                          (annotated='jpeg')
+  image_annotated/compressed  sensor_msgs/msg/CompressedImage, JPEG: the frame with the skeletons drawn, as
+                              image_transport's compressed plugin names it                (annotated='compressed')
+  image_annotated             sensor_msgs/msg/Image, bgr8 (ten times larger or more)             (annotated='raw')
 Every message carries the input frame's header (stamp and frame_id copied) and is written at a log time given by
 the caller (the input frame's log time for a plain run), so that `ros2 bag play` replays it in step.
-close() writes metadata.yaml: call it also after an interruption, the bag is then complete up to there.
+close() writes metadata.yaml: call it also after an interruption or an error, the bag is then complete up to
+there. Writing stops (OutputError) while FREE_SPACE_MARGIN bytes are still free on the bag's disk, so that
+there is room to close the bag and write the report. When a write fails all the same (a quota, a file size
+limit, an I/O error), what was written before stays readable: an sqlite3 bag commits every frame and rolls back
+the failed one; an mcap file is cut after its last complete record and ended without an index (rosbags and
+bag_eval read it; without metadata.yaml, `ros2 bag reindex` makes one for `ros2 bag play`).
+
+The bag folder holds a marker, MARKER_NAME, listing the files bag_eval writes there: `overwrite` replaces only
+a folder that has it and nothing else than what it lists, never a folder of someone else's files.
 """
+import contextlib
+import json
 import shutil
+import tempfile
 from pathlib import Path
 
+from openpose_ros.files import write_text
 from openpose_ros.rosbag import messages
 from openpose_ros.rosbag.reader import STORAGES
 
 POSES_TOPIC = 'poses'
 ANNOTATED_TOPIC = 'image_annotated'
-ANNOTATED_MODES = ('raw', 'jpeg', 'none')
+ANNOTATED_MODES = ('compressed', 'raw', 'none')
+MARKER_NAME = '.openpose_bag_eval.json'
+MARKER_KIND = 'openpose_ros bag_eval output bag'
+FREE_SPACE_MARGIN = 16 * 2**20
+_STORAGE_SUFFIX = {'sqlite3': '.db3', 'mcap': '.mcap'}
+_SQLITE_SIDE_FILES = ('-journal', '-wal', '-shm')
+
+
+class OutputError(Exception):
+    """An output that cannot be written (a read-only folder, a full disk, ...); the message says where."""
 
 
 def topic_name(namespace, name):
@@ -25,34 +47,125 @@ def topic_name(namespace, name):
     return f'/{namespace}/{name}' if namespace else f'/{name}'
 
 
-def _is_bag_folder(path):
-    allowed = {'.db3', '.mcap', '.yaml', '.db3-journal', '.db3-wal', '.db3-shm'}
-    return path.is_dir() and all(p.is_file() and ''.join(p.suffixes[-1:]) in allowed for p in path.iterdir())
+def ensure_writable(folder) -> Path:
+    """Creates `folder` (and its parents) and checks that a file can be written there; OutputError otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputError(f'cannot write into {folder}: {error.strerror or error}; choose another output '
+                          f'folder') from error
+    return folder
+
+
+def _bag_files(path, storage):
+    """The files bag_eval may write into the output bag `path` of `storage`."""
+    data = path.name + _STORAGE_SUFFIX[storage]
+    side = [data + suffix for suffix in _SQLITE_SIDE_FILES] if storage == 'sqlite3' else []
+    return ['metadata.yaml', data, *side]
+
+
+def _owned_files(path):
+    """The files of the bag folder `path` that bag_eval wrote (its marker's list and the marker); FileExistsError
+    when `path` is not an output bag of bag_eval or holds other files."""
+    refusal = f'{path} exists and is not an output bag of bag_eval'
+    marker = path / MARKER_NAME
+    if path.is_symlink() or not path.is_dir() or not marker.is_file():
+        raise FileExistsError(f'{refusal} (no {MARKER_NAME} in it); not overwriting it: choose another output '
+                              f'bag, or remove it yourself')
+    try:
+        content = json.loads(marker.read_text(encoding='utf-8'))
+        listed = {str(name) for name in content['files'] if '/' not in str(name)} | {MARKER_NAME}
+        if content['kind'] != MARKER_KIND:
+            raise ValueError(content['kind'])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FileExistsError(f'{refusal} (unreadable {MARKER_NAME}: {error}); not overwriting it') from error
+    others = sorted(p.name for p in path.iterdir() if p.name not in listed or not p.is_file())
+    if others:
+        raise FileExistsError(f'{path} holds files that bag_eval did not write ({", ".join(others[:5])}'
+                              f'{", ..." if len(others) > 5 else ""}); not overwriting it: choose another output '
+                              f'bag, or move them away')
+    return [path / name for name in sorted(listed) if (path / name).is_file()]
+
+
+def check_output_bag(path, overwrite: bool = False) -> None:
+    """Refuses (FileExistsError) an existing `path` unless `overwrite` and it is an output bag of bag_eval with
+    nothing else in it; creates and checks its parent folder (OutputError)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f'the output bag {path} exists already (choose another output, or overwrite '
+                                  f'it)')
+        _owned_files(path)
+    ensure_writable(path.parent)
+
+
+def remove_output_bag(path) -> None:
+    """Removes an earlier output bag of bag_eval: the files its marker lists, the marker, the folder."""
+    path = Path(path)
+    owned = _owned_files(path)
+    marker = path / MARKER_NAME
+    for file in owned:
+        if file != marker:
+            file.unlink()
+    marker.unlink()
+    path.rmdir()
+
+
+def _end_truncated_mcap(file):
+    """Cuts the mcap `file` after its last complete record and ends it with a data end record and a footer
+    without summary (a valid mcap file, read by scanning it); returns what was done, for the error message."""
+    from openpose_ros.rosbag.reader import TruncatedMcap
+    try:
+        end = TruncatedMcap(file).end_offset
+        with open(file, 'r+b') as stream:
+            stream.truncate(end)
+            stream.seek(end)
+            stream.write(_MCAP_DATA_END + _MCAP_FOOTER + _MCAP_MAGIC)
+    except Exception as error:
+        return f'its mcap file could not be ended ({type(error).__name__}: {error}): it is truncated'
+    return ('its mcap file was cut after the last complete chunk and ended without an index, and it has no '
+            'metadata.yaml (`ros2 bag reindex` makes one)')
+
+
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+_MCAP_DATA_END = b'\x0f' + (4).to_bytes(8, 'little') + bytes(4)          # data section crc 0: not computed
+_MCAP_FOOTER = b'\x02' + (20).to_bytes(8, 'little') + bytes(20)          # no summary section
 
 
 class OutputBag:
-    """A bag being written (rosbags Writer). `write()` one processed frame at a time; `close()` at the end."""
+    """A bag being written (rosbags Writer). `write()` one processed frame at a time; `close()` at the end.
 
-    def __init__(self, path, storage, store, namespace='', annotated='raw', overwrite=False, jpeg_quality=90):
+    Raises FileExistsError for an existing `path` that may not be replaced (see check_output_bag), OutputError
+    when it cannot be written."""
+
+    def __init__(self, path, storage, store, namespace='', annotated='compressed', overwrite=False,
+                 jpeg_quality=90):
         from rosbags.rosbag2 import StoragePlugin, Writer
         if storage not in STORAGES:
             raise ValueError(f'storage must be one of {", ".join(STORAGES)}, not {storage!r}')
         if annotated not in ANNOTATED_MODES:
             raise ValueError(f'annotated must be one of {", ".join(ANNOTATED_MODES)}, not {annotated!r}')
         self.path = Path(path)
+        check_output_bag(self.path, overwrite)
         if self.path.exists():
-            if not overwrite:
-                raise FileExistsError(f'the output bag {self.path} exists already (choose another output, or '
-                                      f'overwrite it)')
-            if not _is_bag_folder(self.path):
-                raise FileExistsError(f'{self.path} exists and is not a bag folder; not overwriting it')
-            shutil.rmtree(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_output_bag(self.path)
         self.storage, self.store, self.annotated = storage, store, annotated
         self.jpeg_quality = jpeg_quality
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self.writer = Writer(self.path, version=9, storage_plugin=plugin)
-        self.writer.open()
+        try:
+            self.writer.open()
+            if storage == 'sqlite3':
+                # Each frame is committed (see write()); not synced to the disk on each commit, which would cost
+                # ~30 ms a frame: a crash of this process still leaves every committed frame in the file.
+                self.writer.storage.conn.execute('PRAGMA synchronous=OFF')
+            write_text(self.path / MARKER_NAME, json.dumps(
+                {'kind': MARKER_KIND, 'files': _bag_files(self.path, storage)}, indent=1) + '\n')
+        except OSError as error:
+            raise OutputError(f'cannot write the output bag {self.path}: {error.strerror or error}') from error
         self.topics = {'poses': topic_name(namespace, POSES_TOPIC)}
         self._poses = self.writer.add_connection(self.topics['poses'], messages.POSE_ARRAY, typestore=store)
         self._image = None
@@ -63,9 +176,11 @@ class OutputBag:
             self._image = self.writer.add_connection(self.topics['image_annotated'], msgtype, typestore=store)
         self.counts = {topic: 0 for topic in self.topics.values()}
         self.closed = False
+        self.broken = False         # a write failed in a way that rosbags cannot close cleanly (mcap)
 
     def write(self, header, poses, annotated_bgr, log_time_ns):
-        """Writes one frame's Pose2DArray and (unless annotated='none') its annotated image."""
+        """Writes one frame's Pose2DArray and (unless annotated='none') its annotated image. OutputError when the
+        disk is nearly full (nothing written) or the write fails."""
         pose_bytes = self.store.serialize_cdr(messages.pose_array(self.store, poses, header), messages.POSE_ARRAY)
         image_bytes = None
         if self._image is not None:
@@ -75,18 +190,72 @@ class OutputBag:
                 msg = messages.compressed_image(self.store, annotated_bgr, header, self.jpeg_quality)
                 msgtype = messages.COMPRESSED_IMAGE
             image_bytes = self.store.serialize_cdr(msg, msgtype)
-        # Everything serialised first, so that a frame is written whole or not at all.
-        self.writer.write(self._poses, int(log_time_ns), bytes(pose_bytes))
+        # Everything serialised and the space checked first, so that a frame is written whole or not at all.
+        self._check_space(len(pose_bytes) + (len(image_bytes) if image_bytes is not None else 0))
+        before = (dict(self.writer.counts), self.writer.min_timestamp, self.writer.max_timestamp)
+        try:
+            self.writer.write(self._poses, int(log_time_ns), bytes(pose_bytes))
+            if image_bytes is not None:
+                self.writer.write(self._image, int(log_time_ns), bytes(image_bytes))
+            if self.storage == 'sqlite3':
+                self.writer.storage.conn.commit()
+        except Exception as error:  # OSError, sqlite3.Error: the storage could not take it
+            self._undo_frame(*before)
+            raise OutputError(f'writing the output bag {self.path} failed: {type(error).__name__}: {error}') \
+                from error
         self.counts[self.topics['poses']] += 1
         if image_bytes is not None:
-            self.writer.write(self._image, int(log_time_ns), bytes(image_bytes))
             self.counts[self.topics['image_annotated']] += 1
 
+    def _undo_frame(self, counts, min_timestamp, max_timestamp):
+        """After a failed write: sqlite3 rolls the frame back (the earlier frames are committed) and the
+        metadata forgets it; an mcap file holds part of a chunk, which close() cuts off."""
+        if self.storage == 'sqlite3':
+            with contextlib.suppress(Exception):
+                self.writer.storage.conn.rollback()
+            self.writer.counts.update(counts)
+            self.writer.min_timestamp, self.writer.max_timestamp = min_timestamp, max_timestamp
+        else:
+            self.broken = True
+
+    def _check_space(self, size):
+        free = shutil.disk_usage(self.path).free
+        if free < size + FREE_SPACE_MARGIN:
+            raise OutputError(f'the disk of the output bag {self.path} is full: {free / 2**20:.1f} MiB free, '
+                              f'{FREE_SPACE_MARGIN // 2**20} MiB are kept to close the bag and write the report')
+
     def close(self):
-        """Finishes the bag (index, metadata.yaml); idempotent."""
-        if not self.closed:
-            self.closed = True
-            self.writer.close()
+        """Finishes the bag (index, metadata.yaml); idempotent. OutputError when that fails: an mcap file is then
+        ended after its last complete record (see the module docstring), and `counts` are those read back."""
+        if self.closed:
+            return
+        self.closed = True
+        failure = None
+        if not self.broken:
+            try:
+                self.writer.close()
+                return
+            except Exception as error:
+                failure = f'{type(error).__name__}: {error}'
+        with contextlib.suppress(Exception):   # the failure is told below
+            self.writer.abort()
+        state = 'it has no metadata.yaml'
+        if self.storage == 'mcap':
+            state = _end_truncated_mcap(self.path / (self.path.name + '.mcap'))
+        self.counts = self._read_back_counts()
+        raise OutputError(f'the output bag {self.path} could not be finished'
+                          + (f' ({failure})' if failure else '') + f': {state}; it holds '
+                          + ', '.join(f'{count} {topic}' for topic, count in self.counts.items()))
+
+    def _read_back_counts(self):
+        """{topic: messages} of what the storage file really holds (zeros when it cannot be read)."""
+        from openpose_ros.rosbag.reader import BagInput
+        counts = dict.fromkeys(self.counts, 0)
+        with contextlib.suppress(Exception):
+            with BagInput(self.path, self.store) as written:
+                for connection, _, _ in written.reader.messages(list(written.reader.connections)):
+                    counts[connection.topic] = counts.get(connection.topic, 0) + 1
+        return counts
 
     def __enter__(self):
         return self

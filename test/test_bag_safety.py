@@ -1,0 +1,257 @@
+"""bag_eval's care of the user's files and of broken inputs and outputs: --overwrite removes only its own output
+bag, bad ranges are refused before any work, a full disk, a file size limit or a read-only folder end the run
+with a readable output bag and a report, a killed mcap recording is read as far as it goes, and the annotated
+images are JPEG by default. Real bags, real frames, real filesystems (a tmpfs and a read-only bind mount when
+running as root)."""
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+
+import cv2
+import pytest
+
+pytest.importorskip('rosbags')
+
+from conftest import DATA, ROOT  # noqa: E402
+from openpose_ros.rosbag import messages  # noqa: E402
+from openpose_ros.rosbag.images import video_to_bag  # noqa: E402
+from openpose_ros.rosbag.reader import BagInput  # noqa: E402
+from openpose_ros.rosbag.report import read_report  # noqa: E402
+from openpose_ros.rosbag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
+from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
+from test_bag_eval import model  # noqa: E402,F401  (the fixture: the test model with its ONNX export)
+
+VIDEO = DATA / 'video' / 'vtest.avi'
+MiB = 2**20
+
+
+def bag_messages(path):
+    """{topic: [log times]} of a bag folder or file, read with BagInput (which reads a folder without
+    metadata.yaml from its storage file)."""
+    out = {}
+    with BagInput(path, messages.typestore()) as bag:
+        for connection, log_time, _ in bag.reader.messages(list(bag.reader.connections)):
+            out.setdefault(connection.topic, []).append(log_time)
+    return out
+
+
+# --- --overwrite ----------------------------------------------------------------------------------------------
+def test_overwrite_never_removes_a_folder_that_bag_eval_did_not_write(model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=1)
+    theirs = tmp_path / 'out' / 'camera_poses'
+    theirs.mkdir(parents=True)
+    for name in ('robot.yaml', 'metadata.yaml'):
+        (theirs / name).write_text(f'{name}: keep me\n')
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--overwrite') == 2
+    assert 'is not an output bag of bag_eval' in caplog.text
+    assert sorted(p.name for p in theirs.iterdir()) == ['metadata.yaml', 'robot.yaml']
+    assert (theirs / 'robot.yaml').read_text() == 'robot.yaml: keep me\n'
+
+
+def test_overwrite_replaces_its_own_output_bag_and_nothing_with_other_files(model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=2)
+    output_bag = tmp_path / 'out' / 'camera_poses'
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--no-plots') == 0
+    assert MARKER_NAME in {p.name for p in output_bag.iterdir()}
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--no-plots') == 2
+    assert 'exists already' in caplog.text
+    first = (output_bag / 'camera_poses.db3').stat().st_mtime_ns
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--no-plots', '--overwrite') == 0
+    assert (output_bag / 'camera_poses.db3').stat().st_mtime_ns > first
+    assert len(read_bag(output_bag)[0]['/poses']) == 2
+    (output_bag / 'notes.txt').write_text('mine\n')
+    caplog.clear()
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--no-plots', '--overwrite') == 2
+    assert 'holds files that bag_eval did not write (notes.txt)' in caplog.text
+    assert (output_bag / 'notes.txt').read_text() == 'mine\n' and len(read_bag(output_bag)[0]['/poses']) == 2
+
+
+# --- arguments ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('argument,message', [
+    (['--end', 'inf'], 'end must be in [0, 1e+09] seconds'),
+    (['--end', '1e300'], 'end must be in [0, 1e+09] seconds'),
+    (['--start', '1e300'], 'start must be in [0, 1e+09] seconds'),
+    (['--start', '-1'], 'start must be in [0, 1e+09] seconds'),
+    (['--realtime', '1e308'], 'realtime playback rate must be in [1e-06, 1e+06]'),
+    (['--realtime', 'nan'], 'realtime playback rate must be in [1e-06, 1e+06]'),
+])
+def test_out_of_range_times_and_rates_exit_2_with_a_message(model, tmp_path, capsys, argument, message):
+    bag = make_bag(tmp_path / 'camera', count=2)
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(bag, '--weights', model, '-o', tmp_path / 'out', *argument)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+# --- broken outputs -------------------------------------------------------------------------------------------
+def mounted(command, folder, reason):
+    """Mounts a filesystem on `folder` (root only); skips with `reason` where that is not possible."""
+    if os.geteuid() != 0:
+        pytest.skip(f'mounting needs root: {reason}')
+    done = subprocess.run([*command, str(folder)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f'cannot mount here ({done.stderr.strip()}): {reason}')
+
+
+@contextlib.contextmanager
+def small_disk(folder, size):
+    """A tmpfs of `size` bytes mounted on `folder`: a real filesystem that fills up."""
+    folder.mkdir()
+    mounted(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs'], folder,
+            'test_a_file_size_limit_mid_run... covers a write failing at the OS level')
+    try:
+        yield folder
+    finally:
+        subprocess.run(['umount', '-l', str(folder)], check=True)
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+def test_a_full_disk_mid_run_closes_the_output_bag_and_writes_the_report(model, tmp_path, caplog, storage):
+    count = 16
+    bag = make_bag(tmp_path / 'camera', storage, count=count)
+    # Raw annotated frames of ~0.8 MB: the disk holds the margin kept free and a few frames.
+    with small_disk(tmp_path / 'disk', FREE_SPACE_MARGIN + 6 * MiB) as disk:
+        status = run_cli(bag, '--weights', model, '-o', disk / 'out', '--annotated', 'raw', '--no-plots')
+        assert status == 2
+        assert f'the disk of the output bag {disk / "out" / "camera_poses"} is full' in caplog.text
+        report = read_report(disk / 'out' / 'report.json')
+        processed = report['frames']['processed']
+        assert 0 < processed < count and 'is full' in report['error']
+        output, _ = read_bag(disk / 'out' / 'camera_poses')          # through its metadata.yaml
+        written = len(output['/poses'])
+        # The frame that found the disk full was processed, not written.
+        assert written == len(output['/image_annotated']) == processed - 1
+        assert report['output']['messages'] == {'/poses': written, '/image_annotated': written}
+        assert f'{processed} frames processed, {written} in the output bag' in caplog.text
+        assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == \
+            [T0 + i * PERIOD for i in range(written)]
+
+
+def limit_file_size(limit):
+    """preexec_fn: files of the child may not grow beyond `limit` bytes (writes then fail with EFBIG, as on a
+    full disk or quota, rather than killing it with SIGXFSZ)."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+def test_a_file_size_limit_mid_run_leaves_a_readable_bag_and_a_true_report(model, tmp_path, storage):
+    count = 10
+    bag = make_bag(tmp_path / 'camera', storage, count=count)
+    out = tmp_path / 'out'
+    done = subprocess.run([*WITHOUT_ROS, str(bag), '--weights', str(model), '-o', str(out), '--annotated', 'raw',
+                           '--no-plots', '--quiet'], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit_file_size(4 * MiB))
+    assert done.returncode == 2, done.stderr
+    assert 'Traceback' not in done.stderr and 'writing the output bag' in done.stderr
+    report = read_report(out / 'report.json')
+    assert 0 < report['frames']['processed'] < count and 'writing the output bag' in report['error']
+    written = bag_messages(out / 'camera_poses')
+    held = report['output']['messages']
+    assert 0 < len(written['/poses']) == held['/poses'] == len(written['/image_annotated']) <= \
+        report['frames']['processed']
+    assert written['/poses'] == [T0 + i * PERIOD + LOG_DELAY for i in range(held['/poses'])]
+    in_bag = [frame for frame in report['per_frame'] if frame.get('output_log_time_ns') is not None]
+    assert [frame['output_log_time_ns'] for frame in in_bag] == written['/poses']
+    assert f'{held["/poses"]} in the output bag' in done.stderr
+    if storage == 'mcap':   # ended after its last complete chunk; no metadata.yaml, and the report says so
+        assert 'ended without an index' in report['error'] and 'ros2 bag reindex' in report['error']
+
+
+@contextlib.contextmanager
+def read_only_folder(folder):
+    """A folder that cannot be written into: a read-only bind mount as root (who ignores permissions), else
+    mode 0o555."""
+    folder.mkdir()
+    (folder / 'before.txt').write_text('here before\n')
+    if os.geteuid() == 0:
+        mounted(['mount', '--bind', '-o', 'ro', str(folder)], folder, 'root writes into any folder')
+        try:
+            yield folder
+        finally:
+            subprocess.run(['umount', '-l', str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+
+
+def test_a_read_only_output_folder_is_a_clear_error(model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=1)
+    with read_only_folder(tmp_path / 'locked') as locked:
+        assert run_cli(bag, '--weights', model, '-o', locked, '--no-plots') == 2
+        assert f'cannot write into {locked}' in caplog.text and 'choose another output folder' in caplog.text
+        assert [p.name for p in locked.iterdir()] == ['before.txt']
+        caplog.clear()
+        assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--output-bag', locked / 'poses') == 2
+        assert f'cannot write into {locked}' in caplog.text
+        assert not (tmp_path / 'out' / 'report.json').exists()
+
+
+# --- killed recordings ----------------------------------------------------------------------------------------
+def record_ends(path):
+    """(opcode, end offset) of each top-level record of an mcap file."""
+    ends = []
+    with open(path, 'rb') as stream:
+        stream.seek(8)
+        while True:
+            head = stream.read(9)
+            if len(head) < 9:
+                return ends
+            stream.seek(int.from_bytes(head[1:], 'little'), 1)
+            ends.append((head[0], stream.tell()))
+
+
+@pytest.mark.parametrize('cut', ['mid_chunk', 'summary'])
+def test_a_killed_mcap_recording_is_read_as_far_as_it_goes(model, tmp_path, caplog, cut):
+    count = 6
+    # Raw 768x576 frames of a real video: every frame fills a chunk of its own (rosbags closes a chunk at 1 MiB).
+    assert video_to_bag(VIDEO, tmp_path / 'camera', storage='mcap', max_frames=count) == count
+    data = tmp_path / 'camera' / 'camera.mcap'
+    chunk_ends = [end for opcode, end in record_ends(data) if opcode == 0x06]
+    assert len(chunk_ends) == count
+    if cut == 'mid_chunk':   # a recording killed while writing its fifth chunk: no summary, no footer
+        size, recovered = (chunk_ends[3] + chunk_ends[4]) // 2, 4
+    else:                    # killed while writing the summary, after the data end record
+        size, recovered = next(end for opcode, end in record_ends(data) if opcode == 0x0F) + 5, count
+    os.truncate(data, size)
+    if cut == 'mid_chunk':   # a killed ros2 bag record writes no metadata.yaml; with one, the mcap file is read
+        (tmp_path / 'camera' / 'metadata.yaml').unlink()
+    assert run_cli(tmp_path / 'camera', '--weights', model, '-o', tmp_path / 'out', '--no-plots') == 0
+    assert f'recovered {recovered} messages from a truncated mcap file' in caplog.text
+    report = read_report(tmp_path / 'out' / 'report.json')
+    assert report['input']['recovered_messages'] == recovered
+    assert report['frames']['processed'] == recovered and report['error'] is None
+    assert any(f'recovered {recovered} messages' in warning for warning in report['warnings'])
+    output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
+    assert len(output['/poses']) == recovered
+    frames = [cv2.imdecode(m.data, cv2.IMREAD_COLOR) for _, m in output['/image_annotated/compressed']]
+    assert len(frames) == recovered and all(frame.shape == (576, 768, 3) for frame in frames)
+
+
+# --- annotated images -----------------------------------------------------------------------------------------
+def test_annotated_images_are_jpeg_by_default_and_raw_on_request(model, tmp_path):
+    bag = make_bag(tmp_path / 'camera', count=3)
+    sizes = {}
+    for annotated in (None, 'raw'):
+        out = tmp_path / f'out_{annotated}'
+        assert run_cli(bag, '--weights', model, '-o', out, '--no-plots',
+                       *(['--annotated', annotated] if annotated else [])) == 0
+        output, types = read_bag(out / 'camera_poses')
+        sizes[annotated] = (out / 'camera_poses' / 'camera_poses.db3').stat().st_size
+        if annotated is None:
+            assert types == {'/poses': messages.POSE_ARRAY,
+                             '/image_annotated/compressed': messages.COMPRESSED_IMAGE}
+            jpeg = output['/image_annotated/compressed'][0][1]
+            assert jpeg.format == 'bgr8; jpeg compressed bgr8'
+            assert cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR).shape == moving_frames(1)[0][2].shape
+        else:
+            assert types == {'/poses': messages.POSE_ARRAY, '/image_annotated': messages.IMAGE}
+    assert sizes[None] * 5 < sizes['raw']
