@@ -52,9 +52,9 @@ def check_aspect_ratio(image_height: int, image_width: int, max_aspect_ratio: fl
     """ImageRejected when the image's longer side is more than max_aspect_ratio times its shorter side."""
     ratio = max(image_height, image_width) / max(1, min(image_height, image_width))
     if ratio > max_aspect_ratio:
-        raise ImageRejected('aspect ratio', f'the image ({image_width}x{image_height}) has an aspect ratio of '
-                                            f'{ratio:.3g}, more than the {max_aspect_ratio:g} accepted '
-                                            '(max_aspect_ratio)')
+        raise ImageRejected('aspect ratio', f'aspect ratio too large: the image ({image_width}x{image_height}) has '
+                                            f'an aspect ratio of {ratio:.3g}, more than the {max_aspect_ratio:g} '
+                                            'accepted (max_aspect_ratio)')
 
 
 def prepare(image_bgr, base_height, stride, img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0),

@@ -1,6 +1,7 @@
 """Inputs that would cost memory or time, or give wrong poses, are refused before the work starts: strips of
 extreme aspect ratio, compressed images that declare a huge size, cut JPEGs with an end marker appended, float
 images on a 0-255 scale; and `Image.opencv()` gives an array that may be drawn on."""
+import json
 import zlib
 
 import cv2
@@ -180,3 +181,43 @@ def test_float_images_on_a_0_255_scale_are_refused_with_what_to_do(photo):
         to_bgr8(photo.astype(np.float32) / 127.5 - 1.0)  # -1..1
     rounded = photo.astype(np.float64) / 255.0 * (1 + 1e-6)  # rounding just past 1 is taken as 1
     assert np.array_equal(to_bgr8(rounded), photo)
+
+
+# --- the executables ----------------------------------------------------------------------------------------------
+def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo):
+    from openpose_ros.cli import infer
+
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'strip.png'), np.full((1, 200), 100, np.uint8))
+    cv2.imwrite(str(folder / 'photo.png'), photo)
+    common = ['--weights', str(TEST_MODEL), '--backend', 'torch', '--no-images', '--quiet']
+    assert infer.main([str(folder), '--output', str(tmp_path / 'out'), *common]) == 1
+    document = json.loads((tmp_path / 'out' / 'poses.json').read_text())
+    assert [frame['file'] for frame in document['frames']] == ['photo.png']
+    (error,) = document['errors']
+    assert error['file'] == 'strip.png' and 'aspect ratio of 200' in error['error']
+    assert infer.main([str(folder / 'strip.png'), '--output', str(tmp_path / 'lone'), *common]) == 2
+    wide = tmp_path / 'wide.png'  # 20:1, through with a larger bound
+    cv2.imwrite(str(wide), cv2.resize(photo, (400, 20)))
+    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common]) == 2
+    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common, '--max-aspect-ratio', '25']) == 0
+    assert infer.main([str(folder), '--output', str(tmp_path / 'bad'), *common, '--max-aspect-ratio', '0.5']) == 2
+
+
+def test_bag_eval_rejects_a_strip_frame_with_the_reason_and_goes_on(tmp_path, photo):
+    pytest.importorskip('rosbags')
+    from openpose_ros.cli import bag_eval
+    from openpose_ros.rosbag.images import write_image_bag
+
+    strip = cv2.cvtColor(np.full((1, 200), 100, np.uint8), cv2.COLOR_GRAY2BGR)
+    frames = [(1_000_000_000, strip), (2_000_000_000, photo)]
+    write_image_bag(tmp_path / 'camera', frames, encoding='mono8')
+    status = bag_eval.main([str(tmp_path / 'camera'), '--weights', str(TEST_MODEL), '--backend', 'torch',
+                            '-o', str(tmp_path / 'out'), '--no-plots', '--quiet'])
+    assert status == 1
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert report['frames']['processed'] == 1 and report['frames']['rejected'] == 1
+    (reason, count), = report['frames']['rejected_reasons'].items()
+    assert count == 1 and reason == 'aspect ratio too large'
+    assert 'has an aspect ratio of 200' in report['per_frame'][0]['reason']
