@@ -65,15 +65,14 @@ def declared_size(data):
 
 
 def _jpeg_frame_size(data):
-    """The size in the JPEG's first frame header (SOFn), walking the marker segments before the first scan."""
+    """The size in the JPEG's first frame header (SOFn), walking the marker segments before the first scan as
+    libjpeg does (it skips stray bytes between segments, so this does too)."""
     position = 2
     while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
+        if data[position] != 0xFF or data[position + 1] == 0xFF:  # a stray byte, or a fill byte before a marker
             position += 1
             continue
+        marker = data[position + 1]
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # segments without a length
             position += 2
             continue
@@ -84,15 +83,18 @@ def _jpeg_frame_size(data):
             height = int.from_bytes(data[position + 5:position + 7], 'big')
             width = int.from_bytes(data[position + 7:position + 9], 'big')
             return width, height
-        if marker == _JPEG_SCAN_START or length < 2:
+        if marker in (_JPEG_SCAN_START, 0xD8, 0xD9) or length < 2:  # no frame header before the image data
             return None
         position += 2 + length
     return None
 
 
 def check_declared_size(data, what: str) -> None:
-    """ImageRejected when a JPEG or PNG declares an image that check_pixel_count refuses, before decoding it."""
+    """ImageRejected when a JPEG or PNG declares an image that check_pixel_count refuses, or no size at all
+    (the decoder might find one where this did not), before decoding it."""
     size = declared_size(data)
+    if size is None and compressed_format(data):
+        raise ImageRejected('corrupt', f'cannot decode {what}: no image size in its header')
     if size is not None:
         check_pixel_count(*size, what=f'{what} (size from its header)')
 

@@ -115,6 +115,23 @@ def test_a_compressed_image_declaring_a_huge_size_is_refused_before_decoding(ext
         read_pixels(path)
 
 
+def test_stray_bytes_before_the_jpeg_frame_header_do_not_hide_its_size():
+    from types import SimpleNamespace
+
+    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+
+    small = cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
+    huge = _with_declared_size(small, 20000, 20000)
+    frame_header = huge.index(b'\xff\xc0')
+    stray = huge[:frame_header] + b'junk' + huge[frame_header:]  # libjpeg skips these with a warning
+    assert declared_size(stray) == (20000, 20000)
+    with pytest.raises(ImageRejected, match='too large'):
+        compressed_msg_to_bgr(SimpleNamespace(format='jpeg', data=stray))
+    no_frame = small[:small.index(b'\xff\xc0')] + small[small.index(b'\xff\xda'):]
+    with pytest.raises(ImageRejected, match='no image size in its header'):
+        compressed_msg_to_bgr(SimpleNamespace(format='jpeg', data=no_frame))
+
+
 def test_compressed_formats_other_than_jpeg_and_png_are_refused(photo):
     from types import SimpleNamespace
 
