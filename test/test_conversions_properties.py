@@ -17,7 +17,7 @@ from test_input_bounds import _with_declared_size
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL_PHOTO = cv2.resize(cv2.imread(str(PHOTO)), (40, 27))
-ENCODED = {'jpeg': cv2.imencode('.jpg', SMALL_PHOTO)[1].tobytes(), 'png': cv2.imencode('.png', SMALL_PHOTO)[1].tobytes()}
+ENCODED = {kind: cv2.imencode(suffix, SMALL_PHOTO)[1].tobytes() for kind, suffix in (('jpeg', '.jpg'), ('png', '.png'))}
 
 
 def assert_bgr8(image, height=None, width=None):

@@ -44,6 +44,20 @@ def test_a_one_pixel_high_mono8_strip_is_rejected_and_the_next_frame_processed(c
     _send_bad_then_good(client, raw_node, raw_node.camera_topic, strip, image_msg(photo), 'aspect ratio too large')
 
 
+def test_max_aspect_ratio_changes_at_run_time(client, raw_node):
+    from openpose_ros.msg import Pose2DArray
+
+    poses = client.listen(raw_node.poses_topic, Pose2DArray)
+    wide = image_msg(cv2.resize(cv2.imread(str(ONE_PERSON)), (400, 20)))  # 20:1
+    assert client.set_parameters(raw_node.name, max_aspect_ratio=50.0)['max_aspect_ratio'][0] is False
+    assert client.set_parameters(raw_node.name, max_aspect_ratio=25.0) == {'max_aspect_ratio': (True, '')}
+    try:
+        client.publish(raw_node.camera_topic, wide)
+        client.wait_until(lambda: stamp_of(wide) in poses_by_stamp(poses), 30, 'poses of the 20:1 frame')
+    finally:
+        client.set_parameters(raw_node.name, max_aspect_ratio=10.0)
+
+
 @pytest.mark.parametrize('make, words', [
     (lambda jpeg: _with_declared_size(cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes(),
                                       20000, 20000), 'is too large (20000x20000)'),

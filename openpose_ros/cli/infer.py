@@ -273,7 +273,7 @@ def run(args):
                 try:
                     poses = infer(frame, stamp)
                 except ImageRejected as error:  # every frame of a video has the same size
-                    raise UsageError(f'{source}: {error} (--max-aspect-ratio)') from error
+                    raise UsageError(f'{source}: {error}; --max-aspect-ratio sets the bound') from error
                 frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1], height=frame.shape[0]))
                 if not args.no_images:
                     if writer is None:
@@ -305,7 +305,7 @@ def run(args):
                 poses = infer(image, stamp)
             except ImageRejected as error:
                 if kind == 'image':
-                    raise UsageError(f'{path}: {error} (--max-aspect-ratio)') from error
+                    raise UsageError(f'{path}: {error}; --max-aspect-ratio sets the bound') from error
                 LOG.error('skipping: %s: %s', path, error)
                 errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
                 continue
