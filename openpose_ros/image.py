@@ -96,7 +96,10 @@ def check_declared_size(data, what: str) -> None:
     if size is None and compressed_format(data):
         raise ImageRejected('corrupt', f'cannot decode {what}: no image size in its header')
     if size is not None:
-        check_pixel_count(*size, what=f'{what} (size from its header)')
+        try:
+            check_pixel_count(*size, what='the image its header declares')
+        except ImageRejected as error:
+            raise ImageRejected(error.cause, f'cannot decode {what}: {error}') from None
 
 
 def decode(encoded: np.ndarray, flags: int, what: str, any_format: bool = False) -> np.ndarray:
