@@ -12,7 +12,7 @@ from openpose_ros.decode import (DecoderConfig, candidate_peaks, group, poses_to
                                  suppress)
 from openpose_ros.image import to_bgr8
 from openpose_ros.pose import Pose
-from openpose_ros.preprocess import prepare
+from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio, prepare
 from openpose_ros.smoothing import PoseSmoother
 from openpose_ros.tracking import PoseTracker
 
@@ -22,11 +22,13 @@ STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'trackin
 class PoseEstimator:
     """Turns images into tracked, smoothed poses with one backend; keeps per-stream tracking state.
 
-    `timings` holds the milliseconds each stage took in the last call.
+    `timings` holds the milliseconds each stage took in the last call. Images more than `max_aspect_ratio` times
+    wider than high (or higher than wide) raise openpose_ros.image.ImageRejected before any work.
     """
 
     def __init__(self, backend, stride, base_height=256, img_mean=(128, 128, 128), img_scale=1 / 256,
-                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(), tracker=None, smoother=None):
+                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(), tracker=None, smoother=None,
+                 max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
         if base_height < stride or base_height > 4096:
             raise ValueError(f'base_height must be in [{stride}, 4096], got {base_height}')
         if not scales or min(scales) <= 0:
@@ -36,6 +38,7 @@ class PoseEstimator:
         self.base_height = base_height
         self.normalisation = dict(img_mean=img_mean, img_scale=img_scale, pad_value=pad_value)
         self.scales = tuple(scales)
+        self.max_aspect_ratio = check_max_aspect_ratio(max_aspect_ratio)
         self.decoder = decoder
         self.tracker = tracker or PoseTracker()
         self.smoother = smoother or PoseSmoother()
@@ -59,7 +62,7 @@ class PoseEstimator:
         for scale in self.scales:
             with self._timed('preprocess'):
                 batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation,
-                                     out=self._inputs.get(scale))
+                                     out=self._inputs.get(scale), max_aspect_ratio=self.max_aspect_ratio)
                 self._inputs[scale] = batch
             with self._timed('network'):
                 heatmaps, pafs = self.backend.run(batch)

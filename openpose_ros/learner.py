@@ -15,6 +15,7 @@ from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx
 from openpose_ros.files import atomic_path
 from openpose_ros.network import BACKBONES, build_network, network_stride
+from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.smoothing import PoseSmoother
 from openpose_ros.tracking import PoseTracker
 
@@ -43,6 +44,7 @@ class LightweightOpenPoseLearner:
 
     The parameters are OpenDR's. Two defaults differ, for the published model and its accuracy: one refinement
     stage and stride 8 (`mobilenet_use_stride=False`); and `device='auto'` picks CUDA only where there is one.
+    One is added: `max_aspect_ratio`, beyond which images are refused (openpose_ros.preprocess).
     """
 
     def __init__(self, lr=4e-5, epochs=280, batch_size=80, device='auto', backbone='mobilenet', lr_schedule='',
@@ -50,7 +52,8 @@ class LightweightOpenPoseLearner:
                  mobilenet_use_stride=False, mobilenetv2_width=1.0, shufflenet_groups=3, num_refinement_stages=1,
                  batches_per_iter=1, experiment_name='default', num_workers=8, weights_only=True,
                  output_name='detections.json', multiscale=False, scales=None, visualize=False, base_height=256,
-                 img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0), half_precision=False):
+                 img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0), half_precision=False,
+                 max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
         if backbone not in BACKBONES:
             raise ValueError(f'backbone must be one of {", ".join(BACKBONES)}, not {backbone!r}')
         for name, value in (('lr', lr), ('epochs', epochs), ('batch_size', batch_size),
@@ -73,6 +76,7 @@ class LightweightOpenPoseLearner:
         self.shufflenet_groups = shufflenet_groups
         self.base_height, self.img_mean, self.img_scale, self.pad_value = base_height, img_mean, img_scale, pad_value
         self.half_precision = half_precision
+        self._max_aspect_ratio = check_max_aspect_ratio(max_aspect_ratio)
         if half_precision and not self.device.startswith('cuda'):
             LOG.warning('half_precision needs CUDA; running in fp32 on %s', self.device)
             self.half_precision = False
@@ -98,6 +102,17 @@ class LightweightOpenPoseLearner:
             self._estimator.decoder = self.decoder
 
     @property
+    def max_aspect_ratio(self):
+        """Images whose longer side exceeds this many times the shorter one raise image.ImageRejected."""
+        return self._max_aspect_ratio
+
+    @max_aspect_ratio.setter
+    def max_aspect_ratio(self, value):
+        self._max_aspect_ratio = check_max_aspect_ratio(value)
+        if self._estimator is not None:
+            self._estimator.max_aspect_ratio = self._max_aspect_ratio
+
+    @property
     def estimator(self):
         """The inference pipeline on the current backend (built on first use)."""
         if self._estimator is None:
@@ -106,7 +121,7 @@ class LightweightOpenPoseLearner:
             scales = sorted(self.scales, key=lambda s: abs(math.log(s)))  # the scale nearest 1 sets the grid
             self._estimator = PoseEstimator(
                 backend, self.stride, self.base_height, self.img_mean, self.img_scale, self.pad_value, scales,
-                self.decoder, self.tracker, self.smoother)
+                self.decoder, self.tracker, self.smoother, self._max_aspect_ratio)
         return self._estimator
 
     def _invalidate(self):

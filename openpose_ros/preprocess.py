@@ -5,6 +5,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from openpose_ros.image import ImageRejected
+
+# The network input is base_height high and as wide as the image scaled to that height: a 1x200 strip would
+# make it 51200 pixels wide (gigabytes). Images whose longer side exceeds this many times the shorter one are
+# refused. 10 lets panoramas through at full resolution (360 degrees around by 36 high is 10:1) and bounds the
+# input to 10 times a square frame's (2560x256 at base height 256).
+DEFAULT_MAX_ASPECT_RATIO = 10.0
+MAX_ASPECT_RATIO_RANGE = (1.0, 32.0)
+
 
 @dataclass(frozen=True)
 class Letterbox:
@@ -31,14 +40,35 @@ def letterbox(image_height, image_width, base_height, stride):
                      height=height, width=width), (scaled_width, scaled_height)
 
 
+def check_max_aspect_ratio(value: float) -> float:
+    """`value` as a float when it is a valid max_aspect_ratio, else ValueError."""
+    low, high = MAX_ASPECT_RATIO_RANGE
+    if not low <= value <= high:
+        raise ValueError(f'max_aspect_ratio must be in [{low:g}, {high:g}], got {value!r}')
+    return float(value)
+
+
+def check_aspect_ratio(image_height: int, image_width: int, max_aspect_ratio: float) -> None:
+    """ImageRejected when the image's longer side is more than max_aspect_ratio times its shorter side."""
+    ratio = max(image_height, image_width) / max(1, min(image_height, image_width))
+    if ratio > max_aspect_ratio:
+        raise ImageRejected('aspect ratio', f'aspect ratio too large: the image ({image_width}x{image_height}) has '
+                                            f'an aspect ratio of {ratio:.3g}, more than the {max_aspect_ratio:g} '
+                                            'accepted (max_aspect_ratio)')
+
+
 def prepare(image_bgr, base_height, stride, img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0),
-            out=None):
+            out=None, max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
     """8-bit BGR image -> (1, 3, H, W) float32 network input and its Letterbox.
+
+    ImageRejected, before anything is allocated, for an image more than `max_aspect_ratio` times wider than high
+    (or higher than wide): the input's width grows with the image's aspect ratio.
 
     `img_mean` and `pad_value` are per channel (or one value for all). The input is written into `out` when it
     has the right shape, and normalised straight into it: a video's frames reuse one array instead of
     page-faulting fresh megabytes each, which costs more than the arithmetic.
     """
+    check_aspect_ratio(image_bgr.shape[0], image_bgr.shape[1], max_aspect_ratio)
     box, scaled_size = letterbox(image_bgr.shape[0], image_bgr.shape[1], base_height, stride)
     scaled = cv2.resize(image_bgr, scaled_size, interpolation=cv2.INTER_LINEAR)
     shape = (1, 3, box.height, box.width)

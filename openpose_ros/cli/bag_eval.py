@@ -52,6 +52,9 @@ def build_parser():
     parser.add_argument('--base-height', type=int, help="network input height (default: the parameter file's, "
                         "else the model's)")
     parser.add_argument('--upsample-ratio', type=int, help="heatmap upsampling (default: the parameter file's, 4)")
+    parser.add_argument('--max-aspect-ratio', type=float,
+                        help="frames whose longer side exceeds this many times the shorter one are rejected, as "
+                             "the node does (1 to 32; default: the parameter file's, 10)")
     frames = parser.add_argument_group('frames')
     frames.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the only one')
     frames.add_argument('--start', type=_checked_number(lambda value: check_offset('start', value)),
@@ -98,7 +101,8 @@ def run(args):
     from openpose_ros.rosbag.messages import typestore
     from openpose_ros.rosbag.reader import BagInput
 
-    settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio)
+    settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio,
+                             max_aspect_ratio=args.max_aspect_ratio)
     options = BagEvalOptions(
         bag=args.bag, output=args.output or _default_output(args.bag), topic=args.topic, start=args.start,
         end=args.end, storage=args.storage, output_bag=args.output_bag, namespace=args.namespace,

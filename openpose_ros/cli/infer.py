@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 
 from openpose_ros.cli import add_device_argument, command_parser, exit_status
+from openpose_ros.image import ImageRejected
 from openpose_ros.models import ModelError
+from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger('openpose_ros.infer')
@@ -49,6 +51,9 @@ def build_parser():
                         'exists; default: the real images of the data folder, else the input images')
     parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
     parser.add_argument('--upsample-ratio', type=int, default=4, help='heatmap upsampling (default 4)')
+    parser.add_argument('--max-aspect-ratio', type=float, default=DEFAULT_MAX_ASPECT_RATIO,
+                        help='images whose longer side exceeds this many times the shorter one are skipped '
+                             f'(the network input grows with it; 1 to 32, default {DEFAULT_MAX_ASPECT_RATIO:g})')
     parser.add_argument('--no-track', action='store_true', help='no track ids (id -1)')
     parser.add_argument('--no-smooth', action='store_true', help='no One Euro smoothing')
     parser.add_argument('--sequence', action='store_true',
@@ -267,6 +272,10 @@ def run(args):
     kind = classify_input(args.input)
     if args.upsample_ratio < 1 or args.upsample_ratio > 16:
         raise UsageError('--upsample-ratio must be in [1, 16]')
+    try:
+        check_max_aspect_ratio(args.max_aspect_ratio)
+    except ValueError as error:
+        raise UsageError(f'--max-aspect-ratio: {error}') from error
     if args.fps <= 0:
         raise UsageError('--fps must be > 0')
     if args.max_frames is not None and args.max_frames < 1:
@@ -293,6 +302,7 @@ def run(args):
     if args.random_weights:
         LOG.warning(RANDOM_WEIGHTS_WARNING)
     learner, backend_name, choice = build_learner(args)
+    learner.max_aspect_ratio = args.max_aspect_ratio
     LOG.info('backend: %s (%s)', backend_name, choice.reason)
     track, smooth = not args.no_track, not args.no_smooth
     infer = lambda image, stamp: learner.infer(image, args.upsample_ratio, track, smooth, stamp)  # noqa: E731
@@ -309,7 +319,10 @@ def run(args):
             for index, stamp, frame in _progress(video_frames(capture, args.fps), total, args, 'frame'):
                 if args.max_frames and index >= args.max_frames:
                     break
-                poses = infer(frame, stamp)
+                try:
+                    poses = infer(frame, stamp)
+                except ImageRejected as error:  # every frame of a video has the same size
+                    raise UsageError(f'{source}: {error}; --max-aspect-ratio sets the bound') from error
                 frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1], height=frame.shape[0]))
                 if not args.no_images:
                     if writer is None:
@@ -337,7 +350,14 @@ def run(args):
             else:
                 learner.reset()  # independent photos: no tracking or smoothing across them
                 stamp = 0.0
-            poses = infer(image, stamp)
+            try:
+                poses = infer(image, stamp)
+            except ImageRejected as error:
+                if kind == 'image':
+                    raise UsageError(f'{path}: {error}; --max-aspect-ratio sets the bound') from error
+                LOG.error('skipping: %s: %s', path, error)
+                errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
+                continue
             name = path.name
             frames.append(frame_record(poses, stamp, file=name, width=image.shape[1], height=image.shape[0]))
             if not args.no_images:

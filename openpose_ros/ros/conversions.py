@@ -4,13 +4,15 @@ The image readers only read attributes (encoding, height, width, step, is_bigend
 compressed images), so they also take the messages that `rosbags` deserialises, without rclpy. The message
 types are imported where messages are made.
 
-Every malformed message raises ValueError with a message that says what is wrong.
+Every malformed message raises openpose_ros.image.ImageRejected (a ValueError) with a message that says what is
+wrong.
 """
 import array
 
 import cv2
 import numpy as np
 
+from openpose_ros.image import ImageRejected, check_pixel_count, decode
 from openpose_ros.keypoints import NUM_KEYPOINTS
 
 # encoding -> (channels, bytes per channel, conversion to BGR: a cv2 colour code, None for none, or 'scale')
@@ -28,8 +30,6 @@ _ENCODINGS = {
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
-_JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
-
 
 def _bytes_view(data, what):
     """msg.data (array.array, bytes, uint8 numpy array or a sequence of ints) as a 1-D uint8 array, a view if it can."""
@@ -39,7 +39,7 @@ def _bytes_view(data, what):
         return np.frombuffer(data, np.uint8)
     values = np.asarray(data)
     if values.size and (values.dtype.kind not in 'iu' or values.min() < 0 or values.max() > 255):
-        raise ValueError(f'{what} data must hold bytes (integers in 0..255), got {values.dtype} values')
+        raise ImageRejected('data', f'{what} data must hold bytes (integers in 0..255), got {values.dtype} values')
     return values.astype(np.uint8).reshape(-1)
 
 
@@ -53,21 +53,25 @@ def image_msg_to_bgr(msg):
     """
     encoding = msg.encoding
     if encoding not in _ENCODINGS:
-        raise ValueError(f'unsupported image encoding {encoding!r} (supported: {", ".join(SUPPORTED_ENCODINGS)})')
+        raise ImageRejected('encoding', f'unsupported image encoding {encoding!r} '
+                                        f'(supported: {", ".join(SUPPORTED_ENCODINGS)})')
     channels, depth, conversion = _ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise ValueError(f'empty image: {width}x{height} pixels')
+        raise ImageRejected('empty', f'empty image: {width}x{height} pixels')
+    check_pixel_count(width, height)
     row_bytes = width * channels * depth
     if step < row_bytes:
-        raise ValueError(f'image step {step} is smaller than a row of {width} {encoding} pixels ({row_bytes} bytes)')
+        raise ImageRejected('step', f'image step {step} is smaller than a row of {width} {encoding} pixels '
+                                    f'({row_bytes} bytes)')
     if step % depth:
-        raise ValueError(f'image step {step} is not a multiple of the {depth}-byte pixel depth of {encoding}')
+        raise ImageRejected('step', f'image step {step} is not a multiple of the {depth}-byte pixel depth of '
+                                    f'{encoding}')
     data = _bytes_view(msg.data, 'image')
     needed = step * height
     if data.size < needed:
-        raise ValueError(f'image data is truncated: {data.size} bytes, expected step x height = '
-                         f'{step} x {height} = {needed}')
+        raise ImageRejected('truncated', f'image data is truncated: {data.size} bytes, expected step x height = '
+                                         f'{step} x {height} = {needed}')
     dtype = np.dtype(np.uint8) if depth == 1 else np.dtype('>u2' if msg.is_bigendian else '<u2')
     pixels = np.ndarray((height, width, channels), dtype, buffer=data, strides=(step, channels * depth, depth))
     if conversion is None:
@@ -81,18 +85,13 @@ def image_msg_to_bgr(msg):
 
 
 def compressed_msg_to_bgr(msg):
-    """sensor_msgs/CompressedImage (JPEG, PNG, or anything else cv2.imdecode reads) -> BGR uint8 array (h, w, 3)."""
-    data = _bytes_view(msg.data, 'compressed image')
+    """sensor_msgs/CompressedImage (JPEG or PNG) -> BGR uint8 array (h, w, 3).
+
+    The size the header declares is checked against the pixel limit before decoding, and cut JPEGs are refused
+    (openpose_ros.image.decode)."""
+    data = np.ascontiguousarray(_bytes_view(msg.data, 'compressed image'))
     described = f'compressed image (format {getattr(msg, "format", "")!r}, {data.size} bytes)'
-    if data.size == 0:
-        raise ValueError(f'empty {described}')
-    if data[:2].tobytes() == _JPEG_START and _JPEG_END not in data[-64:].tobytes():
-        # OpenCV 4 (as in the ROS distributions) decodes a cut JPEG into a partly grey image with a warning only.
-        raise ValueError(f'truncated JPEG: no end-of-image marker in {described}')
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f'cannot decode {described}: corrupt or unsupported data')
-    return image
+    return decode(data, cv2.IMREAD_COLOR, described)
 
 
 def bgr_to_image_msg(image, header=None):

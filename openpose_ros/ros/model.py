@@ -9,7 +9,7 @@ import gc
 from dataclasses import dataclass
 
 from openpose_ros.models import ModelError
-from openpose_ros.ros.params import DECODER_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
+from openpose_ros.ros.params import DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
 
 
 @dataclass
@@ -41,7 +41,7 @@ def load_model(settings, temp_dir):
 
 
 def apply_settings(learner, settings):
-    """Puts the run-time parameters (thresholds, tracking, smoothing) of `settings` on the learner.
+    """Puts the run-time parameters (thresholds, tracking, smoothing, input bounds) of `settings` on the learner.
     Raises ValueError (from the pipeline's own checks) for values it refuses."""
     learner.set_thresholds(**{field: settings[name] for name, field in DECODER_PARAMS.items()})
     for name, field in SMOOTHING_PARAMS.items():
@@ -49,6 +49,8 @@ def apply_settings(learner, settings):
     learner.smoother.settings.validate()
     for name, field in TRACKER_PARAMS.items():
         setattr(learner.tracker, field, settings[name])
+    for name in LEARNER_ATTRIBUTE_PARAMS:
+        setattr(learner, name, settings[name])
 
 
 def release_memory():

@@ -37,11 +37,12 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from openpose_ros.image import ImageRejected
 from openpose_ros.msg import Pose2DArray
 from openpose_ros.ros.conversions import bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr, poses_to_msg
 from openpose_ros.ros.model import ModelError, apply_settings, load_model, release_memory
-from openpose_ros.ros.params import (BY_NAME, DECODER_PARAMS, PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS, check,
-                                     check_all)
+from openpose_ros.ros.params import (BY_NAME, DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, PARAMS, SMOOTHING_PARAMS,
+                                     TRACKER_PARAMS, check, check_all)
 from openpose_ros.ros.worker import FrameStats, LatestFrameWorker
 
 NODE_NAME = 'pose_estimation'
@@ -50,7 +51,7 @@ STATS_WINDOW = 5.0              # seconds of samples behind the diagnostics' rat
 EXIT_MODEL_ERROR, EXIT_PARAMETER_ERROR = 1, 2
 _PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                     float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-_LEARNER_PARAMS = set(DECODER_PARAMS) | set(SMOOTHING_PARAMS) | set(TRACKER_PARAMS)
+_LEARNER_PARAMS = set(DECODER_PARAMS) | set(SMOOTHING_PARAMS) | set(TRACKER_PARAMS) | set(LEARNER_ATTRIBUTE_PARAMS)
 
 
 def descriptor(param):
@@ -306,10 +307,7 @@ class PoseEstimationNode(LifecycleNode):
         try:
             image = compressed_msg_to_bgr(msg) if compressed else image_msg_to_bgr(msg)
         except ValueError as error:
-            self._stats.on_rejected(str(error))
-            kind = ('compressed ' if compressed else '') + str(error).split(':')[0].split(' (')[0]
-            self._rejections.warn(kind, f'{error} (frame_id {msg.header.frame_id!r}, stamp '
-                                        f'{stamp_seconds(msg.header.stamp):.3f})')
+            self._reject(msg, compressed, error)
             return
         with self._model_lock:
             model, settings = self._model, self._settings
@@ -325,7 +323,12 @@ class PoseEstimationNode(LifecycleNode):
             model.learner.reset()
         self._last_stamp = stamp
         started = time.perf_counter()
-        poses = model.learner.infer(image, settings['upsample_ratio'], settings['track'], settings['smooth'], stamp)
+        try:
+            poses = model.learner.infer(image, settings['upsample_ratio'], settings['track'], settings['smooth'],
+                                        stamp)
+        except ImageRejected as error:  # e.g. beyond max_aspect_ratio
+            self._reject(msg, compressed, error)
+            return
         inference_ms = (time.perf_counter() - started) * 1e3
         poses = [pose for pose in poses if pose.confidence >= settings['min_pose_score']]
         self._poses_publisher.publish(poses_to_msg(poses, msg.header))
@@ -336,6 +339,13 @@ class PoseEstimationNode(LifecycleNode):
         now = self.get_clock().now().nanoseconds * 1e-9  # 0 with use_sim_time before the first /clock
         age_ms = (now - stamp) * 1e3 if stamped and now > 0 else None
         self._stats.on_processed((time.monotonic() - received) * 1e3, age_ms, inference_ms, len(poses))
+
+    def _reject(self, msg, compressed, error):
+        """Counts a refused frame and warns about it (rate-limited per kind of refusal)."""
+        self._stats.on_rejected(str(error))
+        cause = getattr(error, 'cause', None) or str(error).split(':')[0].split(' (')[0]
+        where = f'frame_id {msg.header.frame_id!r}, stamp {stamp_seconds(msg.header.stamp):.3f}'
+        self._rejections.warn(('compressed ' if compressed else '') + cause, f'{error} ({where})')
 
     def _should_annotate(self, settings):
         publisher = self._annotated_publisher

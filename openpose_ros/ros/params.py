@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from openpose_ros.decode import DecoderConfig
+from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
 from openpose_ros.smoothing import OneEuroSettings
 from openpose_ros.tracking import PoseTracker
 
@@ -126,6 +127,10 @@ PARAMS = (
     Param('qos_depth', 1,
           'History depth (keep last) of the image subscription. 1 keeps only the newest frame; larger only '
           'adds stale frames.', 'input', low=1, high=100),
+    Param('max_aspect_ratio', DEFAULT_MAX_ASPECT_RATIO,
+          "Frames whose longer side exceeds this many times the shorter one are rejected (the network input's "
+          'width, so memory and time, grows with it: a 1x200 strip would need gigabytes). The default lets '
+          'panoramas up to 10:1 through.', 'input', True, *MAX_ASPECT_RATIO_RANGE),
     # --- inference: change at run time -------------------------------------------------------------------
     Param('upsample_ratio', 4, 'Heatmap upsampling for keypoint refinement.', 'inference', True, 1, 16),
     Param('peak_threshold', _DECODER.peak_threshold, 'Minimum heatmap value of a keypoint.', 'inference',
@@ -184,6 +189,7 @@ DECODER_PARAMS = {'peak_threshold': 'peak_threshold', 'min_paf_score': 'min_paf_
 SMOOTHING_PARAMS = {'smoothing_min_cutoff': 'min_cutoff', 'smoothing_beta': 'beta',
                     'smoothing_d_cutoff': 'd_cutoff'}
 TRACKER_PARAMS = {'tracker_max_missed': 'max_missed', 'tracker_min_similarity': 'min_similarity'}
+LEARNER_ATTRIBUTE_PARAMS = ('max_aspect_ratio',)  # set as the learner's attribute of the same name
 
 
 def defaults():

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openpose_ros.image import ImageRejected
 from openpose_ros.results import document, frame_record, write_document
 from openpose_ros.rosbag import messages, report as reporting
 from openpose_ros.rosbag.reader import STORAGES, BagError, BagInput, decode
@@ -55,9 +56,9 @@ def check_realtime(value) -> None:
 NODE_NAME = 'pose_estimation'
 # The node's parameters that shape what it publishes; the others (model, QoS, diagnostics) do not apply here or
 # come from bag_eval's own options.
-PIPELINE_PARAMS = ('base_height', 'upsample_ratio', 'peak_threshold', 'min_paf_score', 'success_ratio',
-                   'min_keypoints', 'grouping_min_score', 'min_pose_score', 'track', 'tracker_max_missed',
-                   'tracker_min_similarity', 'smooth', 'smoothing_min_cutoff', 'smoothing_beta',
+PIPELINE_PARAMS = ('base_height', 'max_aspect_ratio', 'upsample_ratio', 'peak_threshold', 'min_paf_score',
+                   'success_ratio', 'min_keypoints', 'grouping_min_score', 'min_pose_score', 'track',
+                   'tracker_max_missed', 'tracker_min_similarity', 'smooth', 'smoothing_min_cutoff', 'smoothing_beta',
                    'smoothing_d_cutoff')
 
 
@@ -323,7 +324,9 @@ class _Run:
                 poses = [pose for pose, kept in zip(poses, keep) if kept]
                 unsmoothed = [pose for pose, kept in zip(unsmoothed, keep) if kept] if unsmoothed else unsmoothed
         except ValueError as error:
-            record.status, record.reason = 'rejected', f'inference refused the image: {error}'
+            record.status = 'rejected'
+            # A refused image (e.g. beyond max_aspect_ratio) is reported under its own cause, as the node does.
+            record.reason = str(error) if isinstance(error, ImageRejected) else f'inference refused the image: {error}'
             return time.perf_counter() - started
         done = time.perf_counter()
         record.decode_ms, record.infer_ms = (decoded - started) * 1e3, (done - infer_started) * 1e3
