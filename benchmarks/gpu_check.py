@@ -248,12 +248,14 @@ def build_parser():
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='where the JSON document is written, atomically (default out/gpu_check.json)')
     parser.add_argument('--quick', action='store_true',
-                        help='a smoke run: 20 timed runs, batch size 4 only, 6 training iterations')
-    parser.add_argument('--runs', type=int, help='timed pipeline runs per configuration, 1-10000 (default 200)')
-    parser.add_argument('--warmup', type=int, help='untimed runs first, 0-1000 (default 20)')
-    parser.add_argument('--batch-sizes', default='4,8,16', help='training batch sizes, each 1-256 (default 4,8,16)')
+                        help='a smoke run: by default 20 timed runs, 5 warm-up, batch size 4, 6 training iterations')
+    parser.add_argument('--runs', type=int,
+                        help='timed pipeline runs per configuration, 1-10000 (default 200, --quick 20)')
+    parser.add_argument('--warmup', type=int, help='untimed runs first, 0-1000 (default 20, --quick 5)')
+    parser.add_argument('--batch-sizes', help='training batch sizes, each 1-256 (default 4,8,16; --quick 4)')
     parser.add_argument('--train-iterations', type=int,
-                        help='training iterations per batch size, 3-1000 (default 20; the first 2 are warm-up)')
+                        help='training iterations per batch size, 3-1000 (default 20, --quick 6; the first 2 '
+                             'are warm-up)')
     parser.add_argument('--no-tests', action='store_true', help='measure only; do not run test/test_cuda.py')
     return parser
 
@@ -264,10 +266,11 @@ def settings_from(parser, args):
 
     runs, warmup = chosen(args.runs, 20, 200), chosen(args.warmup, 5, 20)
     iterations = chosen(args.train_iterations, 6, 20)
+    sizes = chosen(args.batch_sizes, '4', '4,8,16')
     try:
-        batch_sizes = [int(size) for size in ('4' if args.quick else args.batch_sizes).split(',')]
+        batch_sizes = [int(size) for size in sizes.split(',')]
     except ValueError:
-        parser.error(f'--batch-sizes must be comma-separated integers, not {args.batch_sizes!r}')
+        parser.error(f'--batch-sizes must be comma-separated integers, not {sizes!r}')
     for name, value, low, high in (('--runs', runs, 1, 10000), ('--warmup', warmup, 0, 1000),
                                    ('--train-iterations', iterations, 3, 1000)):
         if not low <= value <= high:
