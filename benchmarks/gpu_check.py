@@ -4,7 +4,8 @@
 
 1. Tests: pytest on test/test_cuda.py in a subprocess (inference in fp32/fp16 against the CPU on the test model,
    device='auto', save/load across devices, fit and exact resumption, ONNX export); passed/failed/skipped and
-   each case's outcome.
+   each case's outcome; and the figures behind the agreement tests (map errors, keypoint displacement, pose
+   agreement of CUDA fp32 and fp16 against the CPU on the trained test model) beside their tolerances.
 2. The pipeline on the GPU (torch, `device='cuda'`) for OpenDR's configurations, whose published figures are
    RTX 2070 FPS: baseline (MobileNet, 2 refinement stages, stride 8), half precision, stride 16
    (mobilenet_use_stride), 0 refinement stages, and all three. A real photo at 640x425, base height 256
@@ -61,6 +62,8 @@ CONFIGS = {
 }
 TRAINING_NETWORK = dict(num_refinement_stages=1, mobilenet_use_stride=False)  # the published model's
 TEST_FILE = 'test/test_cuda.py'
+TOLERANCES = ('MAP_MEAN_ERROR_MAX', 'MAP_MAX_ERROR_MAX', 'SUBSTANTIAL_POSE_AGREEMENT_MIN',
+              'KEYPOINT_DISPLACEMENT_MEDIAN_MAX_PX', 'KEYPOINT_DISPLACEMENT_P95_MAX_PX')  # of test_cuda
 TEST_TIMEOUT_S = 300
 NEEDED_MODULES = ('cv2', 'onnx', 'onnxruntime', 'pycocotools', 'pytest', 'tqdm')
 
@@ -207,6 +210,23 @@ def ratios(pipeline):
     return doc
 
 
+def measure_agreement():
+    """The tests' agreement figures of CUDA fp32 and fp16 against the CPU, on the trained test model."""
+    sys.path.insert(0, str(ROOT / 'test'))
+    import test_cuda
+    from openpose_ros.quantize import Preprocessing, compare_backends
+    cpu = test_cuda.load_test_model('cpu')
+    preprocessing = Preprocessing(cpu.base_height, cpu.stride)
+    doc = {'model': 'test/models/tiny_coco', 'images': len(test_cuda.AGREEMENT_IMAGES),
+           'tolerances_of_the_tests': {name.lower(): getattr(test_cuda, name) for name in TOLERANCES}}
+    for label, half in (('fp32', False), ('fp16', True)):
+        gpu = test_cuda.load_test_model('cuda', half_precision=half)
+        result = compare_backends(cpu.estimator.backend, gpu.estimator.backend, test_cuda.AGREEMENT_IMAGES,
+                                  preprocessing)
+        doc[label] = {key: round(value, 6) if isinstance(value, float) else value for key, value in result.items()}
+    return doc
+
+
 # --- 3. training --------------------------------------------------------------------------------------------------
 def measure_training(batch_size, iterations, work):
     """fit() on CUDA on the coco-mini photos: the median of the per-iteration rates after two warm-up iterations."""
@@ -317,6 +337,8 @@ def main(argv=None):
             if measured:
                 doc['pipeline'][name] = dict(options=options, published_fps_rtx2070=published, **measured)
         doc['ratios'] = ratios(doc['pipeline'])
+        log('agreement with the CPU on the test model')
+        doc['agreement_with_cpu'] = attempt(doc, 'agreement', measure_agreement)
         doc['training'] = {'network': dict(backbone='mobilenet', **TRAINING_NETWORK), 'crop': [368, 368],
                            'images': '../shared/data/coco/coco-mini/train2017', 'batch_sizes': {}}
         for size in batch_sizes:
