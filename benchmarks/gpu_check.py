@@ -300,6 +300,53 @@ def settings_from(parser, args):
     return runs, warmup, batch_sizes, iterations
 
 
+def header(runs, warmup):
+    """The document's first part: the machine, the settings, the packages missing for tests and training."""
+    import torch
+    doc = {'cuda': True, 'machine': machine(), 'errors': [],
+           'settings': {'image': '../shared/data/' + str(bench.REFERENCE_IMAGE.relative_to(bench.DATA)),
+                        'image_size': list(IMAGE_SIZE), 'base_height': bench.BASE_HEIGHT,
+                        'upsample_ratio': bench.UPSAMPLE_RATIO, 'runs': runs, 'warmup': warmup,
+                        'statistic': 'median', 'backend': 'torch eager on CUDA',
+                        'cudnn_tf32': torch.backends.cudnn.allow_tf32,
+                        'cudnn_benchmark': torch.backends.cudnn.benchmark,
+                        'weights': 'untrained (seed 0) for timing: speed does not depend on weight values; '
+                                   'agreement_with_cpu uses the trained test model'}}
+    doc['missing_packages'] = [name for name in NEEDED_MODULES if importlib.util.find_spec(name) is None]
+    if doc['missing_packages']:
+        log(f'missing packages (tests and training need them): {", ".join(doc["missing_packages"])}')
+    return doc
+
+
+def measure_pipelines(doc, runs, warmup):
+    doc['pipeline'] = {}
+    image = attempt(doc, 'reference image', reference_image)
+    for name, (options, published) in CONFIGS.items():
+        if image is None:
+            break
+        log(f'pipeline: {name}, {warmup} + {runs} runs')
+        measured = attempt(doc, f'pipeline {name}', measure_pipeline, options, image, runs, warmup)
+        if measured:
+            doc['pipeline'][name] = dict(options=options, published_fps_rtx2070=published, **measured)
+    doc['ratios'] = ratios(doc['pipeline'])
+
+
+def measure_trainings(doc, batch_sizes, iterations, work):
+    doc['training'] = {'network': dict(backbone='mobilenet', **TRAINING_NETWORK), 'crop': [368, 368],
+                       'images': '../shared/data/coco/coco-mini/train2017', 'batch_sizes': {}}
+    for size in batch_sizes:
+        log(f'training: batch size {size}, {iterations} iterations')
+        measured = attempt(doc, f'training batch {size}', measure_training, size, iterations, work)
+        if measured:
+            doc['training']['batch_sizes'][str(size)] = measured
+
+
+def broken(doc):
+    """A measurement raised, or a test failed (pytest's exit code 5, nothing collected, is no failure)."""
+    tests = doc.get('tests') or {}
+    return bool(doc['errors']) or tests.get('failed', 0) > 0 or tests.get('exit_code', 0) not in (0, 5)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -309,50 +356,20 @@ def main(argv=None):
     if reason:
         log(f'no CUDA device is available: {reason}. Nothing was measured.')
         return finish({'cuda': False, 'reason': reason, 'measured': False}, args.output, 0)
-
-    import torch
-    doc = {'cuda': True, 'machine': machine(), 'errors': [],
-           'settings': {'image': '../shared/data/' + str(bench.REFERENCE_IMAGE.relative_to(bench.DATA)),
-                        'image_size': list(IMAGE_SIZE), 'base_height': bench.BASE_HEIGHT,
-                        'upsample_ratio': bench.UPSAMPLE_RATIO, 'runs': runs, 'warmup': warmup,
-                        'statistic': 'median', 'backend': 'torch eager on CUDA',
-                        'cudnn_tf32': torch.backends.cudnn.allow_tf32,
-                        'cudnn_benchmark': torch.backends.cudnn.benchmark,
-                        'weights': 'untrained (seed 0): speed does not depend on weight values; agreement with the '
-                                   'CPU is tested on the trained test model (tests)'}}
-    doc['missing_packages'] = [name for name in NEEDED_MODULES if importlib.util.find_spec(name) is None]
-    if doc['missing_packages']:
-        log(f'missing packages (tests and training need them): {", ".join(doc["missing_packages"])}')
+    doc = header(runs, warmup)
     with tempfile.TemporaryDirectory(prefix='openpose-gpu-check-') as work:
         if not args.no_tests:
             log(f'pytest {TEST_FILE}')
             doc['tests'] = attempt(doc, 'tests', run_tests, work)
-        image = attempt(doc, 'reference image', reference_image)
-        doc['pipeline'] = {}
-        for name, (options, published) in CONFIGS.items():
-            if image is None:
-                break
-            log(f'pipeline: {name}, {warmup} + {runs} runs')
-            measured = attempt(doc, f'pipeline {name}', measure_pipeline, options, image, runs, warmup)
-            if measured:
-                doc['pipeline'][name] = dict(options=options, published_fps_rtx2070=published, **measured)
-        doc['ratios'] = ratios(doc['pipeline'])
+        measure_pipelines(doc, runs, warmup)
         log('agreement with the CPU on the test model')
         doc['agreement_with_cpu'] = attempt(doc, 'agreement', measure_agreement)
-        doc['training'] = {'network': dict(backbone='mobilenet', **TRAINING_NETWORK), 'crop': [368, 368],
-                           'images': '../shared/data/coco/coco-mini/train2017', 'batch_sizes': {}}
-        for size in batch_sizes:
-            log(f'training: batch size {size}, {iterations} iterations')
-            measured = attempt(doc, f'training batch {size}', measure_training, size, iterations, work)
-            if measured:
-                doc['training']['batch_sizes'][str(size)] = measured
+        measure_trainings(doc, batch_sizes, iterations, work)
     memory = [entry['peak_gpu_memory_mib'] for section in (doc['pipeline'], doc['training']['batch_sizes'])
               for entry in section.values()]
     doc['peak_gpu_memory_mib'] = max(memory) if memory else None
     doc['seconds'] = round(time.perf_counter() - started, 1)
-    tests = doc.get('tests') or {}
-    broken = bool(doc['errors']) or tests.get('failed', 0) > 0 or tests.get('exit_code', 0) not in (0, 5)
-    return finish(doc, args.output, 1 if broken else 0)
+    return finish(doc, args.output, 1 if broken(doc) else 0)
 
 
 def finish(doc, output, code):
