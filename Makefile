@@ -9,12 +9,13 @@ TORCH_VERSION ?= 2.13.0
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 ROS_ENV := source scripts/ros_env.sh &&
 
-.PHONY: help setup test test-fast bench demo clean
+.PHONY: help setup test test-fast bench gpu-check demo clean
 
 help:
 	@echo "make setup      create $(VENV)/ with everything (torch, ONNX Runtime, ROS 2 wheels) and build the messages"
 	@echo "make test       run the whole test suite (make test-fast skips the slow tests)"
 	@echo "make bench      speed and memory benchmarks, printed as JSON"
+	@echo "make gpu-check  the CUDA tests and the GPU's figures (out/gpu_check.json); says so without a GPU"
 	@echo "make demo       the pose estimation node on a real video, through ROS 2 (VIDEO=..., WEIGHTS=...)"
 
 # CUDA machines get the CUDA builds of torch (PyPI's default) and ONNX Runtime; others the CPU ones.
@@ -40,6 +41,9 @@ test-fast:
 
 bench:
 	$(ROS_ENV) $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+gpu-check:
+	$(ROS_ENV) $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 # The main job without a camera. WEIGHTS: a saved model folder, a checkpoint, or download (the published model).
 VIDEO ?= ../shared/data/video/vtest.avi

@@ -3,6 +3,7 @@
 This module imports neither torch nor onnxruntime at load time, so a process that only runs an ONNX model never
 pays for torch (memory, start-up).
 """
+import copy
 import ctypes
 import os
 
@@ -42,7 +43,8 @@ class TorchBackend:
         self.half = half
         self.network = network.to(self.device).eval()
         if half:
-            self.network.half()
+            # half() converts in place: the caller's fp32 weights (to train, save or export) stay untouched.
+            self.network = copy.deepcopy(self.network).half()
         self.name = f'torch-{self.device.type}' + ('-fp16' if half else '')
 
     def run(self, batch):

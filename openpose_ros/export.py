@@ -1,4 +1,5 @@
 """ONNX export of a pose network: the last stage's heatmaps and PAFs, dynamic batch, height and width."""
+import copy
 import warnings
 
 import torch
@@ -22,8 +23,8 @@ def export_onnx(network, path, do_constant_folding=True, half=False, example_siz
     module = _LastStage(network).eval()
     device = next(network.parameters()).device
     example = torch.zeros(1, 3, *example_size, device=device)
-    if half:
-        module, example = module.half(), example.half()
+    if half:  # on a copy: half() converts in place, and the caller's network must stay fp32
+        module, example = copy.deepcopy(module).half(), example.half()
     dynamic = {0: 'batch', 2: 'height', 3: 'width'}
     with atomic_path(path) as temporary, warnings.catch_warnings():
         warnings.simplefilter('ignore')

@@ -224,9 +224,9 @@ def test_loss_is_the_references_masked_l2():
 
 
 # --- fit ----------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_short_fit_on_real_images_lowers_the_loss(tmp_path):
-    learner = tiny_learner(tmp_path, batch_size=4, epochs=25)
+def assert_short_fit_lowers_the_loss(tmp_path, **options):
+    """25 iterations on 4 real photos halve the loss; returns the learner (options: e.g. device)."""
+    learner = tiny_learner(tmp_path, batch_size=4, epochs=25, **options)
     data = small_dataset(Augmentation(crop_size=(96, 144), sample='image', scale_range=(1.0, 1.0),
                                       max_rotation=0, center_perturbation=0, flip_prob=0))
     stats = learner.fit(data, silent=True)
@@ -238,6 +238,12 @@ def test_short_fit_on_real_images_lowers_the_loss(tmp_path):
     assert last < 0.5 * first
     # fit leaves a model that infers (the learner's estimator is rebuilt)
     assert isinstance(learner.infer(np.zeros((96, 144, 3), np.uint8), track=False), list)
+    return learner
+
+
+@pytest.mark.slow
+def test_short_fit_on_real_images_lowers_the_loss(tmp_path):
+    assert_short_fit_lowers_the_loss(tmp_path)
 
 
 
@@ -253,19 +259,21 @@ def test_tensorboard_logs_the_losses(tmp_path):
     logged = [e.value for e in events.Scalars('train/loss')]
     assert len(logged) == 2 and logged == pytest.approx([e['loss'] for e in training.read_losses(tmp_path, 'default')])
 
-def _run(tmp_path, experiment, load_iter=0, init_seed=0, max_iterations=None, epochs=3, weights_only=False):
+def _run(tmp_path, experiment, load_iter=0, init_seed=0, max_iterations=None, epochs=3, weights_only=False,
+         **options):
     learner = tiny_learner(tmp_path, batch_size=1, batches_per_iter=2, epochs=epochs, checkpoint_after_iter=2,
                            experiment_name=experiment, checkpoint_load_iter=load_iter, init_seed=init_seed,
                            weights_only=weights_only,
-                           lr_schedule=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5))
+                           lr_schedule=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5), **options)
     data = small_dataset(image_ids=IMAGE_IDS + [183872, 790])  # 6 samples: 3 iterations an epoch
     result = training.fit(learner, data, silent=True, max_iterations=max_iterations)
     return learner, result
 
 
-@pytest.mark.slow
-def test_resume_is_exact(tmp_path):
-    _, whole = _run(tmp_path, 'whole')
+def assert_resumes_exactly(tmp_path, **options):
+    """A run resumed from its iteration-4 checkpoint ends bit for bit like the uninterrupted run (options: e.g.
+    device)."""
+    _, whole = _run(tmp_path, 'whole', **options)
     assert (whole.iteration, whole.epoch) == (9, 3)
     checkpoint = read_checkpoint(training.checkpoint_path(tmp_path, 'whole', 4))
     assert (checkpoint['iter'], checkpoint['current_epoch'], checkpoint['batch_in_epoch']) == (4, 1, 2)
@@ -274,7 +282,7 @@ def test_resume_is_exact(tmp_path):
     folder = training.checkpoints_folder(tmp_path, 'resumed')
     folder.mkdir()
     shutil.copy(training.checkpoint_path(tmp_path, 'whole', 4), folder)
-    resumed_learner, resumed = _run(tmp_path, 'resumed', load_iter=4, init_seed=1)  # other initial weights
+    _, resumed = _run(tmp_path, 'resumed', load_iter=4, init_seed=1, **options)  # other initial weights
     assert (resumed.iteration, resumed.epoch) == (9, 3)
     losses = {e['iter']: e['loss'] for e in whole.losses}
     assert [e['iter'] for e in resumed.losses] == [5, 6, 7, 8, 9]
@@ -291,8 +299,13 @@ def test_resume_is_exact(tmp_path):
                                                                        b['batch_in_epoch'])
 
     # weights_only: the weights of the checkpoint, but a new run (iteration 0, fresh optimiser)
-    _, fresh = _run(tmp_path, 'resumed', load_iter=4, weights_only=True, max_iterations=1)
+    _, fresh = _run(tmp_path, 'resumed', load_iter=4, weights_only=True, max_iterations=1, **options)
     assert fresh.iteration == 1 and fresh.losses[0]['loss'] != losses[1]
+
+
+@pytest.mark.slow
+def test_resume_is_exact(tmp_path):
+    assert_resumes_exactly(tmp_path)
 
 
 @pytest.mark.slow
