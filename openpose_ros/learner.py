@@ -68,7 +68,12 @@ def _is_integer(value):
 
 
 def _is_finite_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float: no use as a pixel value or scale
+        return False
 
 
 def resolve_device(device):
@@ -315,11 +320,17 @@ class LightweightOpenPoseLearner:
             load_state_strictly(network, extract_state_dict(checkpoint))
         except ValueError as error:
             raise type(error)(f'{weights}: {error}') from error
-        session = OnnxBackend(saved.verified(saved.onnx), self.device) if saved.onnx else None
+        session = self._onnx_session(saved.verified(saved.onnx)) if saved.onnx else None
         # Everything read and checked: only now does the learner change.
         for option, value in {**network_options, **preprocessing}.items():
             setattr(self, option, value)
         self.model, self.ort_session = network, session
+
+    def _onnx_session(self, path):
+        try:
+            return OnnxBackend(path, self.device)
+        except Exception as error:  # onnxruntime raises its own types for files that are not ONNX models
+            raise ValueError(f'{path} is not a usable ONNX model ({type(error).__name__}: {error})') from error
 
     # --- acceleration ----------------------------------------------------------------------------------
     def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None):

@@ -79,7 +79,7 @@ def read_saved_model(folder):
                          f'more than {MAX_METADATA_BYTES}')
     try:
         metadata = json.loads(path.read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise ValueError(f'{path} is not valid model metadata ({error!r})') from error
     if not isinstance(metadata, dict):
         raise ValueError(f'{path} is not valid model metadata: a JSON object was expected')
