@@ -52,8 +52,8 @@ def flip_one_byte(path):
 
 # --- options out of range ------------------------------------------------------------------------------
 @pytest.mark.parametrize('section, option, value', [
-    ('network', 'num_refinement_stages', 100000),
-    ('network', 'mobilenetv2_width', 1000),
+    ('network', 'num_refinement_stages', 6),  # oversized values: see the test under a memory cap below
+    ('network', 'mobilenetv2_width', 2.5),
     ('network', 'backbone', 'resnet'),
     ('network', 'mobilenet_use_stride', 'yes'),
     ('preprocessing', 'base_height', 0),
