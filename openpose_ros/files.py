@@ -35,9 +35,15 @@ def _stale_temporaries(path):
     for entry in path.parent.iterdir():
         match = pattern.fullmatch(entry.name)
         if match and entry.is_dir() and not entry.is_symlink() and (
-                not _process_alive(int(match.group(1)))
-                or time.time() - entry.lstat().st_mtime > STALE_TEMPORARY_SECONDS):
+                not _process_alive(int(match.group(1))) or _age_seconds(entry) > STALE_TEMPORARY_SECONDS):
             yield entry
+
+
+def _age_seconds(path):
+    try:
+        return time.time() - path.lstat().st_mtime
+    except FileNotFoundError:  # its writer finished meanwhile
+        return 0.0
 
 
 def _process_alive(pid):

@@ -14,7 +14,7 @@ import torch
 from openpose_ros import download as downloads
 from openpose_ros import saved_model
 from openpose_ros.backends import OnnxBackend, TorchBackend
-from openpose_ros.checkpoints import WeightsMismatchError, extract_state_dict, load_state_strictly, read_checkpoint
+from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx

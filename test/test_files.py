@@ -14,7 +14,8 @@ from conftest import PHOTO, ROOT
 from openpose_ros import LightweightOpenPoseLearner, files
 from openpose_ros.files import atomic_path
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1',
+       'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
 
 
 def tiny_learner(**options):

@@ -27,7 +27,8 @@ from openpose_ros.models import ModelError
 from openpose_ros.saved_model import ModelFileError
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1',
+       'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
 TEST_MODEL_NETWORK = dict(backbone='mobilenetv2', mobilenetv2_width=0.25, num_refinement_stages=0)
 MAX_PARAMETER_BYTES = 100e6  # the largest network the bounds allow is about 50 MB
 
