@@ -107,6 +107,7 @@ def test_save_into_an_existing_folder_writes_only_this_models_files(tmp_path):
     assert LightweightOpenPoseLearner(device='cpu').load(models / 'other').mobilenetv2_width == 0.25
 
 
+@pytest.mark.slow
 def test_a_save_removes_this_models_stale_onnx_files_only(tmp_path):
     """A save without ONNX leaves no model.onnx / model.int8.onnx of an earlier save: they would not match the
     new weights. Files of other names stay."""
