@@ -272,6 +272,7 @@ def prepare_models(name, options, work, calibration_count):
     from openpose_ros.quantize import default_calibration_images
     torch.manual_seed(0)
     learner = LightweightOpenPoseLearner(device='cpu', temp_path=str(work / name / 'temp'), **options)
+    learner.allow_random_weights()  # timing needs no trained weights
     folder = learner.save(work / name / 'model')
     image = cv2.imread(str(REFERENCE_IMAGE))
     box, _ = letterbox(image.shape[0], image.shape[1], BASE_HEIGHT, learner.stride)

@@ -5,11 +5,11 @@ on CUDA it is ONNX Runtime with the CUDA provider, then torch. `choose_backend` 
 anything heavy (no torch import); `apply_backend` puts a learner on the chosen backend.
 """
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
+from openpose_ros.saved_model import read_saved_model, verified_model_file
 
 BACKENDS = ('int8', 'onnx', 'torch')
 AUTO = 'auto'
@@ -40,20 +40,20 @@ def onnxruntime_providers():
 
 
 def saved_onnx_models(model):
-    """(fp32 ONNX path or None, int8 ONNX path or None) of a saved model folder (<name>.onnx and
-    <name>.int8.onnx in it) or of an .onnx file (its int8 twin beside it); (None, None) for anything else."""
+    """(fp32 ONNX path or None, int8 ONNX path or None) of a saved model folder or of an .onnx file (its int8
+    twin beside it); (None, None) for anything else. A folder with checksums offers only the files its metadata
+    lists; one saved before them, <name>.onnx (or the one named) and its int8 twin <name>.int8.onnx."""
     if model is None:
         return None, None
     model = Path(model)
     if model.is_dir():
-        fp32 = model / f'{model.name}.onnx'
-        metadata = model / f'{model.name}.json'
-        if metadata.is_file():
-            try:
-                named = json.loads(metadata.read_text()).get('onnx')
-                fp32 = model / named if named else fp32
-            except (ValueError, AttributeError):
-                pass
+        try:
+            saved = read_saved_model(model)
+        except (ValueError, OSError):
+            return None, None  # not a saved model (load() says why)
+        if saved.checksums is not None:
+            return tuple(path if path is not None and path.is_file() else None for path in (saved.onnx, saved.int8))
+        fp32 = saved.onnx or model / f'{model.name}.onnx'
     elif model.name.endswith(QUANTIZED_SUFFIX):
         return None, model
     elif model.suffix == '.onnx':
@@ -62,7 +62,6 @@ def saved_onnx_models(model):
         return None, None
     int8 = quantized_path(fp32)
     return (fp32 if fp32.is_file() else None), (int8 if int8.is_file() else None)
-
 
 
 def choose_backend(model=None, device='cpu', prefer=AUTO):
@@ -112,7 +111,7 @@ def apply_backend(learner, choice, calibration_images=None):
     if choice.name == 'torch':
         learner.ort_session = None
     elif choice.model is not None:
-        learner.ort_session = OnnxBackend(choice.model, learner.device)
+        learner.ort_session = OnnxBackend(verified_model_file(choice.model), learner.device)
     else:
         learner.optimize(quantize=choice.name == 'int8', calibration_images=calibration_images)
     learner._invalidate()

@@ -77,6 +77,7 @@ class OnnxBackend:
                 raise RuntimeError('device is cuda but this onnxruntime has no CUDA provider: '
                                    'install onnxruntime-gpu, or use device="cpu"')
             providers.insert(0, 'CUDAExecutionProvider')
+        self.path = path  # the model file, so that a learner can save the model it runs
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         _return_free_heap()
         self._input_type = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32

@@ -41,7 +41,8 @@ def extract_state_dict(checkpoint):
 
 
 def load_state_strictly(network, state):
-    """Copies `state` into `network`, refusing any missing, unexpected or mis-shaped parameter."""
+    """Copies `state` into `network`, refusing any missing, unexpected or mis-shaped parameter, and any NaN or
+    infinite value (weights like that find nobody, silently)."""
     expected = network.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -52,4 +53,10 @@ def load_state_strictly(network, state):
             f'{label} ({len(names)}): {", ".join(names[:8])}{" ..." if len(names) > 8 else ""}'
             for label, names in (('missing', missing), ('unexpected', unexpected), ('wrong shape', reshaped))
             if names))
+    non_finite = sorted(key for key, value in state.items()
+                        if value.is_floating_point() and not bool(torch.isfinite(value).all()))
+    if non_finite:
+        raise ValueError(f'the weights hold NaN or infinite values ({len(non_finite)} parameters: '
+                         f'{", ".join(non_finite[:8])}{" ..." if len(non_finite) > 8 else ""}); '
+                         f'they come from a diverged training or a damaged file')
     network.load_state_dict(state, strict=True)

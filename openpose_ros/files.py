@@ -1,9 +1,59 @@
 """Writing files so that no reader ever sees half of one: a temporary beside the target, then one rename."""
+import hashlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+TEMPORARY_SUFFIX = '.tmp'
+# A temporary whose writer is still running is never touched; one whose writer vanished (killed) is removed by
+# the next write to the same target, or after this long whatever its PID says (the PID may have been reused).
+STALE_TEMPORARY_SECONDS = 24 * 3600
+
+
+def named_target(path):
+    """`path` as a Path, refusing one without a final name ('', '.', '/', 'x/..'): writing there would replace
+    a folder the caller did not name (the current one, the root)."""
+    path = Path(path)
+    if path.name in ('', '.', '..'):
+        raise ValueError(f'{str(path) or "an empty path"!r} names no file or folder to write: give a path that '
+                         f'ends in a name, e.g. "models/my_model"')
+    return path
+
+
+def _temporary_prefix(path):
+    return f'.{path.name}.'
+
+
+def _stale_temporaries(path):
+    """Temporaries of earlier writes to `path` (named .<name>.<pid>.<random>.tmp by atomic_path) whose writing
+    process is gone, or which are older than STALE_TEMPORARY_SECONDS."""
+    pattern = re.compile(re.escape(_temporary_prefix(path)) + r'(\d+)\.[^.]+' + re.escape(TEMPORARY_SUFFIX))
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and (
+                not _process_alive(int(match.group(1))) or _age_seconds(entry) > STALE_TEMPORARY_SECONDS):
+            yield entry
+
+
+def _age_seconds(path):
+    try:
+        return time.time() - path.lstat().st_mtime
+    except FileNotFoundError:  # its writer finished meanwhile
+        return 0.0
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or a number we cannot judge: leave its files alone
+    return True
 
 
 @contextmanager
@@ -12,20 +62,26 @@ def atomic_path(path):
 
     Works for files and folders; a folder being replaced is renamed aside first and removed only after the new
     one is in place, so a failure never leaves neither. What is written there gets ordinary permissions.
+    The temporary lives in a folder of its own, .<name>.<pid>.<random>.tmp, the only thing removed afterwards;
+    such folders left by a writer that was killed are removed by the next write to the same `path`. A path
+    without a final name is refused (ValueError).
     """
-    path = Path(path)
+    path = named_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent)) / path.name
+    for stale in _stale_temporaries(path):
+        shutil.rmtree(stale, ignore_errors=True)
+    workspace = Path(tempfile.mkdtemp(prefix=f'{_temporary_prefix(path)}{os.getpid()}.', suffix=TEMPORARY_SUFFIX,
+                                      dir=path.parent))
+    temporary = workspace / path.name
     try:
         yield temporary
         if temporary.is_dir() and path.is_dir():
-            aside = temporary.parent / (path.name + '.previous')
-            os.replace(path, aside)
+            os.replace(path, workspace / (path.name + '.previous'))
             os.replace(temporary, path)
         else:
             os.replace(temporary, path)
     finally:
-        shutil.rmtree(temporary.parent, ignore_errors=True)
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def write_text(path, text):
@@ -35,3 +91,12 @@ def write_text(path, text):
         stream.flush()
         os.fsync(stream.fileno())
     return Path(path)
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, as 64 hex digits (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,29 +2,79 @@
 import json
 import logging
 import math
+import numbers
+import shutil
+import tempfile
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from openpose_ros import download as downloads
+from openpose_ros import saved_model
 from openpose_ros.backends import OnnxBackend, TorchBackend
-from openpose_ros.checkpoints import WeightsMismatchError, extract_state_dict, load_state_strictly, read_checkpoint
+from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx
-from openpose_ros.files import atomic_path
-from openpose_ros.network import BACKBONES, build_network, network_stride
+from openpose_ros.files import atomic_path, file_sha256, named_target, write_text
+from openpose_ros.network import build_network, network_stride
 from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.quantize import QUANTIZED_SUFFIX
 from openpose_ros.smoothing import PoseSmoother
 from openpose_ros.tracking import PoseTracker
 
 LOG = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 DEFAULT_SCALES = (0.5, 1.0, 1.5, 2.0)
 NETWORK_OPTIONS = ('backbone', 'num_refinement_stages', 'mobilenet_use_stride', 'mobilenetv2_width',
                    'shufflenet_groups')
 PREPROCESSING_OPTIONS = ('base_height', 'img_mean', 'img_scale', 'pad_value')
+BASE_HEIGHT_RANGE = (32, 4096)
+DEFAULT_TEMP_PATH = 'temp'
+
+
+class NoWeightsError(RuntimeError):
+    """infer() or eval() on a network whose weights were never loaded or trained: random weights find nobody."""
+
+
+def check_base_height(base_height):
+    """Raises ValueError unless `base_height` is an integer in BASE_HEIGHT_RANGE."""
+    low, high = BASE_HEIGHT_RANGE
+    if not _is_integer(base_height) or not low <= base_height <= high:
+        raise ValueError(f'base_height must be an integer in [{low}, {high}], not {base_height!r}')
+
+
+def check_preprocessing(base_height, img_mean, img_scale, pad_value):
+    """The pre-processing options, checked (ValueError naming the option) and with sequences as tuples."""
+    check_base_height(base_height)
+    if not _is_finite_number(img_scale) or not img_scale > 0:
+        raise ValueError(f'img_scale must be a finite number > 0, not {img_scale!r}')
+    return dict(base_height=base_height, img_mean=_channel_values('img_mean', img_mean), img_scale=img_scale,
+                pad_value=_channel_values('pad_value', pad_value))
+
+
+def _channel_values(name, value):
+    """One finite number for all channels, or three (B, G, R) as a tuple."""
+    if _is_finite_number(value):
+        return value
+    values = tuple(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)) else ()
+    if len(values) != 3 or not all(_is_finite_number(v) for v in values):
+        raise ValueError(f'{name} must be a finite number or three of them (B, G, R), not {value!r}')
+    return values
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_finite_number(value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float: no use as a pixel value or scale
+        return False
 
 
 def resolve_device(device):
@@ -44,27 +94,33 @@ class LightweightOpenPoseLearner:
 
     The parameters are OpenDR's. Two defaults differ, for the published model and its accuracy: one refinement
     stage and stride 8 (`mobilenet_use_stride=False`); and `device='auto'` picks CUDA only where there is one.
-    One is added: `max_aspect_ratio`, beyond which images are refused (openpose_ros.preprocess).
+    `temp_path` (default 'temp') is where training and eval write; optimize() writes its ONNX model there only
+    when it is given, else into a private temporary folder removed with the learner. One parameter is added:
+    `max_aspect_ratio`, beyond which images are refused (openpose_ros.preprocess).
+
+    A new learner's network has random weights: infer() and eval() refuse them (NoWeightsError) until load()
+    or fit(), or allow_random_weights() for tests and timing.
     """
 
     def __init__(self, lr=4e-5, epochs=280, batch_size=80, device='auto', backbone='mobilenet', lr_schedule='',
-                 temp_path='temp', checkpoint_after_iter=5000, checkpoint_load_iter=0, val_after=5000, log_after=100,
+                 temp_path=None, checkpoint_after_iter=5000, checkpoint_load_iter=0, val_after=5000, log_after=100,
                  mobilenet_use_stride=False, mobilenetv2_width=1.0, shufflenet_groups=3, num_refinement_stages=1,
                  batches_per_iter=1, experiment_name='default', num_workers=8, weights_only=True,
                  output_name='detections.json', multiscale=False, scales=None, visualize=False, base_height=256,
                  img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0), half_precision=False,
                  max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
-        if backbone not in BACKBONES:
-            raise ValueError(f'backbone must be one of {", ".join(BACKBONES)}, not {backbone!r}')
         for name, value in (('lr', lr), ('epochs', epochs), ('batch_size', batch_size),
-                            ('batches_per_iter', batches_per_iter), ('base_height', base_height)):
+                            ('batches_per_iter', batches_per_iter)):
             if not value > 0:
                 raise ValueError(f'{name} must be > 0, got {value}')
         if num_workers < 0 or checkpoint_load_iter < 0:
             raise ValueError('num_workers and checkpoint_load_iter must be >= 0')
         self.lr, self.epochs, self.batch_size, self.lr_schedule = lr, epochs, batch_size, lr_schedule
         self.device = resolve_device(device)
-        self.temp_path = Path(temp_path)
+        preprocessing = check_preprocessing(base_height, img_mean, img_scale, pad_value)
+        self.temp_path = Path(DEFAULT_TEMP_PATH if temp_path is None else temp_path)
+        self._temp_path_given = temp_path is not None
+        self._scratch = None  # optimize()'s private folder when no temp_path was given
         self.checkpoint_after_iter, self.checkpoint_load_iter = checkpoint_after_iter, checkpoint_load_iter
         self.val_after, self.log_after, self.batches_per_iter = val_after, log_after, batches_per_iter
         self.experiment_name, self.num_workers, self.weights_only = experiment_name, num_workers, weights_only
@@ -74,7 +130,8 @@ class LightweightOpenPoseLearner:
         self.backbone, self.num_refinement_stages = backbone, num_refinement_stages
         self.mobilenet_use_stride, self.mobilenetv2_width = mobilenet_use_stride, mobilenetv2_width
         self.shufflenet_groups = shufflenet_groups
-        self.base_height, self.img_mean, self.img_scale, self.pad_value = base_height, img_mean, img_scale, pad_value
+        for option, value in preprocessing.items():
+            setattr(self, option, value)
         self.half_precision = half_precision
         self._max_aspect_ratio = check_max_aspect_ratio(max_aspect_ratio)
         if half_precision and not self.device.startswith('cuda'):
@@ -82,6 +139,8 @@ class LightweightOpenPoseLearner:
             self.half_precision = False
         self.model = self._build_network()
         self.ort_session = None  # set by optimize()/load() of an ONNX model, as in OpenDR
+        self._weights_meant = False  # loaded, trained or random on purpose (allow_random_weights)
+        self._exported_session = None  # the session optimize() made from self.model
         self.decoder = DecoderConfig()
         self.tracker = PoseTracker()
         self.smoother = PoseSmoother()
@@ -133,7 +192,27 @@ class LightweightOpenPoseLearner:
 
         `stamp` (seconds) is the image's capture time, used by tracking and smoothing; by default the clock.
         """
+        self._require_weights('infer')
         return self.estimator.estimate(img, upsample_ratio, track, smooth, stamp)
+
+    def allow_random_weights(self):
+        """Lets infer() and eval() run the network's untrained weights, on purpose (tests, timing); returns self."""
+        self._weights_meant = True
+        return self
+
+    def _runs_random_weights(self):
+        return not self._weights_meant and self.ort_session in (None, self._exported_session)
+
+    def _require_weights(self, action):
+        if self._runs_random_weights():
+            raise NoWeightsError(
+                f'{action}() on random weights: this learner never loaded or trained any. Call load(<saved model '
+                f'folder or checkpoint>) (download() fetches the published model) or fit() first; '
+                f'allow_random_weights() runs untrained weights on purpose')
+
+    def _warn_if_random_weights(self, action):
+        if self._runs_random_weights():
+            LOG.warning('%s() on random weights: this learner never loaded or trained any', action)
 
     def reset(self):
         """Starts a new stream: forgets track ids and smoothing state."""
@@ -152,6 +231,7 @@ class LightweightOpenPoseLearner:
         result = training.fit(self, dataset, val_dataset, logging_path, logging_flush_secs, silent, verbose, epochs,
                               use_val_subset, val_subset_size, images_folder_name, annotations_filename,
                               val_images_folder_name, val_annotations_filename)
+        self._weights_meant = True
         self._invalidate()
         return result.stats
 
@@ -160,31 +240,47 @@ class LightweightOpenPoseLearner:
         """COCO keypoint evaluation over the dataset's images; writes the detections to temp_path/output_name
         and returns {'AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl'}."""
         from openpose_ros.evaluating import evaluate
+        self._require_weights('eval')
         return evaluate(self, dataset, silent, verbose, use_subset, subset_size, images_folder_name,
                         annotations_filename)
 
     # --- persistence -----------------------------------------------------------------------------------
     def save(self, path, verbose=False):
-        """Writes the folder `path` with name.pth, name.json (and name.onnx after optimize()), atomically.
+        """Writes this model's files into the folder `path` (made if needed), named after it: name.pth, name.json
+        and, when ONNX Runtime runs (after optimize()), name.onnx, plus name.int8.onnx for an int8 model.
 
-        A failure leaves any model already at `path` untouched.
+        Each file is replaced atomically, the json last, with the SHA-256 of each weight file. Other files in the
+        folder are left alone; this model's ONNX files that this save does not write are removed (they would
+        not match the new weights). A path that is a file, or without a final name ('.', '/'), is refused.
         """
-        path = Path(path)
-        name = path.name
-        with atomic_path(path) as folder:
-            folder.mkdir()
-            torch.save({'state_dict': self.model.state_dict()}, folder / f'{name}.pth')
-            if self.ort_session is not None:
-                export_onnx(self.model, folder / f'{name}.onnx', half=self.half_precision)
-            metadata = self._metadata(name, optimized=self.ort_session is not None)
-            (folder / f'{name}.json').write_text(json.dumps(metadata, indent=2))
+        folder = named_target(path)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f'{folder} is a file; save() writes a model folder: give the path of a folder')
+        self._warn_if_random_weights('save')
+        names = saved_model.file_names(folder.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        checksums = {names['weights']: _write_file(
+            folder / names['weights'], lambda temporary: torch.save({'state_dict': self.model.state_dict()},
+                                                                    temporary))}
+        if self.ort_session is not None:
+            checksums[names['onnx']] = _write_file(
+                folder / names['onnx'], lambda temporary: export_onnx(self.model, temporary, half=self.half_precision))
+            quantized = getattr(self.ort_session, 'path', None)
+            if quantized is not None and str(quantized).endswith(QUANTIZED_SUFFIX):
+                checksums[names['int8']] = _write_file(
+                    folder / names['int8'], lambda temporary: shutil.copyfile(quantized, temporary))
+        for stale in (names['onnx'], names['int8']):
+            if stale not in checksums:
+                (folder / stale).unlink(missing_ok=True)
+        write_text(saved_model.metadata_path(folder), json.dumps(self._metadata(names, checksums), indent=2))
         if verbose:
-            print(f'saved {path}')
-        return path
+            print(f'saved {folder}')
+        return folder
 
-    def _metadata(self, name, optimized):
+    def _metadata(self, names, checksums):
+        optimized = names['onnx'] in checksums
         return {
-            'model_paths': [f'{name}.onnx' if optimized else f'{name}.pth'],
+            'model_paths': [names['onnx'] if optimized else names['weights']],
             'framework': 'pytorch',
             'format': 'onnx' if optimized else 'pth',
             'has_data': False,
@@ -194,16 +290,19 @@ class LightweightOpenPoseLearner:
             'backbone': self.backbone,
             'network': {option: getattr(self, option) for option in NETWORK_OPTIONS},
             'preprocessing': {option: getattr(self, option) for option in PREPROCESSING_OPTIONS},
-            'weights': f'{name}.pth',
-            'onnx': f'{name}.onnx' if optimized else None,
-            'format_version': FORMAT_VERSION,
+            'weights': names['weights'],
+            'onnx': names['onnx'] if optimized else None,
+            'int8': names['int8'] if names['int8'] in checksums else None,
+            'sha256': checksums,
+            'format_version': saved_model.FORMAT_VERSION,
         }
 
     def load(self, path, verbose=False):
         """Loads a saved folder, the original checkpoint file (dict with 'state_dict') or a bare state_dict file.
 
-        Loading is strict: a file that does not fit raises WeightsMismatchError naming the parameters, and the
-        current model stays as it was.
+        Loading is strict: a file that does not fit raises WeightsMismatchError naming the parameters; NaN or
+        infinite weights, metadata out of the constructor's ranges, files that fail their checksum or lie outside
+        the folder raise ValueError. The current model stays as it was.
         """
         path = Path(path)
         if path.is_dir():
@@ -211,52 +310,79 @@ class LightweightOpenPoseLearner:
         else:
             load_state_strictly(self.model, extract_state_dict(read_checkpoint(path)))
             self.ort_session = None
+        self._weights_meant = True
         self._invalidate()
         if verbose:
             print(f'loaded {path}')
         return self
 
     def _load_folder(self, folder):
-        metadata_path = folder / f'{folder.name}.json'
-        if not metadata_path.is_file():
-            raise FileNotFoundError(f'{folder} is not a saved model: {metadata_path.name} is missing')
+        saved = saved_model.read_saved_model(folder)
+        metadata_path = saved_model.metadata_path(folder)
         try:
-            metadata = json.loads(metadata_path.read_text())
-            network_options = {option: metadata['network'][option] for option in NETWORK_OPTIONS}
-            preprocessing = {option: metadata['preprocessing'][option] for option in PREPROCESSING_OPTIONS}
-            weights = folder / metadata['weights']
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f'{metadata_path} is not valid model metadata ({error!r})') from error
-        network = build_network(**network_options)
+            network_options = {option: saved.metadata['network'][option] for option in NETWORK_OPTIONS}
+            preprocessing = {option: saved.metadata['preprocessing'][option] for option in PREPROCESSING_OPTIONS}
+        except (KeyError, TypeError, IndexError) as error:
+            raise ValueError(f'{metadata_path} is not valid model metadata (no {error})') from error
+        try:  # before anything is allocated: the options decide the network's size
+            preprocessing = check_preprocessing(**preprocessing)
+            network = build_network(**network_options)
+        except ValueError as error:
+            raise ValueError(f'{metadata_path}: {error}') from error
+        weights = saved.verified(saved.weights)
+        checkpoint = read_checkpoint(weights)
         try:
-            load_state_strictly(network, extract_state_dict(read_checkpoint(weights)))
-        except WeightsMismatchError as error:
-            raise WeightsMismatchError(f'{weights}: {error}') from error
-        onnx = metadata.get('onnx')
-        session = OnnxBackend(folder / onnx, self.device) if onnx else None
+            load_state_strictly(network, extract_state_dict(checkpoint))
+        except ValueError as error:
+            raise type(error)(f'{weights}: {error}') from error
+        session = self._onnx_session(saved.verified(saved.onnx)) if saved.onnx else None
         # Everything read and checked: only now does the learner change.
         for option, value in {**network_options, **preprocessing}.items():
-            setattr(self, option, tuple(value) if isinstance(value, list) else value)
+            setattr(self, option, value)
         self.model, self.ort_session = network, session
+
+    def _onnx_session(self, path):
+        try:
+            return OnnxBackend(path, self.device)
+        except Exception as error:  # onnxruntime raises its own types for files that are not ONNX models
+            raise ValueError(f'{path} is not a usable ONNX model ({type(error).__name__}: {error})') from error
 
     # --- acceleration ----------------------------------------------------------------------------------
     def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None):
         """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime.
 
-        With `quantize`, runs a statically quantised int8 model instead, calibrated on `calibration_images`
-        (paths, a folder or BGR arrays; default: the real images of the data folder), see openpose_ros.quantize.
+        The ONNX model goes to temp_path when the constructor was given one, else to a private temporary folder
+        removed with the learner. With `quantize`, runs a statically quantised int8 model instead, calibrated on
+        `calibration_images` (paths, a folder or BGR arrays; default: the real images of the data folder), see
+        openpose_ros.quantize.
         """
-        path = export_onnx(self.model.eval(), self.temp_path / 'onnx_model_temp.onnx', do_constant_folding,
+        self._warn_if_random_weights('optimize')
+        path = export_onnx(self.model.eval(), self._scratch_folder() / 'onnx_model_temp.onnx', do_constant_folding,
                            half=self.half_precision)
         if quantize:
             from openpose_ros.quantize import quantize_learner
             path = quantize_learner(self, path, calibration_images)
         self.ort_session = OnnxBackend(path, self.device)
+        self._exported_session = self.ort_session
         self._invalidate()
         return path
+
+    def _scratch_folder(self):
+        if self._temp_path_given:
+            return self.temp_path
+        if self._scratch is None:  # removed when the learner is collected, or at exit
+            self._scratch = tempfile.TemporaryDirectory(prefix='openpose-ros-onnx-')
+        return Path(self._scratch.name)
 
     # --- data ------------------------------------------------------------------------------------------
     def download(self, path=None, mode='pretrained', verbose=False, url=None):
         """Fetches 'pretrained' (the published model), 'weights' (ImageNet MobileNet) or 'test_data' into `path`
         (default: temp_path). Offline, raises DownloadError saying how to provide the file instead."""
         return downloads.download(path or self.temp_path, mode, verbose, url)
+
+
+def _write_file(path, write):
+    """write(temporary) under atomic_path(path); returns the SHA-256 of what was written."""
+    with atomic_path(path) as temporary:
+        write(temporary)
+        return file_sha256(temporary)

@@ -55,7 +55,7 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
     """
     from openpose_ros.acceleration import apply_backend, choose_backend
     from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
-    from openpose_ros.learner import LightweightOpenPoseLearner
+    from openpose_ros.learner import LightweightOpenPoseLearner, check_base_height
 
     path = resolve_weights(weights, download_dir)
     options = dict(learner_options, device=device)
@@ -70,9 +70,11 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
     except (ValueError, FileNotFoundError, OSError) as error:
         raise ModelError(f'cannot use the weights {path}: {error}. ' + weights_help(download_dir)) from error
     if base_height:
-        if not 32 <= base_height <= 4096:
-            raise ModelError(f'base height must be in [32, 4096], got {base_height}')
-        learner.base_height = int(base_height)
+        try:
+            check_base_height(base_height)
+        except ValueError as error:
+            raise ModelError(str(error)) from error
+        learner.base_height = base_height
     try:
         choice = choose_backend(path if path.is_dir() else None, learner.device, backend)
         name = apply_backend(learner, choice, calibration_images)

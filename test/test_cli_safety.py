@@ -140,17 +140,18 @@ def test_output_equal_to_the_input_video_is_refused(tmp_path, caplog):
     assert video.read_bytes() == before
 
 
-def test_save_model_over_a_file_or_an_input_folder_is_refused(photos, tmp_path, caplog):
+def test_save_model_over_a_file_is_refused_and_into_the_input_folder_adds_only_the_model(photos, tmp_path, caplog):
     before = _contents(photos)
     existing = tmp_path / 'notes.txt'
     existing.write_text('keep me')
     assert infer.main([str(photos), '--random-weights', '--save-model', str(existing),
                        '--output', str(tmp_path / 'out')]) == 2
     assert existing.read_text() == 'keep me' and 'is a file' in caplog.text
-    caplog.clear()
     assert infer.main([str(photos), '--random-weights', '--save-model', str(photos),
-                       '--output', str(tmp_path / 'out')]) == 2
-    assert 'holds the input' in caplog.text and _contents(photos) == before
+                       '--output', str(tmp_path / 'out'), '--quiet']) == 0
+    after = _contents(photos)
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {f'{photos.name}.pth', f'{photos.name}.json'}
 
 
 def test_an_output_beside_the_inputs_still_works(photos, tmp_path):

@@ -64,7 +64,7 @@ def test_maps_of_another_scale_resample_onto_the_reference_grid(base_height):
 
 
 def test_multiscale_runs_every_scale_and_times_every_stage():
-    learner = LightweightOpenPoseLearner(device='cpu', multiscale=True, scales=[1.0, 0.5])
+    learner = LightweightOpenPoseLearner(device='cpu', multiscale=True, scales=[1.0, 0.5]).allow_random_weights()
     image = cv2.imread(str(PHOTO))
     heatmaps, pafs, box = learner.estimator.maps(image)
     assert (heatmaps.shape, pafs.shape) == ((19, 32, 49), (38, 32, 49)) and box.height == 256

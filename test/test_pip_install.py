@@ -37,7 +37,7 @@ def test_the_installed_learner_runs_without_ros(wheel, tmp_path):
            if key not in ('PYTHONPATH', 'AMENT_PREFIX_PATH', 'LD_LIBRARY_PATH')}
     env['PYTHONPATH'] = str(target)
     code = ('import sys, numpy as np; from openpose_ros import LightweightOpenPoseLearner as L; '
-            'l = L(device="cpu"); l.infer(np.zeros((64, 64, 3), np.uint8)); '
+            'l = L(device="cpu").allow_random_weights(); l.infer(np.zeros((64, 64, 3), np.uint8)); '
             'import openpose_ros.learner as m; assert "rclpy" not in sys.modules; print(m.__file__)')
     result = subprocess.run([sys.executable, '-c', code], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

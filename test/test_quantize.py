@@ -31,7 +31,7 @@ HELD_OUT = sorted(MMPOSE_IMAGES.glob('*.jpg')) + [DATA / 'images' / 'messi5.jpg'
 def input_dependent_learner(temp_path, **options):
     """Untrained weights (seed 0) with batch-norm statistics measured on real images (see the docstring)."""
     torch.manual_seed(0)
-    learner = LightweightOpenPoseLearner(device='cpu', temp_path=str(temp_path), **options)
+    learner = LightweightOpenPoseLearner(device='cpu', temp_path=str(temp_path), **options).allow_random_weights()
     network = learner.model
     for module in network.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -237,18 +237,24 @@ def test_int8_agrees_with_fp32_on_the_trained_test_model(tmp_path):
 
 # --- backend choice -----------------------------------------------------------------------------------------
 def test_the_fastest_available_backend_is_chosen(tmp_path, models):
-    learner, _, _ = models
+    learner, fp32, int8 = models
     folder = tmp_path / 'model'
     learner.save(folder)
     assert saved_onnx_models(folder) == (None, None)
     choice = choose_backend(folder)
     assert (choice.name, choice.model) == ('onnx', None) and 'exported' in choice.reason
     export_onnx(learner.model, folder / 'model.onnx')
+    assert saved_onnx_models(folder) == (None, None)  # not listed in the metadata, so not trusted
+    learner.ort_session = OnnxBackend(fp32)
+    learner.save(folder)
     choice = choose_backend(folder)
     assert (choice.name, choice.model) == ('onnx', folder / 'model.onnx')
-    quantize_onnx(folder / 'model.onnx', calibration_images=default_calibration_images(2))
+    learner.ort_session = OnnxBackend(int8)  # save() keeps the int8 model it runs, beside the fp32 one
+    learner.save(folder)
+    learner.ort_session = None
     choice = choose_backend(folder)
     assert (choice.name, choice.model) == ('int8', folder / 'model.int8.onnx') and 'quantised' in choice.reason
+    assert (folder / 'model.int8.onnx').read_bytes() == int8.read_bytes()
     assert choose_backend(folder, prefer='torch').name == 'torch'
     assert choose_backend(folder, prefer='onnx').model == folder / 'model.onnx'
     with pytest.raises(ValueError, match='backend must be one of'):

@@ -174,16 +174,10 @@ def refuse_writing_over_inputs(output, targets, inputs):
                              f'{inputs_by_identity[identity]}; give another output folder')
 
 
-def refuse_saving_over_inputs(save_model, inputs):
-    """UsageError when --save-model is an existing file, or the folder it names holds an input (saving replaces
-    the whole folder)."""
-    folder = Path(save_model).resolve()
-    if folder.exists() and not folder.is_dir():
+def refuse_saving_to_a_file(save_model):
+    """UsageError when --save-model names an existing file: found before the model loads, not after the run."""
+    if Path(save_model).exists() and not Path(save_model).is_dir():
         raise UsageError(f'--save-model {save_model} is a file; give a folder to save the model to')
-    for path in inputs:
-        if folder == path.resolve() or folder in path.resolve().parents:
-            raise UsageError(f'--save-model {save_model} holds the input {path}; saving would replace it: '
-                             f'give another folder')
 
 
 # --- model -------------------------------------------------------------------------------------------------
@@ -201,7 +195,7 @@ def build_learner(args):
         calibration_images=int8_calibration(args, weights), backbone=args.backbone,
         mobilenet_use_stride=args.mobilenet_use_stride, num_refinement_stages=args.num_refinement_stages)
     if args.save_model:
-        save_model(learner, Path(args.save_model), choice)
+        save_model(learner, Path(args.save_model))
     return learner, name, choice
 
 
@@ -238,18 +232,13 @@ def int8_calibration(args, weights):
     return calibration
 
 
-def save_model(learner, folder, choice):
-    """learner.save(folder), plus the quantised model as <name>.int8.onnx when int8 runs, so that later runs
+def save_model(learner, folder):
+    """learner.save(folder): with the quantised model as <name>.int8.onnx when int8 runs, so that later runs
     (and backend auto) find it there instead of calibrating again."""
-    import shutil
-    from openpose_ros.quantize import quantized_path
     try:
         learner.save(folder)
     except (OSError, ValueError) as error:  # e.g. a file in the way, no space left: the user can fix it
         raise UsageError(f'cannot save the model to {folder}: {error}') from error
-    if choice.name == 'int8':
-        source = choice.model or quantized_path(learner.temp_path / 'onnx_model_temp.onnx')
-        shutil.copyfile(source, quantized_path(folder / f'{folder.name}.onnx'))
     LOG.info('saved the model to %s', folder)
 
 
@@ -285,7 +274,7 @@ def run(args):
     output = Path(args.output)
     refuse_writing_over_inputs(output, planned_outputs(kind, source, paths, output), paths)
     if args.save_model:
-        refuse_saving_over_inputs(args.save_model, paths)
+        refuse_saving_to_a_file(args.save_model)
     if kind == 'video':
         capture = cv2.VideoCapture(str(source))
         if not capture.isOpened():
