@@ -151,7 +151,7 @@ def test_save_model_over_a_file_is_refused_and_into_the_input_folder_adds_only_t
                        '--output', str(tmp_path / 'out'), '--quiet']) == 0
     after = _contents(photos)
     assert {name: after[name] for name in before} == before
-    assert set(after) - set(before) == {f'{photos.name}.pth', f'{photos.name}.json'}
+    assert set(after) - set(before) == {f'{photos.name}{suffix}' for suffix in ('.pth', '.json', '.onnx')}
 
 
 def test_an_output_beside_the_inputs_still_works(photos, tmp_path):
