@@ -1,25 +1,21 @@
-"""pose_estimation_node: multi-person 2D poses from a camera topic (a ROS 2 lifecycle node).
-
-    ros2 run openpose_ros pose_estimation_node --ros-args --params-file config/pose_estimation.yaml \\
-        -p weights:=/path/to/model -r image:=/camera/image_raw
-    python -m openpose_ros.ros.node --ros-args ...          (the same, from a source tree)
-
-Subscribes `image` (sensor_msgs/Image) or, with input_type:=compressed, `<image>/compressed`
-(sensor_msgs/CompressedImage); publishes `poses` (openpose_ros/Pose2DArray), `image_annotated`
-(sensor_msgs/Image, optional and rate-limited), both with the input image's header, and `/diagnostics`.
+"""PoseEstimationNode: the ROS 2 lifecycle node behind pose_estimation_node (openpose_ros.ros.node starts it).
 
 Only the newest frame is processed, by a worker thread: when frames arrive faster than inference, the ones
 that arrive while it is busy replace each other, so what is published is always recent. Tracking and smoothing
-run on the images' stamps. The parameters are declared from openpose_ros.ros.params.
+run on the images' stamps. The parameters are declared from openpose_ros.ros.params. The diagnostics come from
+a timer in a callback group of its own, on a second executor thread, so that they go on while a lifecycle
+transition waits for a frame or a model.
 
 Lifecycle: with autostart (the default) the node configures (loads the model) and activates (subscribes) by
-itself. Deactivating it (`ros2 lifecycle set /pose_estimation deactivate`) unsubscribes and frees the model;
-activating it again reloads the model. Exit status: 0 after Ctrl-C or a shutdown, 1 when the model cannot be
-loaded at start (the message says why), 2 for invalid parameters.
+itself. Deactivating it unsubscribes and frees the model (after the frame in progress, waiting at most
+STOP_TIMEOUT: a longer frame's result is dropped); activating it again reloads the model.
 """
 import functools
 import logging
+import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -31,10 +27,12 @@ import rclpy.exceptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from openpose_ros.msg import Pose2DArray
@@ -45,8 +43,11 @@ from openpose_ros.ros.params import (BY_NAME, DECODER_PARAMS, PARAMS, SMOOTHING_
 from openpose_ros.ros.worker import FrameStats, LatestFrameWorker
 
 NODE_NAME = 'pose_estimation'
-REJECTION_WARNING_PERIOD = 5.0  # seconds between two warnings about the same kind of bad message
-STATS_WINDOW = 5.0              # seconds of samples behind the diagnostics' rates and latencies
+WORKER_THREAD = 'pose-estimation'
+REJECTION_WARNING_PERIOD = 5.0  # seconds between two log lines about frames refused or failed for the same cause
+STATS_WINDOW = 5.0              # seconds of samples behind the diagnostics' rates, latencies and levels
+STOP_TIMEOUT = 1.0              # seconds deactivate and shutdown wait for the frame in progress
+ECHO_LIMIT = 64                 # printable characters of a string from an input message that logs repeat
 EXIT_MODEL_ERROR, EXIT_PARAMETER_ERROR = 1, 2
 _PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                     float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -55,9 +56,11 @@ _LEARNER_PARAMS = set(DECODER_PARAMS) | set(SMOOTHING_PARAMS) | set(TRACKER_PARA
 
 def descriptor(param):
     """The ROS ParameterDescriptor of a `params.Param`."""
+    # A double also takes a whole number (`-p annotated_max_rate:=0`, `ros2 param set ... min_pose_score 0`):
+    # rclpy then leaves the type and range to the node's own check (params.Param.check), which allows both.
     result = ParameterDescriptor(name=param.name, type=_PARAMETER_TYPES[param.type],
                                  description=param.description, additional_constraints=param.constraints,
-                                 read_only=not param.dynamic)
+                                 read_only=not param.dynamic, dynamic_typing=param.type is float)
     if param.low is not None and param.type is float:
         result.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high),
                                                           step=0.0)]
@@ -70,24 +73,56 @@ def stamp_seconds(stamp):
     return stamp.sec + stamp.nanosec * 1e-9
 
 
-class _RejectionLog:
-    """Warns about bad messages at most once per REJECTION_WARNING_PERIOD per kind, counting the ones in between."""
+def clip(text, limit=ECHO_LIMIT):
+    """`text` with its unprintable characters replaced by '?', cut to `limit` characters ('...' marks a cut)."""
+    text = ''.join(character if character.isprintable() else '?' for character in str(text)[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
-    def __init__(self, logger):
-        self._logger = logger
-        self._last = {}  # kind -> (monotonic time of the last warning, messages not warned about since)
 
-    def warn(self, kind, text):
+_QUOTED = re.compile(r'\'[^\']*\'|"[^"]*"')
+_NUMBER = re.compile(r'\d+')
+
+
+def rejection_cause(error):
+    """The cause of a refused message, for counting and rate-limiting: the first clause of the error without the
+    values it quotes from the message and without numbers ('unsupported image encoding', 'image step N is
+    smaller than a row of N bgr8 pixels'), so that a stream of different bad values is one cause."""
+    first = str(error).split(':')[0].split(' (')[0]
+    return clip(' '.join(_NUMBER.sub('N', _QUOTED.sub('', first)).split()))
+
+
+def echo(error):
+    """The error's text for logs and diagnostics, each value it quotes from the message cut to ECHO_LIMIT."""
+    text = _QUOTED.sub(lambda quoted: repr(clip(quoted.group()[1:-1])), str(error))
+    return clip(text, 4 * ECHO_LIMIT)
+
+
+class _RateLimitedLog:
+    """Logs a problem at most once per REJECTION_WARNING_PERIOD per cause, counting the ones in between."""
+
+    def __init__(self, log, what):
+        self._log = log      # e.g. the logger's warning method
+        self._what = what    # e.g. 'rejected an input frame'
+        self._last = {}      # cause -> (monotonic time of the last line, problems not logged since)
+
+    def __call__(self, cause, text):
         now = time.monotonic()
-        last, quiet = self._last.get(kind, (None, 0))
+        last, quiet = self._last.get(cause, (None, 0))
         if last is not None and now - last < REJECTION_WARNING_PERIOD:
-            self._last[kind] = (last, quiet + 1)
+            self._last[cause] = (last, quiet + 1)
             return
-        more = f' ({quiet} more of this kind in the last {now - last:.0f} s)' if quiet else ''
-        self._logger.warning(f'rejected an input frame: {text}{more}')
+        more = f' ({quiet} more for this cause in the last {now - last:.0f} s)' if quiet else ''
+        self._log(f'{self._what}: {text}{more}')
         if len(self._last) > 64:
             self._last.clear()
-        self._last[kind] = (now, 0)
+        self._last[cause] = (now, 0)
+
+
+class _Activation:
+    """One span from activate to deactivate: a frame taken during it publishes only while it is open."""
+
+    def __init__(self):
+        self.open = True
 
 
 def _logged(transition):
@@ -113,11 +148,16 @@ class PoseEstimationNode(LifecycleNode):
         self._model = None
         self._model_lock = threading.Lock()
         self._temp_dir = tempfile.mkdtemp(prefix='openpose_ros_node_')
-        self._worker = None
+        # One thread for the node's life (started at the first activation): a frame still running after
+        # deactivate finishes there, its result dropped, and activations do not pile up threads.
+        self._worker = LatestFrameWorker(self._process, name=WORKER_THREAD, on_error=self._on_worker_error)
+        self._activation = None
+        self._output_lock = threading.Lock()  # publishing vs. closing an activation
         self._subscription = None
         self._poses_publisher = self._annotated_publisher = None
         self._stats = FrameStats(STATS_WINDOW)
-        self._rejections = _RejectionLog(self.get_logger())
+        self._rejection_log = _RateLimitedLog(self.get_logger().warning, 'rejected an input frame')
+        self._failure_log = _RateLimitedLog(self.get_logger().error, 'processing a frame failed')
         self._last_stamp = None
         self._last_annotated = None
         self._activated_at = None
@@ -128,8 +168,9 @@ class PoseEstimationNode(LifecycleNode):
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # On the steady clock: with use_sim_time, a paused bag must not stop the diagnostics (nor the dead-topic
-        # warning).
+        # warning). In a callback group of its own: published while a transition callback waits.
         self._diagnostics_timer = self.create_timer(self._settings['diagnostics_period'], self._publish_diagnostics,
+                                                    callback_group=MutuallyExclusiveCallbackGroup(),
                                                     clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # --- parameters ----------------------------------------------------------------------------------------
@@ -141,7 +182,7 @@ class PoseEstimationNode(LifecycleNode):
             reason = check(parameter.name, parameter.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            updates[parameter.name] = parameter.value
+            updates[parameter.name] = BY_NAME[parameter.name].convert(parameter.value)
         settings = {**self._settings, **updates}
         with self._model_lock:
             if self._model is not None and _LEARNER_PARAMS & set(updates):
@@ -184,7 +225,7 @@ class PoseEstimationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         result = super().on_activate(state)  # activates the publishers
         self._last_stamp = None
-        self._worker = LatestFrameWorker(self._process, name='pose-estimation', on_error=self._on_worker_error)
+        self._activation = _Activation()
         self._worker.start()
         settings = self._settings
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings['qos_depth'],
@@ -261,12 +302,17 @@ class PoseEstimationNode(LifecycleNode):
             release_memory()
 
     def _stop_processing(self):
+        """Unsubscribes and closes the activation; waits at most STOP_TIMEOUT for the frame in progress."""
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        if self._worker is not None:
-            self._stats.on_dropped(self._worker.stop())
-            self._worker = None
+        with self._output_lock:
+            if self._activation is not None:
+                self._activation.open = False
+            self._activation = None
+        self._stats.on_dropped(self._worker.discard())
+        if not self._worker.wait_idle(STOP_TIMEOUT):
+            self.get_logger().info(f'the frame in progress goes on after {STOP_TIMEOUT:g} s: its result is dropped')
 
     def _destroy_publishers(self):
         for publisher in (self._poses_publisher, self._annotated_publisher):
@@ -284,6 +330,7 @@ class PoseEstimationNode(LifecycleNode):
 
     def destroy_node(self):
         self._stop_processing()
+        self._worker.stop(timeout=0)
         self._unload()
         shutil.rmtree(self._temp_dir, ignore_errors=True)
         return super().destroy_node()
@@ -291,25 +338,33 @@ class PoseEstimationNode(LifecycleNode):
     # --- frames --------------------------------------------------------------------------------------------
     def _on_image(self, msg):
         self._stats.on_received()
-        worker = self._worker
-        if worker is not None and worker.offer((msg, time.monotonic())):
+        activation = self._activation
+        if activation is not None and self._worker.offer((msg, time.monotonic(), activation)):
             self._stats.on_dropped()
 
     def _on_worker_error(self, error):
-        self._stats.on_failed()
-        self.get_logger().error(f'processing a frame failed: {type(error).__name__}: {error}',
-                                throttle_duration_sec=REJECTION_WARNING_PERIOD)
+        cause, reason = type(error).__name__, echo(f'{type(error).__name__}: {error}')
+        self._stats.on_failed(cause, reason)
+        self._failure_log(cause, reason)
+
+    def _publish(self, activation, publisher, msg):
+        """Publishes unless the activation was closed meanwhile (deactivate, shutdown): then drops `msg`."""
+        with self._output_lock:
+            if not activation.open:
+                return False
+            publisher.publish(msg)
+            return True
 
     def _process(self, item):
-        msg, received = item
+        msg, received, activation = item
         compressed = isinstance(msg, CompressedImage)
         try:
             image = compressed_msg_to_bgr(msg) if compressed else image_msg_to_bgr(msg)
         except ValueError as error:
-            self._stats.on_rejected(str(error))
-            kind = ('compressed ' if compressed else '') + str(error).split(':')[0].split(' (')[0]
-            self._rejections.warn(kind, f'{error} (frame_id {msg.header.frame_id!r}, stamp '
-                                        f'{stamp_seconds(msg.header.stamp):.3f})')
+            cause, reason = ('compressed ' if compressed else '') + rejection_cause(error), echo(error)
+            self._stats.on_rejected(cause, reason)
+            self._rejection_log(cause, f'{reason} (frame_id {clip(msg.header.frame_id)!r}, stamp '
+                                       f'{stamp_seconds(msg.header.stamp):.3f})')
             return
         with self._model_lock:
             model, settings = self._model, self._settings
@@ -328,11 +383,12 @@ class PoseEstimationNode(LifecycleNode):
         poses = model.learner.infer(image, settings['upsample_ratio'], settings['track'], settings['smooth'], stamp)
         inference_ms = (time.perf_counter() - started) * 1e3
         poses = [pose for pose in poses if pose.confidence >= settings['min_pose_score']]
-        self._poses_publisher.publish(poses_to_msg(poses, msg.header))
+        if not self._publish(activation, self._poses_publisher, poses_to_msg(poses, msg.header)):
+            return
         if self._should_annotate(settings):
             from openpose_ros.pose import draw
             annotated = draw(image.copy(), poses, track=settings['track'])
-            self._annotated_publisher.publish(bgr_to_image_msg(annotated, msg.header))
+            self._publish(activation, self._annotated_publisher, bgr_to_image_msg(annotated, msg.header))
         now = self.get_clock().now().nanoseconds * 1e-9  # 0 with use_sim_time before the first /clock
         age_ms = (now - stamp) * 1e3 if stamped and now > 0 else None
         self._stats.on_processed((time.monotonic() - received) * 1e3, age_ms, inference_ms, len(poses))
@@ -366,10 +422,8 @@ class PoseEstimationNode(LifecycleNode):
                 level = DiagnosticStatus.WARN
                 message = (f'no image {"received " if never else ""}on {self._input_topic} for {silent:.1f} s'
                            f'{" since activation" if never else ""}: is the camera publishing (topic name, QoS)?')
-            elif figures['rejected_in_window']:
-                level = DiagnosticStatus.WARN
-                message = (f'{figures["rejected_in_window"]} input frame(s) rejected in the last '
-                           f'{STATS_WINDOW:g} s: {figures["last_rejection"]}')
+            elif figures['rejected_in_window'] or figures['failed_in_window']:
+                level, message = _problem_summary(figures)
             else:
                 message = (f'processing {figures["processing_rate_hz"]:.1f} Hz of {figures["input_rate_hz"]:.1f} Hz '
                            f'received' + (f', latency {figures["latency_ms_mean"]:.0f} ms'
@@ -385,6 +439,7 @@ class PoseEstimationNode(LifecycleNode):
             'backend': model.backend if model else '',
             'device': model.learner.device if model else settings['device'],
             'base_height': model.learner.base_height if model else settings['base_height'],
+            'frame_in_progress': self._worker.busy,
         }
         values.update(figures)
         status = DiagnosticStatus(level=level, name=self.diagnostic_name, message=message,
@@ -404,6 +459,17 @@ class PoseEstimationNode(LifecycleNode):
         self._diagnostics_publisher.publish(array)
 
 
+def _problem_summary(figures):
+    """(level, message) of a window with rejected or failed frames: ERROR when none of its frames was processed,
+    else WARN."""
+    processed = figures['processed_in_window']
+    problems = [f'{figures[key + "_in_window"]} {key} ({figures["last_" + last]})'
+                for key, last in (('failed', 'failure'), ('rejected', 'rejection')) if figures[key + '_in_window']]
+    level = DiagnosticStatus.WARN if processed else DiagnosticStatus.ERROR
+    return level, (f'in the last {STATS_WINDOW:g} s {processed or "no"} frame(s) processed, '
+                   + ' and '.join(problems))
+
+
 def _format(value):
     if value is None:
         return ''
@@ -420,34 +486,71 @@ def _output_qos(depth):
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def main(args=None):
-    """Runs the node until Ctrl-C or shutdown. Returns the exit status (see the module documentation)."""
+class _Interrupted(BaseException):
+    """The first SIGINT or SIGTERM while the node loads its model at start (a download may stall)."""
+
+
+class _ShutdownSignals:
+    """SIGINT and SIGTERM, once or repeated (a terminal's Ctrl-C under `ros2 launch` reaches the node twice), ask
+    for one clean shutdown: the main loop sees `requested`. While `interrupting` (loading at start, outside the
+    executor), the first one also raises _Interrupted in the main thread, which ends a blocking download."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.interrupting = True
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, self._on_signal)
+
+    def _on_signal(self, number, frame):
+        if self.requested.is_set():
+            return
+        self.requested.set()
+        if self.interrupting:
+            raise _Interrupted()
+
+
+def run(args=None):
+    """Runs the node until SIGINT, SIGTERM or shutdown. Returns the exit status (see openpose_ros.ros.node)."""
+    status = _run(args)
+    if any(thread.name == WORKER_THREAD and thread.is_alive() for thread in threading.enumerate()):
+        # A frame still in inference: leave without running the runtime's exit-time destructors under it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(args):
     logging.basicConfig(level=logging.WARNING, format='[%(levelname)s] [%(name)s]: %(message)s')
-    rclpy.init(args=args)
-    node = None
+    # rclpy's own handlers would invalidate the context under a frame being published, and a second Ctrl-C
+    # would kill the process while it shuts down.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
     try:
-        try:
-            node = PoseEstimationNode()
-        except (rclpy.exceptions.InvalidParameterValueException,
-                rclpy.exceptions.InvalidParameterTypeException) as error:
-            rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameter: {error}')
-            return EXIT_PARAMETER_ERROR
-        if node.get_parameter('autostart').value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return node.exit_code or EXIT_MODEL_ERROR
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                return node.exit_code or EXIT_MODEL_ERROR
-        executor = SingleThreadedExecutor()
+        signals = _ShutdownSignals()
+        node = PoseEstimationNode()
+        if node.get_parameter('autostart').value and not (
+                node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
+            return node.exit_code or EXIT_MODEL_ERROR
+        signals.interrupting = False
+        executor = MultiThreadedExecutor(num_threads=2)  # the diagnostics timer's own group runs beside the rest
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not signals.requested.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (rclpy.exceptions.InvalidParameterValueException,
+            rclpy.exceptions.InvalidParameterTypeException) as error:
+        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameter: {error}')
+        return EXIT_PARAMETER_ERROR
+    except _Interrupted:
         pass
     finally:
+        for number in (signal.SIGINT, signal.SIGTERM):  # more signals change nothing now
+            signal.signal(number, signal.SIG_IGN)
+        if executor is not None:
+            executor.shutdown(timeout_sec=STOP_TIMEOUT, wait_for_threads=False)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
