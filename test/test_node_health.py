@@ -34,6 +34,9 @@ def stream_frames(client, topic, image, rate=10.0):
 @pytest.mark.slow
 @pytest.mark.ros
 def test_memory_stays_flat_over_lifecycle_cycles_with_frames_flowing(client):
+    """Each cycle unloads and reloads the model, with frames flowing. Resident memory after each activation,
+    after a few cycles of warm-up, stays within a few MiB (it grew by 1 to 3.5 MiB a cycle when every activation
+    started a worker thread of its own and the transitions shared the executor with a timer)."""
     cycles, warm_up = 16, 4
     node = NodeProcess()
     node.wait_active()
@@ -49,7 +52,7 @@ def test_memory_stays_flat_over_lifecycle_cycles_with_frames_flowing(client):
         client.node.destroy_timer(timer)
         print(f'\nresident memory after each activation (MiB): {[round(value) for value in rss]}')
         growth = rss[-1] - rss[warm_up - 1]
-        assert growth < 40, f'{growth:.0f} MiB more after {cycles - warm_up} cycles: {rss}'
+        assert growth < 12, f'{growth:.0f} MiB more after {cycles - warm_up} cycles: {rss}'
         assert node.process.poll() is None
     finally:
         code, log = node.interrupt()

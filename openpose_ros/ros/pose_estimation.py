@@ -3,8 +3,8 @@
 Only the newest frame is processed, by a worker thread: when frames arrive faster than inference, the ones
 that arrive while it is busy replace each other, so what is published is always recent. Tracking and smoothing
 run on the images' stamps. The parameters are declared from openpose_ros.ros.params. The diagnostics come from
-a timer in a callback group of its own, on a second executor thread, so that they go on while a lifecycle
-transition waits for a frame or a model.
+a thread of their own (on the steady clock), so that they go on while a lifecycle transition waits for a frame or
+loads a model on the executor's thread.
 
 Lifecycle: with autostart (the default) the node configures (loads the model) and activates (subscribes) by
 itself. Deactivating it unsubscribes and frees the model (after the frame in progress, waiting at most
@@ -27,9 +27,7 @@ import rclpy.exceptions
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import Clock, ClockType
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -167,11 +165,12 @@ class PoseEstimationNode(LifecycleNode):
         for param in PARAMS:  # each value is checked by _on_set_parameters as it is declared
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        # On the steady clock: with use_sim_time, a paused bag must not stop the diagnostics (nor the dead-topic
-        # warning). In a callback group of its own: published while a transition callback waits.
-        self._diagnostics_timer = self.create_timer(self._settings['diagnostics_period'], self._publish_diagnostics,
-                                                    callback_group=MutuallyExclusiveCallbackGroup(),
-                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # Not an executor timer: published while a transition callback waits or loads (rclpy publishers may be
+        # used from any thread), and on the steady clock: with use_sim_time, a paused bag must not stop them.
+        self._diagnostics_stop = threading.Event()
+        self._diagnostics_thread = threading.Thread(target=self._publish_diagnostics_until_stopped,
+                                                    name='diagnostics', daemon=True)
+        self._diagnostics_thread.start()
 
     # --- parameters ----------------------------------------------------------------------------------------
     def _on_set_parameters(self, parameters):
@@ -329,6 +328,8 @@ class PoseEstimationNode(LifecycleNode):
         return self.resolve_topic_name('image').rstrip('/') + '/compressed'
 
     def destroy_node(self):
+        self._diagnostics_stop.set()
+        self._diagnostics_thread.join()
         self._stop_processing()
         self._worker.stop(timeout=0)
         self._unload()
@@ -452,6 +453,10 @@ class PoseEstimationNode(LifecycleNode):
         """'<namespace>/<node name>: pose estimation', without the leading slash."""
         return self.get_fully_qualified_name().lstrip('/') + ': pose estimation'
 
+    def _publish_diagnostics_until_stopped(self):
+        while not self._diagnostics_stop.wait(self._settings['diagnostics_period']):
+            self._publish_diagnostics()
+
     def _publish_diagnostics(self):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
@@ -535,7 +540,7 @@ def _run(args):
                 and node.trigger_activate() == TransitionCallbackReturn.SUCCESS):
             return node.exit_code or EXIT_MODEL_ERROR
         signals.interrupting = False
-        executor = MultiThreadedExecutor(num_threads=2)  # the diagnostics timer's own group runs beside the rest
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not signals.requested.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
@@ -549,7 +554,7 @@ def _run(args):
         for number in (signal.SIGINT, signal.SIGTERM):  # more signals change nothing now
             signal.signal(number, signal.SIG_IGN)
         if executor is not None:
-            executor.shutdown(timeout_sec=STOP_TIMEOUT, wait_for_threads=False)
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
