@@ -72,8 +72,10 @@ def stamp_seconds(stamp):
 
 
 def clip(text, limit=ECHO_LIMIT):
-    """`text` with its unprintable characters replaced by '?', cut to `limit` characters ('...' marks a cut)."""
-    text = ''.join(character if character.isprintable() else '?' for character in str(text)[:limit + 1])
+    """`text` with line breaks and tabs as spaces and other unprintable characters as '?', cut to `limit`
+    characters ('...' marks a cut)."""
+    text = ''.join(character if character.isprintable() else ' ' if character.isspace() else '?'
+                   for character in str(text)[:limit + 1])
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
