@@ -163,13 +163,14 @@ class PoseEstimationNode(LifecycleNode):
         self._activated_at = None
         self._input_topic = ''
         self._state = 'unconfigured'
+        self._diagnostics_stop = threading.Event()
+        self._diagnostics_thread = None  # rclpy destroys a node whose parameters were refused: before it starts
         self.add_on_set_parameters_callback(self._on_set_parameters)
         for param in PARAMS:  # each value is checked by _on_set_parameters as it is declared
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # Not an executor timer: published while a transition callback waits or loads (rclpy publishers may be
         # used from any thread), and on the steady clock: with use_sim_time, a paused bag must not stop them.
-        self._diagnostics_stop = threading.Event()
         self._diagnostics_thread = threading.Thread(target=self._publish_diagnostics_until_stopped,
                                                     name='diagnostics', daemon=True)
         self._diagnostics_thread.start()
@@ -331,7 +332,8 @@ class PoseEstimationNode(LifecycleNode):
 
     def destroy_node(self):
         self._diagnostics_stop.set()
-        self._diagnostics_thread.join()
+        if self._diagnostics_thread is not None:
+            self._diagnostics_thread.join()
         self._stop_processing()
         self._worker.stop(timeout=0)
         self._unload()
