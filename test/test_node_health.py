@@ -204,6 +204,17 @@ def test_a_flood_of_distinct_bad_encodings_gives_few_short_warnings_and_one_caus
 
 
 # --- parameter types ----------------------------------------------------------------------------------------
+def test_a_double_parameter_takes_a_whole_number_as_a_float_but_not_a_bool():
+    from openpose_ros.ros.params import BY_NAME, check
+
+    assert check('annotated_max_rate', 0) is None and check('min_pose_score', 1) is None
+    converted = BY_NAME['annotated_max_rate'].convert(0)
+    assert converted == 0.0 and type(converted) is float
+    assert 'must be a double' in check('min_pose_score', True)
+    assert 'in [0, 1], got 2' in check('min_pose_score', 2)
+    assert 'must be a int' in check('upsample_ratio', 2.0)  # the other way round stays refused
+
+
 @pytest.mark.slow
 @pytest.mark.ros
 def test_decimal_parameters_take_whole_numbers_at_start_and_at_run_time(client):
