@@ -51,9 +51,10 @@ def get_bbox(pose):
 
 
 def draw(img, pose, track=True, thickness=2):
-    """Draws one pose or a list of poses on a BGR image in place: limbs, keypoints and (with track) the id."""
+    """Draws one pose or a list of poses on a BGR image in place: limbs, keypoints and (with track) the ids, as
+    labels above the people (see id_labels)."""
     poses = pose if isinstance(pose, (list, tuple)) else [pose]
-    scale = max(1, round(max(img.shape[:2]) / 640))
+    scale = _scale(img.shape)
     for one in poses:
         points = np.round(one.data).astype(int)
         found = one.found
@@ -63,8 +64,58 @@ def draw(img, pose, track=True, thickness=2):
                 cv2.line(img, tuple(points[a]), tuple(points[b]), LIMB_COLORS[limb], thickness * scale, cv2.LINE_AA)
         for index in np.flatnonzero(found):
             cv2.circle(img, tuple(points[index]), 3 * scale, KEYPOINT_COLORS[index], -1, cv2.LINE_AA)
-        if track and one.id >= 0 and found.any():
-            x, y, _, _ = get_bbox(one)
-            cv2.putText(img, f'id {one.id}', (int(x), max(int(y) - 6 * scale, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.5 * scale, (255, 255, 255), scale, cv2.LINE_AA)
+    if track:
+        for text, (x0, y0, x1, y1) in id_labels(poses, img.shape):
+            cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), LABEL_BOX, -1)
+            (_, height), _ = cv2.getTextSize(text, _FONT, _font_scale(scale), scale)
+            cv2.putText(img, text, (x0 + _padding(scale), y0 + _padding(scale) + height), _FONT,
+                        _font_scale(scale), LABEL_TEXT, scale, cv2.LINE_AA)
     return img
+
+
+LABEL_BOX = (32, 32, 32)       # dark grey: the id label's filled box ...
+LABEL_TEXT = (255, 255, 255)   # ... and its white text, legible on any ground
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _scale(image_shape):
+    """Line widths and text sizes grow with the image, one step per 640 pixels."""
+    return max(1, round(max(image_shape[:2]) / 640))
+
+
+def _font_scale(scale):
+    return 0.5 * scale
+
+
+def _padding(scale):
+    return 3 * scale
+
+
+def id_labels(poses, image_shape):
+    """[(text, (x0, y0, x1, y1))]: the id labels `draw` puts on an image of `image_shape`, one per tracked pose
+    with keypoints, in pixels (x1, y1 exclusive). Each sits just above its person's box, inside the image; a
+    label that would overlap one placed before moves up (then down) by label heights until it is free."""
+    scale = _scale(image_shape)
+    height, width = image_shape[:2]
+    placed = []
+    tracked = [pose for pose in poses if pose.id >= 0 and pose.found.any()]
+    for pose in sorted(tracked, key=lambda one: get_bbox(one)[1]):
+        text = f'id {pose.id}'
+        (text_width, text_height), baseline = cv2.getTextSize(text, _FONT, _font_scale(scale), scale)
+        box_width = min(width, text_width + 2 * _padding(scale))
+        box_height = min(height, text_height + baseline + 2 * _padding(scale))
+        x, y, _, _ = get_bbox(pose)
+        x0 = int(np.clip(x, 0, width - box_width))
+        above = int(y) - box_height - 2 * scale
+        step = box_height + scale
+        candidates = [above - k * step for k in range(0, 40)] + [above + k * step for k in range(1, 40)]
+        candidates = [int(np.clip(top, 0, height - box_height)) for top in candidates]
+        free = [top for top in candidates
+                if not any(_overlap((x0, top, x0 + box_width, top + box_height), box) for _, box in placed)]
+        top = free[0] if free else candidates[0]
+        placed.append((text, (x0, top, x0 + box_width, top + box_height)))
+    return placed
+
+
+def _overlap(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

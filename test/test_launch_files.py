@@ -200,8 +200,8 @@ def test_rviz_config_shows_the_annotated_image():
     # Best effort connects to the node's reliable publisher and never holds it back.
     assert topic['Reliability Policy'] == 'Best Effort' and topic['Depth'] >= 1
     assert config['Panels'][0]['Class'] == 'rviz_common/Displays'
-    from openpose_ros.ros import node
-    assert "'image_annotated'" in Path(node.__file__).read_text()
+    from openpose_ros.ros import pose_estimation  # the node's class, which creates the publisher
+    assert "'image_annotated'" in Path(pose_estimation.__file__).read_text()
 
 
 def test_parameter_file_lists_every_parameter_with_its_default():
@@ -249,7 +249,8 @@ def test_parameter_table_matches_the_pipeline_defaults():
 @pytest.mark.parametrize('name, value, words', [
     ('peak_threshold', 1.5, 'in [0, 1]'),
     ('smoothing_min_cutoff', 0.0, 'in (0, 1000]'),
-    ('smoothing_beta', 1, 'write 1.0'),
+    ('smoothing_beta', 101, 'in [0, 100]'),  # a whole number for a double: its range still holds
+    ('smoothing_beta', 'fast', 'must be a double'),
     ('backend', 'tensorrt', 'one of auto, torch, onnx, int8'),
     ('device', 'gpu', 'auto, cpu, cuda or cuda:N'),
     ('qos_depth', 0, 'in [1, 100]'),

@@ -101,14 +101,15 @@ def test_frame_stats_rates_and_latencies_over_the_window():
         else:
             stats.on_dropped()
         now[0] += 1 / 30
-    stats.on_rejected('unsupported image encoding')
+    stats.on_rejected('unsupported image encoding', "unsupported image encoding 'yuv422'")
     figures = stats.snapshot()
     assert figures['frames_received'] == 60 and figures['frames_processed'] == 30
     assert figures['frames_dropped'] == 30 and figures['frames_rejected'] == 1
     assert figures['input_rate_hz'] == pytest.approx(30, rel=0.05)
     assert figures['processing_rate_hz'] == pytest.approx(15, rel=0.1)
     assert figures['latency_ms_mean'] == 40.0 and figures['age_ms_max'] == 55.0
-    assert figures['poses_per_frame'] == 2 and figures['last_rejection'] == 'unsupported image encoding'
+    assert figures['poses_per_frame'] == 2 and figures['last_rejection'] == "unsupported image encoding 'yuv422'"
+    assert figures['rejected: unsupported image encoding'] == 1
     now[0] += 10  # the window moves on: rates fall to 0, counters stay
     figures = stats.snapshot()
     assert figures['input_rate_hz'] == 0 and figures['latency_ms_mean'] is None
@@ -584,8 +585,9 @@ def test_parameter_changes_take_effect_and_invalid_values_are_refused(client, ra
         assert not successful and reason, (parameter, reason)
         assert words.lower() in reason.lower(), (parameter, reason)
         print(f'{parameter}:={value!r} refused: {reason}')
-    ((successful, reason),) = client.set_parameters(name, smoothing_beta=1).values()
-    assert not successful and 'type' in reason, reason  # rclpy: "Wrong parameter type, expected '3' got '2'"
+    # A whole number for a double is taken, as `ros2 param set ... smoothing_beta 0` sends it (an integer).
+    assert client.set_parameters(name, smoothing_beta=0) == {'smoothing_beta': (True, '')}
+    assert client.set_parameters(name, smoothing_beta=0.02) == {'smoothing_beta': (True, '')}
     assert sum(len(msg.poses) for msg in run(4)) >= 4
 
 

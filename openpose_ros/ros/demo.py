@@ -123,6 +123,7 @@ def run(args):
     from rclpy.executors import SingleThreadedExecutor
 
     from openpose_ros.results import document, frame_record, write_document
+    from openpose_ros.ros.worker import span_rate
 
     video = Path(args.video)
     if not video.exists():
@@ -210,14 +211,12 @@ def run(args):
         rclpy.try_shutdown()
 
     fps = published.get('source_fps') or args.rate or 10.0
-    frames, written, last, processed_indexes = [], 0, None, []
+    frames, written, last = [], 0, None
     writer = video_path = None
     for index, stamp in enumerate(stamps):
-        seconds_stamp = stamp[0] + stamp[1] * 1e-9
         if stamp in recorder.poses:
             poses, _ = recorder.poses[stamp]
-            processed_indexes.append(index)
-            frames.append(frame_record(poses, seconds_stamp, frame=index))
+            frames.append(frame_record(poses, frame_seconds(stamp), frame=index))
         encoded = recorder.annotated.get(stamp)
         if encoded is not None:
             last = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
@@ -240,7 +239,8 @@ def run(args):
         'fraction_processed': round(len(frames) / len(stamps), 3) if stamps else 0.0,
         'poses': people, 'track_ids': len(ids), 'seconds': round(seconds, 1),
         'publish_rate_hz': published['rate_hz'],
-        'processed_rate_hz': round(len(frames) / published['seconds'], 2) if published['seconds'] else None,
+        'processed_rate_hz': round(span_rate([frame_seconds(stamp) for stamp in stamps if stamp in recorder.poses]),
+                                   2),
         'mean_age_ms': _mean_age(recorder, stamps), 'every_frame': args.every_frame,
         'annotated_video': str(video_path) if video_path else None, 'annotated_frames_written': written,
         'poses_json': str(results), 'node_exit_status': node_status, 'node_diagnostics': recorder.diagnostics,
@@ -253,8 +253,13 @@ def run(args):
     return 0
 
 
+def frame_seconds(stamp):
+    """A (sec, nanosec) stamp in seconds."""
+    return stamp[0] + stamp[1] * 1e-9
+
+
 def _mean_age(recorder, stamps):
-    ages = [(recorder.poses[s][1] - (s[0] + s[1] * 1e-9)) * 1e3 for s in stamps if s in recorder.poses]
+    ages = [(recorder.poses[s][1] - frame_seconds(s)) * 1e3 for s in stamps if s in recorder.poses]
     return round(sum(ages) / len(ages), 1) if ages else None
 
 

@@ -69,11 +69,15 @@ class Param:
             return f'{"(" if self.low_excluded else "["}{self.low:g}, {self.high:g}]'
         return ''
 
+    def convert(self, value):
+        """`value` (accepted by check) in the parameter's own type: a whole number for a double as a float."""
+        return float(value) if self.type is float else value
+
     def check(self, value):
         """None when `value` is allowed, else the reason it is refused (a sentence for the user)."""
-        if type(value) is not self.type:  # bool is an int in Python: compare types exactly
-            return (f'{self.name} must be a {self.type_name}, got {type(value).__name__} {value!r}'
-                    + (f' (write {float(value)!r})' if self.type is float and type(value) is int else ''))
+        # bool is an int in Python: compare types exactly; a double also takes a whole number (`:=0`)
+        if type(value) is not self.type and not (self.type is float and type(value) is int):
+            return f'{self.name} must be a {self.type_name}, got {type(value).__name__} {value!r}'
         if self.choices and value not in self.choices:
             return f'{self.name} must be one of {", ".join(self.choices)}, got {value!r}'
         if self.pattern and not re.match(self.pattern, value):

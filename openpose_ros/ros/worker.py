@@ -4,7 +4,7 @@
 dropped), and one thread processes whatever is newest when it becomes free. So when frames arrive faster than
 inference, the frames processed are always recent, and latency does not grow with a queue.
 
-`FrameStats` counts frames (received, processed, dropped, rejected) and keeps the timing samples of the last
+`FrameStats` counts frames (received, processed, dropped, rejected, failed) and keeps the timing samples of the last
 seconds for rates and latencies; it is shared between the subscription callback, the worker and the
 diagnostics timer, so every method takes a lock.
 """
@@ -55,6 +55,20 @@ class LatestFrameWorker:
         """True while the handler runs."""
         return self._busy
 
+    def discard(self):
+        """Drops the waiting item, if any; the thread goes on. Returns the number dropped (0 or 1)."""
+        with self._condition:
+            dropped = int(self._waiting)
+            self._item, self._waiting = None, False
+        return dropped
+
+    def wait_idle(self, timeout):
+        """Waits at most `timeout` seconds for the item in progress to finish. Returns True when idle."""
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._busy
+
     def stop(self, timeout=None):
         """Stops the thread after the item being processed (if any). Returns the number of items dropped
         (0 or 1: the one still waiting). Safe to call twice."""
@@ -85,8 +99,21 @@ class LatestFrameWorker:
                 self._busy = False
 
 
+def span_rate(times):
+    """Events per second between the first and the last of `times` (seconds, in order): the rate while events
+    came, not diluted by the quiet time before or after them. 0.0 for fewer than two events."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return 0.0
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
 class FrameStats:
-    """Frame counters and the timing samples of the last `window` seconds (monotonic clock)."""
+    """Frame counters and the timing samples of the last `window` seconds (monotonic clock).
+
+    Rejected frames (bad messages) and failed frames (errors while processing) are counted by cause: a short
+    text without the message's own values (at most MAX_CAUSES causes each; more count as 'other')."""
+
+    MAX_CAUSES = 16
 
     def __init__(self, window=5.0, clock=time.monotonic):
         self.window = window
@@ -96,10 +123,13 @@ class FrameStats:
         self.poses_published = 0
         self.last_received = None        # monotonic time of the last frame received
         self.last_rejection = ''         # why the last rejected frame was refused
-        self.last_rejection_time = None
+        self.last_failure = ''           # why the last failed frame failed
+        self.rejected_by_cause = {}      # cause -> frames
+        self.failed_by_cause = {}
         self._arrivals = deque()         # monotonic times of frames received
         self._samples = deque()          # (monotonic time, latency ms, age ms or None, inference ms, poses)
         self._rejections = deque()       # monotonic times of rejected frames
+        self._failures = deque()         # monotonic times of failed frames
 
     def on_received(self):
         now = self._clock()
@@ -113,17 +143,25 @@ class FrameStats:
         with self._lock:
             self.dropped += count
 
-    def on_rejected(self, reason):
+    def on_rejected(self, cause, reason):
+        """A frame refused as malformed: `cause` groups it, `reason` says what was wrong with this one."""
         now = self._clock()
         with self._lock:
             self.rejected += 1
-            self.last_rejection, self.last_rejection_time = reason, now
+            self.last_rejection = reason
+            _count(self.rejected_by_cause, cause, self.MAX_CAUSES)
             self._rejections.append(now)
             self._trim(now)
 
-    def on_failed(self):
+    def on_failed(self, cause, reason):
+        """A frame whose processing raised: `cause` groups it, `reason` is the error."""
+        now = self._clock()
         with self._lock:
             self.failed += 1
+            self.last_failure = reason
+            _count(self.failed_by_cause, cause, self.MAX_CAUSES)
+            self._failures.append(now)
+            self._trim(now)
 
     def on_processed(self, latency_ms, age_ms, inference_ms, poses):
         now = self._clock()
@@ -134,35 +172,31 @@ class FrameStats:
             self._trim(now)
 
     def _trim(self, now):
-        for queue in (self._arrivals, self._samples, self._rejections):
+        for queue in (self._arrivals, self._samples, self._rejections, self._failures):
             while queue and (queue[0] if queue is not self._samples else queue[0][0]) < now - self.window:
                 queue.popleft()
 
     def snapshot(self):
-        """A dict of the counters and of the last window's rates (Hz) and timings (ms: mean and max)."""
+        """A dict of the counters, the counts by cause ('rejected: <cause>', 'failed: <cause>') and of the last
+        window's counts, rates (Hz, from its first to its last frame) and timings (ms: mean and max)."""
         now = self._clock()
         with self._lock:
             self._trim(now)
             samples = list(self._samples)
-            arrivals = len(self._arrivals)
-            first_arrival = self._arrivals[0] if self._arrivals else None
-            rejections = len(self._rejections)
+            arrivals = list(self._arrivals)
             figures = {
                 'frames_received': self.received, 'frames_processed': self.processed,
                 'frames_dropped': self.dropped, 'frames_rejected': self.rejected, 'frames_failed': self.failed,
                 'poses_published': self.poses_published,
                 'seconds_since_last_frame': None if self.last_received is None else now - self.last_received,
-                'last_rejection': self.last_rejection,
-                'rejected_in_window': rejections,
+                'last_rejection': self.last_rejection, 'last_failure': self.last_failure,
+                'processed_in_window': len(samples),
+                'rejected_in_window': len(self._rejections), 'failed_in_window': len(self._failures),
+                **{f'rejected: {cause}': count for cause, count in self.rejected_by_cause.items()},
+                **{f'failed: {cause}': count for cause, count in self.failed_by_cause.items()},
             }
-
-        def rate(count, first):
-            # Events per second over the span they cover (at most the window), right from the start.
-            span = now - first if first is not None else 0.0
-            return (count - 1) / span if span > 0 and count > 1 else 0.0
-
-        figures['input_rate_hz'] = rate(arrivals, first_arrival)
-        figures['processing_rate_hz'] = rate(len(samples), samples[0][0] if samples else None)
+        figures['input_rate_hz'] = span_rate(arrivals)
+        figures['processing_rate_hz'] = span_rate([sample[0] for sample in samples])
         for key, column in (('latency_ms', 1), ('age_ms', 2), ('inference_ms', 3)):
             values = [s[column] for s in samples if s[column] is not None]
             figures[f'{key}_mean'] = sum(values) / len(values) if values else None
@@ -170,3 +204,9 @@ class FrameStats:
         figures['poses_per_frame'] = sum(s[4] for s in samples) / len(samples) if samples else None
         figures['window_s'] = self.window
         return figures
+
+
+def _count(counts, cause, limit):
+    if cause not in counts and len(counts) >= limit:
+        cause = 'other'
+    counts[cause] = counts.get(cause, 0) + 1
