@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 
 from openpose_ros import download as downloads
-from openpose_ros.backends import OnnxBackend, TorchBackend
+from openpose_ros.backends import TorchBackend
 from openpose_ros.checkpoints import WeightsMismatchError, extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx
 from openpose_ros.files import atomic_path
 from openpose_ros.network import BACKBONES, build_network, network_stride
+from openpose_ros.openvino_backend import runtime_backend
 from openpose_ros.smoothing import PoseSmoother
 from openpose_ros.tracking import PoseTracker
 
@@ -181,6 +182,7 @@ class LightweightOpenPoseLearner:
             'preprocessing': {option: getattr(self, option) for option in PREPROCESSING_OPTIONS},
             'weights': f'{name}.pth',
             'onnx': f'{name}.onnx' if optimized else None,
+            'runtime': getattr(self.ort_session, 'runtime', None),  # the runtime load() runs it on again
             'format_version': FORMAT_VERSION,
         }
 
@@ -218,25 +220,31 @@ class LightweightOpenPoseLearner:
         except WeightsMismatchError as error:
             raise WeightsMismatchError(f'{weights}: {error}') from error
         onnx = metadata.get('onnx')
-        session = OnnxBackend(folder / onnx, self.device) if onnx else None
+        session = runtime_backend(folder / onnx, self.device, metadata.get('runtime')) if onnx else None
         # Everything read and checked: only now does the learner change.
         for option, value in {**network_options, **preprocessing}.items():
             setattr(self, option, tuple(value) if isinstance(value, list) else value)
         self.model, self.ort_session = network, session
 
     # --- acceleration ----------------------------------------------------------------------------------
-    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None):
-        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime.
+    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None, backend=None,
+                 precision='auto', openvino_device='CPU'):
+        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime, or on
+        OpenVINO with backend='openvino' in `precision` 'auto' (bf16 where the device has native bf16, else
+        fp32), 'fp32' or 'bf16' on `openvino_device` (CPU, GPU, NPU).
 
         With `quantize`, runs a statically quantised int8 model instead, calibrated on `calibration_images`
         (paths, a folder or BGR arrays; default: the real images of the data folder), see openpose_ros.quantize.
         """
+        if backend not in (None, 'onnxruntime', 'openvino'):
+            raise ValueError(f"backend must be None (ONNX Runtime), 'onnxruntime' or 'openvino', not {backend!r}")
         path = export_onnx(self.model.eval(), self.temp_path / 'onnx_model_temp.onnx', do_constant_folding,
                            half=self.half_precision)
         if quantize:
             from openpose_ros.quantize import quantize_learner
             path = quantize_learner(self, path, calibration_images)
-        self.ort_session = OnnxBackend(path, self.device)
+        runtime = {'backend': backend, 'precision': precision, 'device': openvino_device} if backend else None
+        self.ort_session = runtime_backend(path, self.device, runtime)
         self._invalidate()
         return path
 
