@@ -48,8 +48,9 @@ def refinement_stages_of(state_dict):
 def load_for_inference(weights, device='auto', backend='auto', base_height=None, temp_path=None, download_dir=None,
                        calibration_images=None, precision='auto', openvino_device='CPU', **learner_options):
     """A LightweightOpenPoseLearner with `weights` on `backend` ('auto': the fastest available; 'torch', 'onnx',
-    'int8', 'openvino'), OpenVINO at `precision` on `openvino_device` (see acceleration.choose_backend); returns (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are
-    read from it unless `num_refinement_stages` is given; a saved folder brings its own architecture.
+    'int8', 'openvino'), OpenVINO at `precision` on `openvino_device` (see acceleration.choose_backend); returns
+    (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are read from it
+    unless `num_refinement_stages` is given; a saved folder brings its own architecture.
 
     Raises ModelError, saying what to do, for anything a user can fix.
     """

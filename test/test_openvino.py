@@ -154,3 +154,13 @@ def test_an_openvino_only_process_imports_neither_torch_nor_onnxruntime(trained)
     assert done.returncode == 0, done.stderr
     found, imported = done.stdout.split(' ', 1)
     assert int(found) > 0 and imported.strip() == '[]'
+
+
+def test_the_node_runs_openvino_at_its_precision_parameter(tmp_path):
+    from openpose_ros.ros.model import load_model
+    from openpose_ros.ros.params import PARAMS
+    settings = {param.name: param.default for param in PARAMS}
+    settings.update(weights=str(TEST_MODEL), device='cpu', backend='openvino', precision='fp32')
+    model = load_model(settings, tmp_path)
+    assert model.backend == 'openvino-cpu-fp32' and model.reason.startswith('asked for')
+    assert len(model.learner.infer(cv2.imread(str(PHOTO)))) > 0
