@@ -14,7 +14,7 @@ from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.acceleration import apply_backend, choose_backend
 from openpose_ros.backends import OnnxBackend
 from openpose_ros.export import export_onnx
-from openpose_ros.openvino_backend import OpenVinoBackend, device_capabilities, resolve_precision
+from openpose_ros.openvino_backend import OpenVinoBackend, device_capabilities, resolve_precision, runtime_backend
 from openpose_ros.quantize import Preprocessing, compare_backends, load_images
 
 NO_BF16 = ('FP32', 'FP16', 'INT8', 'BIN', 'EXPORT_IMPORT')  # a CPU without native bf16 (e.g. AVX2 only)
@@ -124,6 +124,15 @@ def test_a_model_optimised_for_openvino_loads_on_openvino_again(tmp_path, traine
     assert json.loads((tmp_path / 'ort' / 'ort.json').read_text())['runtime'] is None
     with pytest.raises(ValueError, match='backend must be'):
         learner.optimize(backend='tensorrt')
+
+
+def test_a_saved_runtime_picks_the_backend_and_a_missing_int8_twin_runs_fp32(trained, caplog):
+    _, onnx, _ = trained
+    assert runtime_backend(onnx, 'cpu', None).name == 'onnxruntime-cpu'  # a model saved before OpenVINO
+    assert runtime_backend(onnx, 'cpu', {'backend': 'openvino', 'precision': 'fp32'}).name == 'openvino-cpu-fp32'
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.openvino_backend'):
+        backend = runtime_backend(onnx, 'cpu', {'backend': 'openvino', 'precision': 'int8', 'device': 'CPU'})
+    assert backend.name == 'openvino-cpu-fp32' and 'tiny_coco.int8.onnx is missing' in caplog.text
 
 
 def test_apply_backend_puts_the_learner_on_openvino(tmp_path, trained):
