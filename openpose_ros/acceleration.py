@@ -3,18 +3,19 @@
 On CPU the order is int8 ONNX (when a quantised model exists beside the model), then the fastest at fp32's
 accuracy: OpenVINO bf16 where the CPU has native bf16, else OpenVINO fp32, ONNX Runtime fp32, torch eager; int8
 runs on OpenVINO when it is installed, else ONNX Runtime. On CUDA it is ONNX Runtime with the CUDA provider, then
-torch. `choose_backend` decides without loading anything heavy (no torch import); `apply_backend` puts a learner on the chosen backend.
+torch. `choose_backend` decides without loading anything heavy (no torch import); `apply_backend` puts a
+learner on the chosen backend.
 """
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from openpose_ros.openvino_backend import PRECISIONS
 from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
 
 BACKENDS = ('int8', 'onnx', 'openvino', 'torch')
 AUTO = 'auto'
-PRECISIONS = ('auto', 'fp32', 'bf16')
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,6 @@ COMPILED_SIZES = 4  # input sizes whose compiled model is kept: a few cameras, o
 _PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # int8: its float layers stay fp32
 
 
-def openvino_installed() -> bool:
-    import importlib.util
-    return importlib.util.find_spec('openvino') is not None
-
-
 def device_capabilities(device: str = DEFAULT_DEVICE) -> tuple:
     """The device's OPTIMIZATION_CAPABILITIES, e.g. ('FP32', 'BF16', 'INT8', ...); BF16 means native bf16."""
     import openvino
@@ -50,9 +45,10 @@ class OpenVinoBackend:
     """Runs an exported ONNX model (dynamic height and width) with OpenVINO, tuned for latency.
 
     path: an fp32 model, or a quantised <name>.int8.onnx (whose precision is 'int8' whatever is asked: its
-    float layers run fp32); precision: 'auto', 'fp32' or 'bf16' (see resolve_precision); device: an OpenVINO device ('CPU', 'GPU', 'NPU'); threads: CPU inference
-    threads (default: the cores this process may use); capabilities: the device's optimisation capabilities
-    (default: asked of the device); compiled_sizes: how many input sizes keep their compiled model.
+    float layers run fp32); precision: 'auto', 'fp32' or 'bf16' (see resolve_precision); device: an OpenVINO
+    device ('CPU', 'GPU', 'NPU'); threads: CPU inference threads (default: the cores this process may use);
+    capabilities: the device's optimisation capabilities (default: asked of the device); compiled_sizes: how
+    many input sizes keep their compiled model.
     """
 
     def __init__(self, path, precision='auto', device=DEFAULT_DEVICE, threads=None, capabilities=None,
