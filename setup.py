@@ -34,6 +34,7 @@ setup(
         'numpy>=1.24',
         'opencv-python-headless>=4.8',
         'onnxruntime>=1.17',
+        'openvino==2026.4.1',  # the OpenVINO backend (CPU: bf16, int8, fp32; Intel GPU/NPU)
         'onnx>=1.15',
         'onnxscript>=0.1',
         'pycocotools>=2.0.7',

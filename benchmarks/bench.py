@@ -1,4 +1,5 @@
-"""Speed of the whole pipeline, stage by stage: torch eager vs ONNX Runtime fp32 vs int8, 1 and 2 threads.
+"""Speed of the whole pipeline, stage by stage: torch eager vs ONNX Runtime fp32 and int8 vs OpenVINO fp32, bf16
+and int8 (the same int8 model), 1 and 2 threads.
 
     python benchmarks/bench.py [--quick] [--output bench.json]
 
@@ -16,7 +17,8 @@ same estimator (preprocessing of the real photo, upsampling, keypoints, grouping
 `pipeline_with_people` adds them up: preprocess + network + post-processing of 3 or 11 people.
 
 Also reported: the fp32 floor (network GFLOP / this CPU's fp32 matmul GFLOP/s at that thread count), the peak
-RSS of each process, and that the ONNX Runtime processes never imported torch. Every measurement records the CPU
+RSS of each process, and that the ONNX Runtime processes never imported torch (nor the OpenVINO ones torch or
+onnxruntime). Every measurement records the CPU
 time other processes used meanwhile (other_processes_cpu_percent, of both cores; and the hypervisor's steal
 time): figures with more than a few percent are disturbed, and torch's 2-thread figures most of all.
 """
@@ -53,7 +55,8 @@ PEOPLE = {
     '11 people': ('coco/coco-mini/annotations/person_keypoints_train2017.json',
                   'coco/coco-mini/train2017/000000370162.jpg'),
 }
-BACKENDS = ('torch', 'onnx', 'int8')
+BACKENDS = ('torch', 'onnx', 'int8', 'openvino-fp32', 'openvino-bf16', 'openvino-int8')
+OPENVINO_MODELS = {'openvino-fp32': 'onnx', 'openvino-bf16': 'onnx', 'openvino-int8': 'int8'}  # which file each runs
 STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking')
 POSTPROCESSING = ('upsample', 'keypoints', 'grouping', 'tracking')
 
@@ -150,6 +153,9 @@ def worker_pipeline(spec):
         from openpose_ros.learner import LightweightOpenPoseLearner
         learner = LightweightOpenPoseLearner(device='cpu', **spec['network']).load(spec['model'])
         backend = TorchBackend(learner.model, 'cpu')
+    elif spec['backend'] in OPENVINO_MODELS:
+        from openpose_ros.openvino_backend import OpenVinoBackend
+        backend = OpenVinoBackend(spec['model'], spec['backend'].split('-')[1], threads=threads)
     else:
         from openpose_ros.backends import OnnxBackend
         backend = OnnxBackend(spec['model'], 'cpu', threads=threads)
@@ -159,6 +165,7 @@ def worker_pipeline(spec):
     result['backend_name'] = backend.name
     result['peak_rss_mib'] = round(_peak_rss_mib(), 1)
     result['torch_imported'] = 'torch' in sys.modules
+    result['onnxruntime_imported'] = 'onnxruntime' in sys.modules
     return result
 
 
@@ -281,8 +288,9 @@ def prepare_models(name, options, work, calibration_count):
     int8 = shutil.copy(learner.optimize(quantize=True,
                                         calibration_images=default_calibration_images(calibration_count)),
                        work / name / 'model.int8.onnx')
+    paths = {'torch': str(folder), 'onnx': str(fp32), 'int8': str(int8)}
     return {
-        'paths': {'torch': str(folder), 'onnx': str(fp32), 'int8': str(int8)},
+        'paths': dict(paths, **{backend: paths[model] for backend, model in OPENVINO_MODELS.items()}),
         'info': {'network': options, 'stride': learner.stride, 'network_input': [box.height, box.width],
                  'parameters': sum(p.numel() for p in learner.model.parameters()),
                  'gflop': round(network_gflop(learner.model.eval(), box.height, box.width), 3),
@@ -295,9 +303,10 @@ def machine():
     import cv2
     import numpy
     import onnxruntime
+    import openvino
     info = {'cpu': platform.processor() or platform.machine(), 'cores_usable': len(os.sched_getaffinity(0)),
             'python': platform.python_version(), 'numpy': numpy.__version__, 'opencv': cv2.__version__,
-            'onnxruntime': onnxruntime.__version__}
+            'onnxruntime': onnxruntime.__version__, 'openvino': openvino.__version__}
     try:
         names = [line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')]
         info['cpu'] = names[0]
@@ -324,12 +333,24 @@ def targets(doc, config='mobilenet-1stage-stride8', threads='2 threads'):
         result['fp32_pipeline_over_floor (target <= 1.15)'] = ratio(row['onnx']['total_ms'], row['fp32_floor_ms'])
     if 'int8' in row:
         result['int8_pipeline_speedup_vs_torch_eager (target >= 3)'] = row['speedup_vs_torch_eager']['int8']
+    if 'openvino-bf16' in row:
+        result['openvino_bf16_pipeline_speedup_vs_torch_eager (target >= 2.5)'] = \
+            row['speedup_vs_torch_eager']['openvino-bf16']
+    if 'openvino-int8' in row:
+        result['openvino_int8_pipeline_speedup_vs_torch_eager (target >= 4.5)'] = \
+            row['speedup_vs_torch_eager']['openvino-int8']
+    if 'openvino-fp32' in row and 'onnx' in row:
+        result['openvino_fp32_network_ms_over_onnxruntime_fp32 (target <= 1)'] = ratio(
+            row['openvino-fp32']['network_ms'], row['onnx']['network_ms'])
     most = doc['postprocessing'][f'stride {doc["configs"][config]["stride"]}'][threads]['11 people']
     result['pre_and_postprocessing_11_people_ms (target <= 3)'] = round(
         most['preprocess_ms'] + most['postprocessing_ms'], 2)
     rss = [value['max'] for label, value in doc['peak_rss_mib'].items() if label.startswith('onnxruntime-only')]
     if rss:
         result['onnxruntime_only_peak_rss_MB_all_configurations (target < 160)'] = round(max(rss) * 2 ** 20 / 1e6, 1)
+    rss = [value['max'] for label, value in doc['peak_rss_mib'].items() if label.startswith('openvino-only')]
+    if rss:
+        result['openvino_only_peak_rss_MB_all_configurations (target < 160)'] = round(max(rss) * 2 ** 20 / 1e6, 1)
     return result
 
 
@@ -340,7 +361,7 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, help='untimed runs first (default 5; --quick 2)')
     parser.add_argument('--configs', help='comma-separated subset of: ' + ', '.join(CONFIGS))
     parser.add_argument('--threads', default='1,2', help='thread counts (default 1,2)')
-    parser.add_argument('--backends', default=','.join(BACKENDS), help='subset of torch,onnx,int8')
+    parser.add_argument('--backends', default=','.join(BACKENDS), help='subset of ' + ','.join(BACKENDS))
     parser.add_argument('--calibration-images', type=int, help='int8 calibration images (default 32; --quick 8)')
     parser.add_argument('--retries', type=int, default=2,
                         help=f'measure again when other processes took > {DISTURBED_PERCENT:g}%% of the CPU meanwhile '
@@ -451,12 +472,16 @@ def main(argv=None):
     for name in configs:
         for key, row in doc['configs'][name]['threads'].items():
             for backend in backends:
-                label = 'torch process' if backend == 'torch' else f'onnxruntime-only process ({backend})'
+                label = ('torch process' if backend == 'torch' else f'openvino-only process ({backend})'
+                         if backend in OPENVINO_MODELS else f'onnxruntime-only process ({backend})')
                 rss.setdefault(label, []).append(row[backend]['peak_rss_mib'])
                 if backend != 'torch' and row[backend]['torch_imported']:
                     raise RuntimeError(f'the {backend} worker imported torch')
+                if backend in OPENVINO_MODELS and row[backend]['onnxruntime_imported']:
+                    raise RuntimeError(f'the {backend} worker imported onnxruntime')
     doc['peak_rss_mib'] = {label: {'min': min(v), 'max': max(v)} for label, v in rss.items()}
     doc['peak_rss_mib']['onnxruntime_only_processes_imported_torch'] = False
+    doc['peak_rss_mib']['openvino_only_processes_imported_torch_or_onnxruntime'] = False
     measured = [r for c in doc['configs'].values() for row in c['threads'].values() for r in row.values()
                 if isinstance(r, dict) and 'other_processes_cpu_percent' in r]
     measured += [r for block in doc['postprocessing'].values() for cases in block.values() for r in cases.values()]

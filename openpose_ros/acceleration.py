@@ -1,30 +1,37 @@
 """Which network backend to run: the fastest one available, named for logs and diagnostics.
 
-On CPU the order is int8 ONNX (when a quantised model exists beside the model), ONNX Runtime fp32, torch eager;
-on CUDA it is ONNX Runtime with the CUDA provider, then torch. `choose_backend` decides without loading
-anything heavy (no torch import); `apply_backend` puts a learner on the chosen backend.
+On CPU the order is int8 ONNX (when a quantised model exists beside the model), then the fastest at fp32's
+accuracy: OpenVINO bf16 where the CPU has native bf16, else OpenVINO fp32, ONNX Runtime fp32, torch eager; int8
+runs on OpenVINO when it is installed, else ONNX Runtime. On CUDA it is ONNX Runtime with the CUDA provider, then
+torch. `choose_backend` decides without loading anything heavy (no torch import); `apply_backend` puts a
+learner on the chosen backend.
 """
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from openpose_ros.openvino_backend import PRECISIONS
 from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
 from openpose_ros.saved_model import read_saved_model, verified_model_file
 
-BACKENDS = ('int8', 'onnx', 'torch')
+BACKENDS = ('int8', 'onnx', 'openvino', 'torch')
 AUTO = 'auto'
 
 
 @dataclass(frozen=True)
 class BackendChoice:
-    """name: 'int8', 'onnx' or 'torch'; model: the ONNX file to run (None: export/quantise from the torch
-    model first, or torch itself); reason: why, in words, for logs."""
+    """name: 'int8', 'onnx', 'openvino' or 'torch'; model: the ONNX file to run (None: export/quantise from the
+    torch model first, or torch itself); reason: why, in words, for logs; precision (OpenVINO): 'fp32', 'bf16'
+    or 'int8'; openvino_device: the OpenVINO device it runs on."""
     name: str
     model: Path = None
     reason: str = ''
+    precision: str = ''
+    openvino_device: str = 'CPU'
 
     def __str__(self):
-        return f'{self.name} ({self.reason})' if self.reason else self.name
+        what = f'{self.name} {self.precision}' if self.precision else self.name
+        return f'{what} ({self.reason})' if self.reason else what
 
 
 def _installed(module):
@@ -64,19 +71,32 @@ def saved_onnx_models(model):
     return (fp32 if fp32.is_file() else None), (int8 if int8.is_file() else None)
 
 
-def choose_backend(model=None, device='cpu', prefer=AUTO):
+def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvino_device='CPU',
+                   capabilities=None):
     """Picks the backend to run `model` (saved folder, checkpoint or .onnx file; None = a model in memory).
 
-    prefer='auto' takes the fastest available; 'int8', 'onnx' or 'torch' insist on one and raise
-    RuntimeError if it cannot run here. The returned choice's `model` is the ONNX file to load, or None when
-    it has to be exported (and, for int8, quantised) from the torch model first.
+    prefer='auto' takes the fastest available; 'int8', 'onnx', 'openvino' or 'torch' insist on one and raise
+    RuntimeError if it cannot run here. precision (auto and openvino): 'auto' runs int8 when a quantised model is
+    there, else the fastest at fp32's accuracy; 'fp32' or 'bf16' insist (bf16 without native support runs fp32,
+    with a warning). capabilities: the OpenVINO device's optimisation capabilities (default: asked of it). The
+    returned choice's `model` is the ONNX file to load, or None when it has to be exported (and, for int8,
+    quantised) from the torch model first.
     """
     if prefer not in (AUTO,) + BACKENDS:
         raise ValueError(f'backend must be one of {(AUTO,) + BACKENDS}, got {prefer!r}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if precision != AUTO and prefer in ('int8', 'onnx', 'torch'):
+        raise ValueError(f'precision {precision} is for backends openvino and auto; backend {prefer} has its own')
     cuda = str(device).startswith('cuda')
+    fp32, int8 = saved_onnx_models(model)
+    if prefer == 'openvino' or (prefer == AUTO and not cuda and _installed('openvino')):
+        if not _installed('openvino'):
+            raise RuntimeError('backend openvino was asked for but openvino is not installed (pip install openvino)')
+        return _openvino_choice(fp32, int8, precision, openvino_device, capabilities,
+                                'asked for' if prefer == 'openvino' else 'fastest available')
     providers = onnxruntime_providers()
     ort_ok = ('CUDAExecutionProvider' in providers) if cuda else bool(providers)
-    fp32, int8 = saved_onnx_models(model)
     if prefer == 'torch':
         if not _installed('torch'):
             raise RuntimeError('backend torch was asked for but torch is not installed')
@@ -103,6 +123,17 @@ def choose_backend(model=None, device='cpu', prefer=AUTO):
                          + ('' if cuda else '; no quantised model'))
 
 
+def _openvino_choice(fp32, int8, precision, device, capabilities, why):
+    from openpose_ros.openvino_backend import device_capabilities, resolve_precision
+    if precision == AUTO and int8 is not None:
+        return BackendChoice('openvino', int8, f'{why}: quantised model {int8.name}', 'int8', device)
+    capabilities = device_capabilities(device) if capabilities is None else capabilities
+    resolved = resolve_precision(precision, capabilities, device)
+    native = 'native bf16' if 'BF16' in capabilities else 'no native bf16'
+    source = fp32.name if fp32 is not None else 'exported from the weights'
+    return BackendChoice('openvino', fp32, f'{why}: {source}; {device} has {native}', resolved, device)
+
+
 def apply_backend(learner, choice, calibration_images=None):
     """Puts `learner` on `choice` (see choose_backend): loads the ONNX file it names, or exports (and for int8
     quantises, calibrating on `calibration_images`) from the learner's torch model. Returns the backend's
@@ -110,6 +141,13 @@ def apply_backend(learner, choice, calibration_images=None):
     from openpose_ros.backends import OnnxBackend
     if choice.name == 'torch':
         learner.ort_session = None
+    elif choice.name == 'openvino' and choice.model is not None:
+        from openpose_ros.openvino_backend import OpenVinoBackend
+        learner.ort_session = OpenVinoBackend(verified_model_file(choice.model), choice.precision,
+                                              choice.openvino_device)
+    elif choice.name == 'openvino':
+        learner.optimize(quantize=choice.precision == 'int8', calibration_images=calibration_images,
+                         backend='openvino', precision=choice.precision, openvino_device=choice.openvino_device)
     elif choice.model is not None:
         learner.ort_session = OnnxBackend(verified_model_file(choice.model), learner.device)
     else:

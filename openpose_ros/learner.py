@@ -13,13 +13,14 @@ import torch
 
 from openpose_ros import download as downloads
 from openpose_ros import saved_model
-from openpose_ros.backends import OnnxBackend, TorchBackend
+from openpose_ros.backends import TorchBackend
 from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.decode import DecoderConfig
 from openpose_ros.estimator import PoseEstimator
 from openpose_ros.export import export_onnx
 from openpose_ros.files import atomic_path, file_sha256, named_target, write_text
 from openpose_ros.network import build_network, network_stride
+from openpose_ros.openvino_backend import runtime_backend
 from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.quantize import QUANTIZED_SUFFIX
 from openpose_ros.smoothing import PoseSmoother
@@ -293,6 +294,7 @@ class LightweightOpenPoseLearner:
             'weights': names['weights'],
             'onnx': names['onnx'] if optimized else None,
             'int8': names['int8'] if names['int8'] in checksums else None,
+            'runtime': getattr(self.ort_session, 'runtime', None) if optimized else None,  # what load() runs again
             'sha256': checksums,
             'format_version': saved_model.FORMAT_VERSION,
         }
@@ -335,21 +337,29 @@ class LightweightOpenPoseLearner:
             load_state_strictly(network, extract_state_dict(checkpoint))
         except ValueError as error:
             raise type(error)(f'{weights}: {error}') from error
-        session = self._onnx_session(saved.verified(saved.onnx)) if saved.onnx else None
+        session = self._runtime_session(saved) if saved.onnx else None
         # Everything read and checked: only now does the learner change.
         for option, value in {**network_options, **preprocessing}.items():
             setattr(self, option, value)
         self.model, self.ort_session = network, session
 
-    def _onnx_session(self, path):
+    def _runtime_session(self, saved):
+        """The saved ONNX model on the runtime its metadata records (ONNX Runtime, or OpenVINO at a precision),
+        each file it may run checked against its checksum first."""
+        path, runtime = saved.verified(saved.onnx), saved.runtime
+        if saved.int8 is not None:
+            saved.verified(saved.int8)
         try:
-            return OnnxBackend(path, self.device)
-        except Exception as error:  # onnxruntime raises its own types for files that are not ONNX models
+            return runtime_backend(path, self.device, runtime)
+        except Exception as error:  # the runtimes raise their own types for files that are not ONNX models
             raise ValueError(f'{path} is not a usable ONNX model ({type(error).__name__}: {error})') from error
 
     # --- acceleration ----------------------------------------------------------------------------------
-    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None):
-        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime.
+    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None, backend=None,
+                 precision='auto', openvino_device='CPU'):
+        """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime, or on
+        OpenVINO with backend='openvino' in `precision` 'auto' (bf16 where the device has native bf16, else
+        fp32), 'fp32' or 'bf16' on `openvino_device` (CPU, GPU, NPU).
 
         The ONNX model goes to temp_path when the constructor was given one, else to a private temporary folder
         removed with the learner. With `quantize`, runs a statically quantised int8 model instead, calibrated on
@@ -357,12 +367,15 @@ class LightweightOpenPoseLearner:
         openpose_ros.quantize.
         """
         self._warn_if_random_weights('optimize')
+        if backend not in (None, 'onnxruntime', 'openvino'):
+            raise ValueError(f"backend must be None (ONNX Runtime), 'onnxruntime' or 'openvino', not {backend!r}")
         path = export_onnx(self.model.eval(), self._scratch_folder() / 'onnx_model_temp.onnx', do_constant_folding,
                            half=self.half_precision)
         if quantize:
             from openpose_ros.quantize import quantize_learner
             path = quantize_learner(self, path, calibration_images)
-        self.ort_session = OnnxBackend(path, self.device)
+        runtime = {'backend': backend, 'precision': precision, 'device': openvino_device} if backend else None
+        self.ort_session = runtime_backend(path, self.device, runtime)
         self._exported_session = self.ort_session
         self._invalidate()
         return path

@@ -46,10 +46,11 @@ def refinement_stages_of(state_dict):
 
 
 def load_for_inference(weights, device='auto', backend='auto', base_height=None, temp_path=None, download_dir=None,
-                       calibration_images=None, **learner_options):
+                       calibration_images=None, precision='auto', openvino_device='CPU', **learner_options):
     """A LightweightOpenPoseLearner with `weights` on `backend` ('auto': the fastest available; 'torch', 'onnx',
-    'int8'); returns (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are
-    read from it unless `num_refinement_stages` is given; a saved folder brings its own architecture.
+    'int8', 'openvino'), OpenVINO at `precision` on `openvino_device` (see acceleration.choose_backend); returns
+    (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are read from it
+    unless `num_refinement_stages` is given; a saved folder brings its own architecture.
 
     Raises ModelError, saying what to do, for anything a user can fix.
     """
@@ -76,7 +77,7 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
             raise ModelError(str(error)) from error
         learner.base_height = base_height
     try:
-        choice = choose_backend(path if path.is_dir() else None, learner.device, backend)
+        choice = choose_backend(path if path.is_dir() else None, learner.device, backend, precision, openvino_device)
         name = apply_backend(learner, choice, calibration_images)
     except (RuntimeError, ValueError, FileNotFoundError, OSError, ImportError) as error:
         raise ModelError(f'cannot run the {backend} backend: {error}') from error

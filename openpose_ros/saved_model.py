@@ -17,6 +17,7 @@ LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: the SHA-256 of each weight file ('sha256'), the int8 model by name ('int8')
 MAX_METADATA_BYTES = 1 << 20  # a model's metadata is about 1 kB
 FILE_ROLES = ('weights', 'onnx', 'int8')
+RUNTIME_PRECISIONS = ('auto', 'fp32', 'bf16', 'int8')
 _SHA256 = re.compile(r'[0-9a-f]{64}')
 _unverified_folders_warned = set()
 
@@ -46,6 +47,7 @@ class SavedModel:
     onnx: Path = None
     int8: Path = None
     checksums: dict = None
+    runtime: dict = None
 
     def verified(self, path):
         """`path` (one of this model's files) once its SHA-256 matches the metadata; ModelFileError if not."""
@@ -90,7 +92,22 @@ def read_saved_model(folder):
     files = {role: _member(folder, path, metadata, role) for role in FILE_ROLES}
     if files['weights'] is None:
         raise ValueError(f'{path} is not valid model metadata: it names no weights')
-    return SavedModel(folder, metadata, **files, checksums=_checksums(folder, path, metadata, version))
+    return SavedModel(folder, metadata, **files, checksums=_checksums(folder, path, metadata, version),
+                      runtime=_runtime(path, metadata))
+
+
+def _runtime(path, metadata):
+    """metadata['runtime'], the runtime that ran the ONNX model when it was saved: None (ONNX Runtime) or
+    {"backend": "openvino", "precision": one of RUNTIME_PRECISIONS, "device": an OpenVINO device name}."""
+    runtime = metadata.get('runtime')
+    if runtime is None:
+        return None
+    if (not isinstance(runtime, dict) or runtime.get('backend') != 'openvino'
+            or runtime.get('precision') not in RUNTIME_PRECISIONS
+            or not isinstance(runtime.get('device'), str) or not 0 < len(runtime['device']) <= 64):
+        raise ValueError(f'{path} is not valid model metadata: "runtime" must be null or {{"backend": "openvino", '
+                         f'"precision": one of {RUNTIME_PRECISIONS}, "device": a device name}}')
+    return runtime
 
 
 def _member(folder, path, metadata, role):

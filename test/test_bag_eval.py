@@ -113,8 +113,8 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def learner(model):
-    learner, _, backend = load_for_inference(model, 'cpu', 'auto')
-    assert backend == 'onnxruntime-cpu'
+    learner, _, backend = load_for_inference(model, 'cpu', 'auto', precision='fp32')
+    assert backend == 'openvino-cpu-fp32'
     return learner
 
 

@@ -247,7 +247,7 @@ def test_a_saved_model_with_a_quantised_twin_runs_int8_by_default(tmp_path):
                    '--save-model', model, '--output', tmp_path / 'a', '--no-images') == 0
     assert sorted(p.name for p in model.iterdir()) == ['model.int8.onnx', 'model.json', 'model.onnx', 'model.pth']
     assert run_cli(PHOTO, '--weights', model, '--output', tmp_path / 'b', '--no-images') == 0
-    assert json.loads((tmp_path / 'b' / 'poses.json').read_text())['backend'] == 'onnxruntime-cpu-int8'
+    assert json.loads((tmp_path / 'b' / 'poses.json').read_text())['backend'] == 'openvino-cpu-int8'
     assert run_cli(PHOTO, '--weights', model, '--backend', 'torch', '--output', tmp_path / 'c', '--no-images') == 0
     assert json.loads((tmp_path / 'c' / 'poses.json').read_text())['backend'] == 'torch-cpu'
 
@@ -342,7 +342,7 @@ def test_a_checkpoint_file_loads_with_its_refinement_stages_read_from_it(tmp_pat
 
 @pytest.mark.skipif(not TEST_MODEL.exists(), reason=f'the trained test model {TEST_MODEL} is not there')
 def test_the_test_model_finds_its_people_through_the_executable_on_every_backend(tmp_path):
-    """The photos the test model was trained on: its six people, on torch, ONNX Runtime and int8 alike."""
+    """The photos the test model was trained on: its six people, on torch, ONNX Runtime, int8 and OpenVINO alike."""
     train = COCO / 'coco-mini' / 'train2017'
     ids = (30752, 37666, 183872, 234748, 442450)
     people = {r.file_name: r.keypoints for r in load_coco_keypoints(str(MINI_TRAIN_ANNOTATIONS), ids)}
@@ -351,12 +351,12 @@ def test_the_test_model_finds_its_people_through_the_executable_on_every_backend
     for name in people:
         os.symlink(train / name, folder / name)
     found = {}
-    for backend in ('torch', 'onnx', 'int8'):
+    for backend in ('torch', 'onnx', 'int8', 'openvino'):
         out = tmp_path / backend
         assert run_cli(folder, '--weights', TEST_MODEL, '--backend', backend, '--output', out, '--quiet',
                        '--no-images', *(('--calibration', train) if backend == 'int8' else ())) == 0
         doc = read_document(out / 'poses.json')
-        assert doc['backend'].startswith('torch' if backend == 'torch' else 'onnxruntime')
+        assert doc['backend'].startswith({'torch': 'torch', 'openvino': 'openvino'}.get(backend, 'onnxruntime'))
         errors = []
         for frame in doc['frames']:
             errors += matched_error([pose_to_dict(p) for p in frame['poses']], people[frame['file']])

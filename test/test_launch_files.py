@@ -251,7 +251,9 @@ def test_parameter_table_matches_the_pipeline_defaults():
     ('smoothing_min_cutoff', 0.0, 'in (0, 1000]'),
     ('smoothing_beta', 101, 'in [0, 100]'),  # a whole number for a double: its range still holds
     ('smoothing_beta', 'fast', 'must be a double'),
-    ('backend', 'tensorrt', 'one of auto, torch, onnx, int8'),
+    ('backend', 'tensorrt', 'one of auto, torch, onnx, int8, openvino'),
+    ('precision', 'fp16', 'one of auto, fp32, bf16'),
+    ('openvino_device', 'cpu', 'an OpenVINO device name'),
     ('device', 'gpu', 'auto, cpu, cuda or cuda:N'),
     ('qos_depth', 0, 'in [1, 100]'),
     ('track', 1, 'must be a bool'),

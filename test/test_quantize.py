@@ -241,25 +241,27 @@ def test_the_fastest_available_backend_is_chosen(tmp_path, models):
     folder = tmp_path / 'model'
     learner.save(folder)
     assert saved_onnx_models(folder) == (None, None)
-    choice = choose_backend(folder)
+    choice = choose_backend(folder, prefer='onnx')
     assert (choice.name, choice.model) == ('onnx', None) and 'exported' in choice.reason
+    assert (choose_backend(folder).name, choose_backend(folder).model) == ('openvino', None)
     export_onnx(learner.model, folder / 'model.onnx')
     assert saved_onnx_models(folder) == (None, None)  # not listed in the metadata, so not trusted
     learner.ort_session = OnnxBackend(fp32)
     learner.save(folder)
     choice = choose_backend(folder)
-    assert (choice.name, choice.model) == ('onnx', folder / 'model.onnx')
+    assert (choice.name, choice.model) == ('openvino', folder / 'model.onnx')
     learner.ort_session = OnnxBackend(int8)  # save() keeps the int8 model it runs, beside the fp32 one
     learner.save(folder)
     learner.ort_session = None
     choice = choose_backend(folder)
-    assert (choice.name, choice.model) == ('int8', folder / 'model.int8.onnx') and 'quantised' in choice.reason
-    assert (folder / 'model.int8.onnx').read_bytes() == int8.read_bytes()
+    assert (choice.name, choice.model, choice.precision) == ('openvino', folder / 'model.int8.onnx', 'int8')
+    assert 'quantised' in choice.reason and (folder / 'model.int8.onnx').read_bytes() == int8.read_bytes()
+    assert choose_backend(folder, prefer='int8').model == folder / 'model.int8.onnx'
     assert choose_backend(folder, prefer='torch').name == 'torch'
     assert choose_backend(folder, prefer='onnx').model == folder / 'model.onnx'
     with pytest.raises(ValueError, match='backend must be one of'):
         choose_backend(folder, prefer='tensorrt')
-    assert choose_backend(None).name == 'onnx'  # a model in memory: exported on demand
+    assert choose_backend(None).name == 'openvino'  # a model in memory: exported on demand
     assert choose_backend(tmp_path / 'checkpoint.pth').model is None  # a stale X.onnx beside it is not trusted
 
 
@@ -267,12 +269,14 @@ def test_apply_backend_names_what_runs(tmp_path, models, monkeypatch):
     learner, _, int8 = models
     image = cv2.imread(str(PHOTO))
     names = {}
-    for choice in (choose_backend(None, prefer='torch'), choose_backend(int8), choose_backend(None)):
+    for choice in (choose_backend(None, prefer='torch'), choose_backend(int8, prefer='int8'),
+                   choose_backend(None, prefer='onnx'), choose_backend(int8)):
         names[choice.name] = apply_backend(learner, choice)
         assert learner.infer(image) is not None
-    assert names == {'torch': 'torch-cpu', 'int8': 'onnxruntime-cpu-int8', 'onnx': 'onnxruntime-cpu'}
+    assert names == {'torch': 'torch-cpu', 'int8': 'onnxruntime-cpu-int8', 'onnx': 'onnxruntime-cpu',
+                     'openvino': 'openvino-cpu-int8'}
     import openpose_ros.acceleration as acceleration
-    monkeypatch.setattr(acceleration, 'onnxruntime_providers', lambda: [])
+    monkeypatch.setattr(acceleration, '_installed', lambda module: module == 'torch')  # neither ONNX runtime
     choice = choose_backend(None)
     assert choice.name == 'torch' and 'not installed' in choice.reason
     with pytest.raises(RuntimeError, match='onnxruntime'):

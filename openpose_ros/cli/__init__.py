@@ -32,6 +32,15 @@ def add_device_argument(parser):
     parser.add_argument('--device', default=DEFAULT_DEVICE, help=DEVICE_HELP)
 
 
+def add_openvino_arguments(parser):
+    """--precision and --openvino-device, the node's parameters of the same names."""
+    from openpose_ros.ros.params import BY_NAME
+    parser.add_argument('--precision', default='auto', choices=BY_NAME['precision'].choices,
+                        help=BY_NAME['precision'].description + ' (default auto)')
+    parser.add_argument('--openvino-device', default='CPU', help=BY_NAME['openvino_device'].description
+                        + ' (default CPU)')
+
+
 def default_config_path(name=CONFIG_NAME):
     """The package's config file: the source tree's config/, else an install's share/openpose_ros/config/."""
     candidates = [Path(__file__).resolve().parents[2] / 'config' / name,

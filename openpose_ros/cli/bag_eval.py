@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 
-from openpose_ros.cli import add_device_argument, exit_status
+from openpose_ros.cli import add_device_argument, add_openvino_arguments, exit_status
 from openpose_ros.rosbag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
 from openpose_ros.rosbag.writer import ANNOTATED_MODES
 
@@ -44,8 +44,9 @@ def build_parser():
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
                         '~/.cache/openpose_ros as the node does)')
     add_device_argument(parser)
-    parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8'),
+    parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'),
                         help='network backend (default auto: the fastest available)')
+    add_openvino_arguments(parser)
     parser.add_argument('--params-file', metavar='YAML',
                         help="a ROS 2 parameter file of pose_estimation_node (e.g. config/pose_estimation.yaml): "
                              "its decoding, tracking and smoothing parameters apply (default: the node's defaults)")
@@ -115,7 +116,8 @@ def run(args):
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
     with tempfile.TemporaryDirectory(prefix='openpose_bag_eval_') as temporary:  # exported ONNX models
         learner, _, backend = load_for_inference(args.weights, args.device, args.backend,
-                                                 settings['base_height'] or None, temp_path=temporary)
+                                                 settings['base_height'] or None, temp_path=temporary,
+                                                 precision=args.precision, openvino_device=args.openvino_device)
         return _evaluate(args, learner, backend, options)
 
 

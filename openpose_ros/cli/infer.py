@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from openpose_ros.cli import add_device_argument, command_parser, exit_status
+from openpose_ros.cli import add_device_argument, add_openvino_arguments, command_parser, exit_status
 from openpose_ros.image import ImageRejected
 from openpose_ros.models import ModelError
 from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
@@ -44,9 +44,11 @@ def build_parser():
     parser.add_argument('--random-weights', action='store_true',
                         help='use an untrained network (smoke tests only: the results are meaningless)')
     add_device_argument(parser)
-    parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8'), default='auto',
+    parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'), default='auto',
                         help='network backend; auto (default) takes the fastest available: int8 when a quantised '
-                             'model <name>.int8.onnx is beside the weights, else ONNX Runtime fp32, else torch')
+                             'model <name>.int8.onnx is beside the weights, else OpenVINO at --precision (CPU), '
+                             'else ONNX Runtime fp32, else torch')
+    add_openvino_arguments(parser)
     parser.add_argument('--calibration', help='images (file or folder) to calibrate int8 on when no quantised model '
                         'exists; default: the real images of the data folder, else the input images')
     parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
@@ -191,7 +193,8 @@ def build_learner(args):
         raise UsageError('--weights and --random-weights exclude each other')
     weights = write_random_weights(args) if args.random_weights else resolve_weights(args.weights)
     learner, choice, name = load_for_inference(
-        weights, args.device, args.backend, args.base_height, temp_path=args.temp_path,
+        weights, args.device, args.backend, args.base_height, temp_path=args.temp_path, precision=args.precision,
+        openvino_device=args.openvino_device,
         calibration_images=int8_calibration(args, weights), backbone=args.backbone,
         mobilenet_use_stride=args.mobilenet_use_stride, num_refinement_stages=args.num_refinement_stages)
     if args.save_model:

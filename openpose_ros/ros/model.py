@@ -30,6 +30,7 @@ def load_model(settings, temp_dir):
     try:
         learner, choice, backend = load_for_inference(
             settings['weights'], device=settings['device'], backend=settings['backend'],
+            precision=settings['precision'], openvino_device=settings['openvino_device'],
             base_height=settings['base_height'] or None, temp_path=temp_dir,
             download_dir=settings['download_dir'] or None, backbone=settings['backbone'],
             mobilenet_use_stride=settings['mobilenet_use_stride'], half_precision=settings['half_precision'],

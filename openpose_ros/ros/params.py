@@ -26,7 +26,8 @@ DIFFERS_FROM_LIBRARY = {
     'min_keypoints': 3,
 }
 
-BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8')
+BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8', 'openvino')
+PRECISION_CHOICES = ('auto', 'fp32', 'bf16')  # openpose_ros.acceleration.PRECISIONS
 BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')  # openpose_ros.network.BACKBONES, without importing torch
 INPUT_TYPES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
@@ -101,9 +102,18 @@ PARAMS = (
           pattern=_DEVICE.pattern, pattern_words="auto, cpu, cuda or cuda:N"),
     Param('backend', 'auto',
           "Network runtime: 'auto' takes the fastest available (int8 when a quantised <name>.int8.onnx is in "
-          "the model folder, else ONNX Runtime, else torch); 'onnx' (exported at start when the folder has no "
-          ".onnx), 'int8' (quantised at start when there is none: slow) or 'torch'.", 'model',
-          choices=BACKEND_CHOICES),
+          "the model folder, on OpenVINO when installed; else OpenVINO at `precision`; on CUDA, or without "
+          "OpenVINO, ONNX Runtime, else torch); 'openvino' (OpenVINO at `precision`), 'onnx' (exported at start "
+          "when the folder has no .onnx), 'int8' (ONNX Runtime; quantised at start when there is none: slow) or "
+          "'torch'.", 'model', choices=BACKEND_CHOICES),
+    Param('precision', 'auto',
+          "OpenVINO precision (backends auto and openvino): 'auto' runs int8 when a quantised model is there, "
+          "else bf16 where the device has native bf16 (same accuracy as fp32, about twice as fast), else fp32; "
+          "'fp32'; 'bf16' (fp32, with a warning, where the device has no native bf16).", 'model',
+          choices=PRECISION_CHOICES),
+    Param('openvino_device', 'CPU',
+          "OpenVINO device: 'CPU', or an Intel 'GPU' or 'NPU' (passed through to OpenVINO; untested here).",
+          'model', pattern=r'^[A-Z][A-Z0-9_.:,]*$', pattern_words='an OpenVINO device name, e.g. CPU, GPU, NPU'),
     Param('backbone', 'mobilenet',
           'Network of a checkpoint file (a saved folder names its own).', 'model', choices=BACKBONES),
     Param('num_refinement_stages', -1,
