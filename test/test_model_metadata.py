@@ -192,11 +192,14 @@ def test_a_changed_int8_model_is_refused_before_it_runs(tmp_path):
     learner.optimize(quantize=True, calibration_images=[PHOTO])
     folder = learner.save(tmp_path / 'model')
     assert json.loads((folder / 'model.json').read_text())['int8'] == 'model.int8.onnx'
-    choice = choose_backend(folder)
-    assert choice.name == 'int8' and choice.model == folder / 'model.int8.onnx'
     flip_one_byte(folder / 'model.int8.onnx')
+    for prefer in ('int8', 'openvino'):  # ONNX Runtime's int8, and OpenVINO's (auto's choice where installed)
+        choice = choose_backend(folder, prefer=prefer)
+        assert choice.model == folder / 'model.int8.onnx'
+        with pytest.raises(ModelFileError, match='model.int8.onnx does not match its checksum'):
+            apply_backend(LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL), choice)
     with pytest.raises(ModelFileError, match='model.int8.onnx does not match its checksum'):
-        apply_backend(LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL), choice)
+        LightweightOpenPoseLearner(device='cpu').load(folder)
 
 
 def test_a_folder_saved_before_checksums_still_loads_with_one_warning(tmp_path, caplog):
