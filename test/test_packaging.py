@@ -59,7 +59,7 @@ def _without(value, prefix):
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """colcon build of the whole package (OPENPOSE_ROS_MESSAGES_ONLY=OFF) with build/, install/, log/ in a tmp dir."""
+    """colcon build of the whole package (OPENPOSE_ROS_MODULES_FROM_SOURCE=OFF) with build/, install/, log/ in a tmp dir."""
     tmp = tmp_path_factory.mktemp('colcon')
     env = ros_env(DOMAIN_ID)
     # Nothing from the development install (install/ at the repository root) may leak into this one.
@@ -75,7 +75,7 @@ def workspace(tmp_path_factory):
     build = subprocess.run(
         [colcon, '--log-base', str(tmp / 'log'), 'build', '--base-paths', str(ROOT),
          '--build-base', str(tmp / 'build'), '--install-base', str(tmp / 'install'),
-         '--cmake-args', '-DOPENPOSE_ROS_MESSAGES_ONLY=OFF', f'-DPython3_EXECUTABLE={sys.executable}',
+         '--cmake-args', '-DOPENPOSE_ROS_MODULES_FROM_SOURCE=OFF', f'-DPython3_EXECUTABLE={sys.executable}',
          '-DBUILD_TESTING=OFF'],
         env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, f'colcon build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}'
