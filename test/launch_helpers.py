@@ -1,0 +1,89 @@
+"""Helpers of the launch tests (launch_testing): a listener that records topics and reads parameters in this
+test's DDS domain, the package's launch files as ament_index finds them, and the video publisher as a process."""
+import os
+import time
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import ExecuteProcess, GroupAction, IncludeLaunchDescription, SetEnvironmentVariable
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+from conftest import PHOTO
+
+PACKAGE = 'openpose_ros'
+TEST_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'models', 'tiny_coco')
+
+
+def package_launch_file(name):
+    """A launch file of the package where `ros2 launch openpose_ros <name>` finds it."""
+    return os.path.join(get_package_share_directory(PACKAGE), 'launch', name)
+
+
+def in_domain(domain_id, actions):
+    """The actions with ROS_DOMAIN_ID and localhost discovery set for their processes only (a scoped group)."""
+    return GroupAction([SetEnvironmentVariable('ROS_DOMAIN_ID', str(domain_id)),
+                        SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'), *actions],
+                       scoped=True)
+
+
+def include_launch_file(name, **arguments):
+    return IncludeLaunchDescription(PythonLaunchDescriptionSource(package_launch_file(name)),
+                                    launch_arguments=list(arguments.items()))
+
+
+def video_publisher(topic, *options, source=PHOTO, name='video_publisher'):
+    """`ros2 run openpose_ros video_publisher`: `source` (a real photo of two people) on `topic`."""
+    return ExecuteProcess(cmd=['ros2', 'run', PACKAGE, 'video_publisher', str(source), '--topic', topic,
+                               '--no-stamps', *options], name=name, output='screen')
+
+
+class Listener:
+    """An rclpy node of its own context in `domain_id` that records the messages of topics."""
+
+    def __init__(self, domain_id):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(f'launch_test_listener_{os.getpid()}', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received = {}
+
+    def close(self):
+        import rclpy
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    def record(self, topic, kind, reliable=True):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+        self.received[topic] = []
+        self.node.create_subscription(kind, topic, self.received[topic].append, qos)
+        return self.received[topic]
+
+    def wait_for(self, topic, count, timeout):
+        """The messages of `topic` once `count` have arrived; fails after `timeout` s saying how many did."""
+        deadline = time.monotonic() + timeout
+        while len(self.received[topic]) < count and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        received = self.received[topic]
+        assert len(received) >= count, f'{len(received)} of {count} messages on {topic} in {timeout:g} s'
+        return list(received)
+
+    def parameters(self, node_name, names, timeout=30.0):
+        """{name: value} of a node's parameters, through its get_parameters service."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+        client = self.node.create_client(GetParameters, f'{node_name}/get_parameters')
+        assert client.wait_for_service(timeout_sec=timeout), f'no {node_name}/get_parameters service'
+        future = client.call_async(GetParameters.Request(names=list(names)))
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout)
+        assert future.done(), f'{node_name}/get_parameters did not answer'
+        return {name: parameter_value_to_python(value) for name, value in zip(names, future.result().values)}
+
+
+def stamps_and_frames(messages):
+    return [((msg.header.stamp.sec, msg.header.stamp.nanosec), msg.header.frame_id) for msg in messages]
