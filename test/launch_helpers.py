@@ -87,3 +87,49 @@ class Listener:
 
 def stamps_and_frames(messages):
     return [((msg.header.stamp.sec, msg.header.stamp.nanosec), msg.header.frame_id) for msg in messages]
+
+
+class RosLaunch:
+    """`ros2 launch openpose_ros <file> <arguments>` in a session of its own, as a terminal starts it: its output
+    in a file; interrupt() sends SIGINT to the whole process group, as a terminal's Ctrl-C does."""
+
+    def __init__(self, launch_file, arguments, env, cwd, log_path):
+        import subprocess
+        self.log_path = log_path
+        self._log = open(log_path, 'w', encoding='utf-8')
+        self.process = subprocess.Popen(['ros2', 'launch', PACKAGE, launch_file, *arguments], env=env, cwd=cwd,
+                                        stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+
+    def output(self):
+        with open(self.log_path, encoding='utf-8', errors='replace') as stream:
+            return stream.read()
+
+    def wait_for(self, text, timeout):
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.process.poll() is None, f'ros2 launch ended ({self.process.returncode}):\n{self.output()}'
+            assert time.monotonic() < deadline, f'no {text!r} after {timeout:g} s:\n{self.output()}'
+            time.sleep(0.2)
+
+    def interrupt(self, timeout=60.0):
+        """Ctrl-C: SIGINT to the process group; the exit status (None if it hangs: then it is killed)."""
+        import signal
+        import subprocess
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            self.stop()
+
+    def stop(self):
+        """Kills whatever is left of the process group."""
+        import signal
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self._log.close()
