@@ -64,7 +64,6 @@ def saved_onnx_models(model):
     return (fp32 if fp32.is_file() else None), (int8 if int8.is_file() else None)
 
 
-
 def choose_backend(model=None, device='cpu', prefer=AUTO):
     """Picks the backend to run `model` (saved folder, checkpoint or .onnx file; None = a model in memory).
 
@@ -98,8 +97,8 @@ def choose_backend(model=None, device='cpu', prefer=AUTO):
     if not cuda and int8 is not None:
         return BackendChoice('int8', int8, f'fastest available: quantised model {int8.name}')
     if fp32 is not None:
-        return BackendChoice('onnx', fp32, f'fastest available: {fp32.name}' + ('' if cuda else
-                                                                                   '; no quantised model'))
+        return BackendChoice('onnx', fp32, f'fastest available: {fp32.name}'
+                             + ('' if cuda else '; no quantised model'))
     return BackendChoice('onnx', None, 'fastest available: exported from the weights'
                          + ('' if cuda else '; no quantised model'))
 

@@ -44,7 +44,10 @@ quietly() {
 }
 
 # ROS 2 Kilted wheels. The message wheels' metadata forgets ament_cmake_include_directories,
-# rosidl_core_generators and ament_cmake_ros_core, which building messages needs. colcon-ros brings
+# rosidl_core_generators and ament_cmake_ros_core, which building messages needs. geometry_msgs, rcl_interfaces,
+# lifecycle_msgs and action_msgs are what the tools of setup_ros_tools.sh build against or import. The ament
+# linters of `colcon test` need flake8, its plugins of ament's configuration and pydocstyle, which their wheels
+# do not declare. colcon-ros brings
 # colcon-core, colcon-cmake, colcon-recursive-crawl and colcon-library-path; colcon-bash writes
 # install/setup.bash. colcon-common-extensions adds nothing this build uses.
 ROS_WHEELS=(
@@ -60,6 +63,21 @@ ROS_WHEELS=(
     ros-ament-cmake-include-directories
     ros-rosidl-core-generators
     ros-ament-cmake-ros-core
+    ros-geometry-msgs
+    ros-rcl-interfaces
+    ros-lifecycle-msgs
+    ros-action-msgs
+    ros-ament-cmake-test
+    ros-ament-cmake-flake8
+    ros-ament-cmake-pep257
+    ros-ament-flake8
+    ros-ament-pep257
+    flake8
+    flake8-import-order
+    flake8-quotes
+    flake8-builtins
+    flake8-comprehensions
+    pydocstyle
     colcon-core
     colcon-ros
     colcon-bash

@@ -50,7 +50,41 @@ def test_package_xml():
     assert 'std_msgs' in depends
     assert {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'rosidl_default_runtime', 'python3-numpy',
             'python3-opencv', 'python3-torch', 'launch_ros', 'rviz2'} <= run
-    assert {e.text for e in root.findall('test_depend')} == {'python3-pytest'}
+    assert {'python3-pytest', 'launch_testing', 'ament_cmake_flake8', 'ament_cmake_pep257'} <= {
+        e.text for e in root.findall('test_depend')}
+
+
+# Top-level module -> the package.xml key that provides it.
+IMPORT_KEYS = {
+    'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces', 'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
+    'diagnostic_msgs': 'diagnostic_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
+    'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
+    'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
+    'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
+    'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml',
+}
+NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
+
+
+def imported_modules(paths):
+    modules = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split('.')[0])
+    return modules - set(sys.stdlib_module_names) - {PACKAGE}
+
+
+def test_package_xml_declares_what_the_code_imports_and_nothing_else():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    declared = {e.text for tag in ('depend', 'exec_depend') for e in root.findall(tag)}
+    sources = [*(ROOT / PACKAGE).rglob('*.py'), *(ROOT / 'launch').glob('*.py')]
+    imported = imported_modules(sources)
+    assert imported <= set(IMPORT_KEYS), f'imported but not mapped to a package.xml key: {imported - set(IMPORT_KEYS)}'
+    assert {IMPORT_KEYS[module] for module in imported} | NOT_IMPORTED == declared
+    assert 'rviz2' in (ROOT / 'launch' / 'pose_estimation_rviz.launch.py').read_text()
 
 
 def _without(value, prefix):
@@ -59,7 +93,7 @@ def _without(value, prefix):
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """colcon build of the whole package (OPENPOSE_ROS_MODULES_FROM_SOURCE=OFF) with build/, install/, log/ in a tmp dir."""
+    """colcon build of the whole package (OPENPOSE_ROS_MODULES_FROM_SOURCE=OFF), build/, install/, log/ in tmp."""
     tmp = tmp_path_factory.mktemp('colcon')
     env = ros_env(DOMAIN_ID)
     # Nothing from the development install (install/ at the repository root) may leak into this one.
