@@ -26,6 +26,8 @@ def setup_py_value(name):
 
 
 ENTRY_POINTS = setup_py_value('ENTRY_POINTS')
+# The suite that `colcon test` runs here: one quick test (the whole suite runs in `make test` already).
+COLCON_PYTEST_ARGS = '-k;test_package_xml_declares_what_the_code_imports'
 
 
 def test_cmake_entry_points_equal_setup_py():
@@ -110,7 +112,7 @@ def workspace(tmp_path_factory):
         [colcon, '--log-base', str(tmp / 'log'), 'build', '--base-paths', str(ROOT),
          '--build-base', str(tmp / 'build'), '--install-base', str(tmp / 'install'),
          '--cmake-args', '-DOPENPOSE_ROS_MODULES_FROM_SOURCE=OFF', f'-DPython3_EXECUTABLE={sys.executable}',
-         '-DBUILD_TESTING=OFF'],
+         '-DBUILD_TESTING=ON', f'-DOPENPOSE_ROS_PYTEST_ARGS={COLCON_PYTEST_ARGS}'],
         env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, f'colcon build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}'
     prefix = tmp / 'install' / PACKAGE
@@ -183,3 +185,22 @@ def test_installed_executable_runs(workspace):
         # The command line tool is not written yet: the wrapper starts Python, which cannot find the module.
         assert run.returncode != 0
         assert "ModuleNotFoundError: No module named 'openpose_ros.cli'" in run.stderr, run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_colcon_test_runs_the_linters_and_the_test_suite(workspace):
+    _, _, run_env, tmp = workspace
+    colcon = shutil.which('colcon', path=run_env['PATH'])
+    common = ['--build-base', str(tmp / 'build')]
+    test = subprocess.run([colcon, '--log-base', str(tmp / 'log'), 'test', *common,
+                           '--install-base', str(tmp / 'install'), '--base-paths', str(ROOT)],
+                          env=run_env, cwd=tmp, capture_output=True, text=True, timeout=900)
+    assert test.returncode == 0, test.stdout[-4000:] + test.stderr[-2000:]
+    result = subprocess.run([colcon, 'test-result', '--test-result-base', str(tmp / 'build'), '--all'],
+                            env=run_env, cwd=tmp, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-4000:]
+    results = {Path(line.split(':')[0]).name for line in result.stdout.splitlines() if '.xml' in line}
+    assert {'flake8.xunit.xml', 'pep257.xunit.xml', 'pytest.xunit.xml'} <= results, result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.match(r'Summary: [1-9]\d* tests, 0 errors, 0 failures', summary), summary
