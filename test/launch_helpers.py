@@ -4,7 +4,7 @@ import os
 import time
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import ExecuteProcess, GroupAction, IncludeLaunchDescription, SetEnvironmentVariable
+from launch.actions import GroupAction, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 from conftest import PHOTO
@@ -31,9 +31,12 @@ def include_launch_file(name, **arguments):
 
 
 def video_publisher(topic, *options, source=PHOTO, name='video_publisher'):
-    """`ros2 run openpose_ros video_publisher`: `source` (a real photo of two people) on `topic`."""
-    return ExecuteProcess(cmd=['ros2', 'run', PACKAGE, 'video_publisher', str(source), '--topic', topic,
-                               '--no-stamps', *options], name=name, output='screen')
+    """The package's video_publisher executable (what `ros2 run openpose_ros video_publisher` starts), found
+    through the ament index and started directly, so that launch's shutdown signals reach it: `source` (a real
+    photo of two people) on `topic`."""
+    from launch_ros.actions import Node
+    return Node(package=PACKAGE, executable='video_publisher', name=name, output='screen',
+                arguments=[str(source), '--topic', topic, '--no-stamps', *options])
 
 
 class Listener:
