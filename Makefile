@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 TORCH_VERSION ?= 2.13.0
+# Sources of the ROS 2 tools that have no wheel (ros2, launch, launch_testing, ...), used where no ROS 2
+# distribution is sourced; without them the set-up says what is missing and goes on.
+ROS_VENDOR ?= ../shared/vendor
 # Every command that may touch DDS stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 ROS_ENV := source scripts/ros_env.sh &&
@@ -12,7 +15,7 @@ ROS_ENV := source scripts/ros_env.sh &&
 .PHONY: help setup test test-fast bench gpu-check demo clean
 
 help:
-	@echo "make setup      create $(VENV)/ with everything (torch, ONNX Runtime, ROS 2 wheels) and build the messages"
+	@echo "make setup      create $(VENV)/ with everything (torch, ONNX Runtime, ROS 2 wheels and tools) and build the package"
 	@echo "make test       run the whole test suite (make test-fast skips the slow tests)"
 	@echo "make bench      speed and memory benchmarks, printed as JSON"
 	@echo "make gpu-check  the CUDA tests and the GPU's figures (out/gpu_check.json); says so without a GPU"
@@ -30,7 +33,7 @@ ifeq ($(HAS_CUDA),1)
 	$(PIP) uninstall -y onnxruntime
 	$(PIP) install onnxruntime-gpu
 endif
-	bash scripts/setup_ros.sh $(VENV)
+	ROS_VENDOR=$(ROS_VENDOR) bash scripts/setup_ros.sh $(VENV)
 	@echo "set-up complete: $(VENV)/ (run 'make test')"
 
 test:

@@ -12,6 +12,8 @@ ENTRY_POINTS = {
     'evaluate': 'openpose_ros.cli.evaluate:main',
     'bag_eval': 'openpose_ros.cli.bag_eval:main',
     'pose_estimation_node': 'openpose_ros.ros.node:main',
+    'video_publisher': 'openpose_ros.ros.video_publisher:main',
+    'video_to_bag': 'openpose_ros.cli.video_to_bag:main',
 }
 
 setup(

@@ -153,8 +153,9 @@ def main(argv=None):
         found[image['file_name']] = len(poses)
     report = {
         'images': image_ids, 'people': people, 'network': NETWORK, 'crop_size': crop,
-        'iterations': iteration, 'plain_iterations': args.plain_iterations, 'batch_size': len(image_ids), 'training_seconds': round(seconds, 1),
-        'iterations_per_s': round(iteration / seconds, 3), 'images_per_s': round(iteration * len(image_ids) / seconds, 2),
+        'iterations': iteration, 'plain_iterations': args.plain_iterations, 'batch_size': len(image_ids),
+        'training_seconds': round(seconds, 1), 'iterations_per_s': round(iteration / seconds, 3),
+        'images_per_s': round(iteration * len(image_ids) / seconds, 2),
         'device': args.device, 'torch_threads': torch.get_num_threads(),
         'AP_before_save': stats.get('AP'), 'AP': final['AP'], 'AP50': final['AP50'], 'AR': final['AR'],
         'poses_found': found, 'model': str(output), 'model_bytes': folder_size(output),

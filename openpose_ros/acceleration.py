@@ -117,8 +117,8 @@ def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvi
     if not cuda and int8 is not None:
         return BackendChoice('int8', int8, f'fastest available: quantised model {int8.name}')
     if fp32 is not None:
-        return BackendChoice('onnx', fp32, f'fastest available: {fp32.name}' + ('' if cuda else
-                                                                                   '; no quantised model'))
+        return BackendChoice('onnx', fp32, f'fastest available: {fp32.name}'
+                             + ('' if cuda else '; no quantised model'))
     return BackendChoice('onnx', None, 'fastest available: exported from the weights'
                          + ('' if cuda else '; no quantised model'))
 

@@ -16,6 +16,7 @@ from openpose_ros.keypoints import GROUPING_ORDER, LIMBS, LOOP_LIMBS, NUM_KEYPOI
 LIMB_KINDS = np.array(LIMBS).T  # (2, limbs): the keypoint types at each limb's ends
 GROUPING_RANK = np.argsort(GROUPING_ORDER)  # limb type -> its place in GROUPING_ORDER
 
+
 @dataclass(frozen=True)
 class DecoderConfig:
     """Thresholds of the decoder; the defaults are the reference's but for min_keypoints (see the README)."""

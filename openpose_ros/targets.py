@@ -131,7 +131,8 @@ def segmentation_mask(segmentations, height, width):
 
 
 def downsample_mask(mask, stride=STRIDE):
-    """Mean of each stride x stride block: (H, W) -> (H // stride, W // stride) float32 (cv2's INTER_AREA at 1/stride)."""
+    """Mean of each stride x stride block: (H, W) -> (H // stride, W // stride) float32 (cv2's INTER_AREA at
+    1/stride)."""
     mask = np.asarray(mask, dtype=np.float32)
     rows, cols = map_size(*mask.shape, stride)
     blocks = mask[:rows * stride, :cols * stride].reshape(rows, stride, cols, stride)

@@ -3,9 +3,11 @@
 #   source scripts/ros_env.sh        (bash or zsh, from any folder)
 #
 # Needs the messages built by scripts/setup_ros.sh. Activates no virtual environment; it sets:
-#   AMENT_PREFIX_PATH, PYTHONPATH, LD_LIBRARY_PATH  the messages in install/ and, without a sourced ROS 2,
-#                                   the ROS 2 wheels in the virtual environment ($OPENPOSE_ROS_VENV,
-#                                   else $VIRTUAL_ENV, else .venv at the repository root)
+#   AMENT_PREFIX_PATH, PYTHONPATH, LD_LIBRARY_PATH  the package in install/ (messages, executables, and
+#                                   links to the source tree's launch/ and config/) and, without a sourced
+#                                   ROS 2, the ROS 2 wheels and tools in the virtual environment
+#                                   ($OPENPOSE_ROS_VENV, else $VIRTUAL_ENV, else .venv at the repository root)
+#   PATH                            without a sourced ROS 2, that environment's bin/ (ros2, launch_test, colcon)
 #   RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 #   ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST           unless already set
 #   FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds.xml  unless already set
@@ -45,6 +47,7 @@ if [ -z "${ROS_DISTRO:-}" ]; then
             if [ -d "$_op_libs" ]; then _op_prepend LD_LIBRARY_PATH "$_op_libs"; fi
         done
         _op_prepend LD_LIBRARY_PATH "$_op_venv/lib"
+        _op_prepend PATH "$_op_venv/bin"
         export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
     else
         echo "ros_env.sh: warning: no ROS 2 found: neither a sourced ROS 2 (ROS_DISTRO) nor the ROS 2 wheels" \

@@ -8,9 +8,12 @@
 #     the message packages, the message generators, colcon), and points the CMake files of those wheels
 #     at this interpreter's headers;
 #   - with a sourced ROS 2 (ROS_DISTRO set, rclpy importable): uses it and installs nothing;
-#   - builds the messages with colcon into build/ and install/ at the repository root, with
-#     OPENPOSE_ROS_MESSAGES_ONLY=ON (the Python modules keep coming from the source tree).
-# Afterwards `source scripts/ros_env.sh` gives a shell that can run rclpy code.
+#   - installs the ROS 2 tools that have no wheel (the ros2 command, launch, launch_testing, ...) with
+#     scripts/setup_ros_tools.sh, from $ROS_VENDOR (default ../shared/vendor) where no ROS 2 is sourced;
+#   - builds the package with `colcon build --symlink-install` into build/ and install/ at the repository
+#     root, with OPENPOSE_ROS_MODULES_FROM_SOURCE=ON: messages, the executables of `ros2 run`, and launch/
+#     and config/ linked to the source tree; the Python modules keep coming from the source tree.
+# Afterwards `source scripts/ros_env.sh` gives a shell that can run rclpy code and the ros2 command.
 #
 # Safe to run again: it does only what is missing. Prints one line on success, everything on failure.
 set -euo pipefail
@@ -41,7 +44,10 @@ quietly() {
 }
 
 # ROS 2 Kilted wheels. The message wheels' metadata forgets ament_cmake_include_directories,
-# rosidl_core_generators and ament_cmake_ros_core, which building messages needs. colcon-ros brings
+# rosidl_core_generators and ament_cmake_ros_core, which building messages needs. geometry_msgs, rcl_interfaces,
+# lifecycle_msgs and action_msgs are what the tools of setup_ros_tools.sh build against or import. The ament
+# linters of `colcon test` need flake8, its plugins of ament's configuration and pydocstyle, which their wheels
+# do not declare. colcon-ros brings
 # colcon-core, colcon-cmake, colcon-recursive-crawl and colcon-library-path; colcon-bash writes
 # install/setup.bash. colcon-common-extensions adds nothing this build uses.
 ROS_WHEELS=(
@@ -57,6 +63,21 @@ ROS_WHEELS=(
     ros-ament-cmake-include-directories
     ros-rosidl-core-generators
     ros-ament-cmake-ros-core
+    ros-geometry-msgs
+    ros-rcl-interfaces
+    ros-lifecycle-msgs
+    ros-action-msgs
+    ros-ament-cmake-test
+    ros-ament-cmake-flake8
+    ros-ament-cmake-pep257
+    ros-ament-flake8
+    ros-ament-pep257
+    flake8
+    flake8-import-order
+    flake8-quotes
+    flake8-builtins
+    flake8-comprehensions
+    pydocstyle
     colcon-core
     colcon-ros
     colcon-bash
@@ -169,15 +190,22 @@ EOF
     BUILD_ENV=(env "PATH=$VENV/bin:$PATH" "AMENT_PREFIX_PATH=$VENV" "CMAKE_PREFIX_PATH=$VENV")
 fi
 
-# --- the messages ------------------------------------------------------------------------------------
-# A full install (OPENPOSE_ROS_MESSAGES_ONLY=OFF) left in install/ would shadow the source tree's modules.
-if [ -d "$ROOT/install/openpose_ros/lib/openpose_ros" ]; then
-    rm -rf "$ROOT/install/openpose_ros" "$ROOT/build/openpose_ros"
+# --- ROS 2 tools without wheels -------------------------------------------------------------------------
+bash "$ROOT/scripts/setup_ros_tools.sh" "$VENV"
+
+# --- the package -------------------------------------------------------------------------------------------
+# An install with the Python modules (a build without OPENPOSE_ROS_MODULES_FROM_SOURCE) or with copies instead
+# of links (no --symlink-install) left in install/ would shadow the source tree.
+INSTALLED="$ROOT/install/openpose_ros"
+if compgen -G "$INSTALLED/lib/python3*/site-packages/openpose_ros/keypoints.py" >/dev/null ||
+    { [ -e "$INSTALLED/share/openpose_ros/package.xml" ] && [ ! -L "$INSTALLED/share/openpose_ros/package.xml" ]; }; then
+    rm -rf "$INSTALLED" "$ROOT/build/openpose_ros"
 fi
 cd "$ROOT"
 # PYTHON_EXECUTABLE is what the message generators of Humble and older read; Python3_EXECUTABLE the newer ones.
-quietly "${BUILD_ENV[@]}" "$COLCON" --log-base "$ROOT/log" build \
+quietly "${BUILD_ENV[@]}" "$COLCON" --log-base "$ROOT/log" build --symlink-install \
     --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
-    --cmake-args -DOPENPOSE_ROS_MESSAGES_ONLY=ON "-DPython3_EXECUTABLE=$PY" "-DPYTHON_EXECUTABLE=$PY" -DBUILD_TESTING=OFF
+    --cmake-args -DOPENPOSE_ROS_MODULES_FROM_SOURCE=ON "-DPython3_EXECUTABLE=$PY" "-DPYTHON_EXECUTABLE=$PY" \
+    -DBUILD_TESTING=OFF
 
-echo "$ME: openpose_ros messages built in install/ (use them with: source scripts/ros_env.sh)"
+echo "$ME: openpose_ros built in install/, linked to the source tree (use it with: source scripts/ros_env.sh)"

@@ -205,9 +205,6 @@ class NodeProcess:
         return None
 
 
-
-
-
 class Client:
     """This process's view of the graph: subscriptions that record, publishers, parameter and lifecycle calls."""
 
@@ -535,7 +532,7 @@ def test_parameter_changes_take_effect_and_invalid_values_are_refused(client, ra
 
     def run(count=12):
         summary = client.publish_frames(raw_node.camera_topic, count=count, rate=10.0, motion=40.0,
-                                 lockstep=raw_node.poses_topic)
+                                        lockstep=raw_node.poses_topic)
         client.spin(0.3)
         by_stamp = poses_by_stamp(poses)
         return [by_stamp[tuple(stamp)] for stamp in summary['stamps'] if tuple(stamp) in by_stamp]

@@ -26,6 +26,8 @@ def setup_py_value(name):
 
 
 ENTRY_POINTS = setup_py_value('ENTRY_POINTS')
+# The suite that `colcon test` runs here: one quick test (the whole suite runs in `make test` already).
+COLCON_PYTEST_ARGS = '-k;test_package_xml_declares_what_the_code_imports'
 
 
 def test_cmake_entry_points_equal_setup_py():
@@ -50,7 +52,41 @@ def test_package_xml():
     assert 'std_msgs' in depends
     assert {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'rosidl_default_runtime', 'python3-numpy',
             'python3-opencv', 'python3-torch', 'launch_ros', 'rviz2'} <= run
-    assert {e.text for e in root.findall('test_depend')} == {'python3-pytest'}
+    assert {'python3-pytest', 'launch_testing', 'ament_cmake_flake8', 'ament_cmake_pep257'} <= {
+        e.text for e in root.findall('test_depend')}
+
+
+# Top-level module -> the package.xml key that provides it.
+IMPORT_KEYS = {
+    'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces', 'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
+    'diagnostic_msgs': 'diagnostic_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
+    'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
+    'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
+    'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
+    'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml',
+}
+NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
+
+
+def imported_modules(paths):
+    modules = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split('.')[0])
+    return modules - set(sys.stdlib_module_names) - {PACKAGE}
+
+
+def test_package_xml_declares_what_the_code_imports_and_nothing_else():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    declared = {e.text for tag in ('depend', 'exec_depend') for e in root.findall(tag)}
+    sources = [*(ROOT / PACKAGE).rglob('*.py'), *(ROOT / 'launch').glob('*.py')]
+    imported = imported_modules(sources)
+    assert imported <= set(IMPORT_KEYS), f'imported but not mapped to a package.xml key: {imported - set(IMPORT_KEYS)}'
+    assert {IMPORT_KEYS[module] for module in imported} | NOT_IMPORTED == declared
+    assert 'rviz2' in (ROOT / 'launch' / 'pose_estimation_rviz.launch.py').read_text()
 
 
 def _without(value, prefix):
@@ -59,7 +95,7 @@ def _without(value, prefix):
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """colcon build of the whole package (OPENPOSE_ROS_MESSAGES_ONLY=OFF) with build/, install/, log/ in a tmp dir."""
+    """colcon build of the whole package (OPENPOSE_ROS_MODULES_FROM_SOURCE=OFF), build/, install/, log/ in tmp."""
     tmp = tmp_path_factory.mktemp('colcon')
     env = ros_env(DOMAIN_ID)
     # Nothing from the development install (install/ at the repository root) may leak into this one.
@@ -75,8 +111,8 @@ def workspace(tmp_path_factory):
     build = subprocess.run(
         [colcon, '--log-base', str(tmp / 'log'), 'build', '--base-paths', str(ROOT),
          '--build-base', str(tmp / 'build'), '--install-base', str(tmp / 'install'),
-         '--cmake-args', '-DOPENPOSE_ROS_MESSAGES_ONLY=OFF', f'-DPython3_EXECUTABLE={sys.executable}',
-         '-DBUILD_TESTING=OFF'],
+         '--cmake-args', '-DOPENPOSE_ROS_MODULES_FROM_SOURCE=OFF', f'-DPython3_EXECUTABLE={sys.executable}',
+         '-DBUILD_TESTING=ON', f'-DOPENPOSE_ROS_PYTEST_ARGS={COLCON_PYTEST_ARGS}'],
         env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, f'colcon build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}'
     prefix = tmp / 'install' / PACKAGE
@@ -149,3 +185,22 @@ def test_installed_executable_runs(workspace):
         # The command line tool is not written yet: the wrapper starts Python, which cannot find the module.
         assert run.returncode != 0
         assert "ModuleNotFoundError: No module named 'openpose_ros.cli'" in run.stderr, run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_colcon_test_runs_the_linters_and_the_test_suite(workspace):
+    _, _, run_env, tmp = workspace
+    colcon = shutil.which('colcon', path=run_env['PATH'])
+    common = ['--build-base', str(tmp / 'build')]
+    test = subprocess.run([colcon, '--log-base', str(tmp / 'log'), 'test', *common,
+                           '--install-base', str(tmp / 'install'), '--base-paths', str(ROOT)],
+                          env=run_env, cwd=tmp, capture_output=True, text=True, timeout=900)
+    assert test.returncode == 0, test.stdout[-4000:] + test.stderr[-2000:]
+    result = subprocess.run([colcon, 'test-result', '--test-result-base', str(tmp / 'build'), '--all'],
+                            env=run_env, cwd=tmp, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-4000:]
+    results = {Path(line.split(':')[0]).name for line in result.stdout.splitlines() if '.xml' in line}
+    assert {'flake8.xunit.xml', 'pep257.xunit.xml', 'pytest.xunit.xml'} <= results, result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.match(r'Summary: [1-9]\d* tests, 0 errors, 0 failures', summary), summary

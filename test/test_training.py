@@ -246,7 +246,6 @@ def test_short_fit_on_real_images_lowers_the_loss(tmp_path):
     assert_short_fit_lowers_the_loss(tmp_path)
 
 
-
 @pytest.mark.slow
 def test_tensorboard_logs_the_losses(tmp_path):
     pytest.importorskip('tensorboard')
@@ -258,6 +257,7 @@ def test_tensorboard_logs_the_losses(tmp_path):
     assert {'train/loss', 'train/stage0_heatmaps', 'train/stage0_pafs', 'train/lr'} <= set(events.Tags()['scalars'])
     logged = [e.value for e in events.Scalars('train/loss')]
     assert len(logged) == 2 and logged == pytest.approx([e['loss'] for e in training.read_losses(tmp_path, 'default')])
+
 
 def _run(tmp_path, experiment, load_iter=0, init_seed=0, max_iterations=None, epochs=3, weights_only=False,
          **options):
@@ -296,7 +296,7 @@ def assert_resumes_exactly(tmp_path, **options):
         for key, state in a['optimizer']['state'].items():
             assert all(torch.equal(state[name], b['optimizer']['state'][key][name]) for name in state)
         assert (a['iter'], a['current_epoch'], a['batch_in_epoch']) == (b['iter'], b['current_epoch'],
-                                                                       b['batch_in_epoch'])
+                                                                        b['batch_in_epoch'])
 
     # weights_only: the weights of the checkpoint, but a new run (iteration 0, fresh optimiser)
     _, fresh = _run(tmp_path, 'resumed', load_iter=4, weights_only=True, max_iterations=1, **options)

@@ -244,7 +244,8 @@ def run(args):
         end = time.monotonic() + 0.5  # discovery completes on both sides before the first frame
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
-    log(f'publishing {source.video or source.bag or f"{len(source.images)} image(s)"} on {publisher.topic_name} at {rate:g} Hz'
+    what = source.video or source.bag or f'{len(source.images)} image(s)'
+    log(f'publishing {what} on {publisher.topic_name} at {rate:g} Hz'
         + (f', lockstep with {args.lockstep}' if args.lockstep else ''))
 
     stamps, missed, started = [], 0, time.monotonic()
