@@ -59,6 +59,20 @@ def network_ms(backend, image, preprocessing, runs=20):
     return round(statistics.median(times), 2)
 
 
+def rounded(figures):
+    """Four significant digits: small errors (OpenVINO fp32's are about 1e-6) must not round to 0."""
+    return {k: float(f'{v:.4g}') if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def emit(doc, output=None):
+    """Prints the JSON document and, with `output`, writes it there atomically."""
+    from openpose_ros.files import write_text
+    text = json.dumps(doc, indent=1)
+    if output:
+        write_text(output, text + '\n')
+    print(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', help='saved model folder or checkpoint file')
@@ -128,18 +142,14 @@ def main(argv=None):
             candidate = OnnxBackend(int8)
             result = compare_backends(reference, candidate, images, preprocessing)
             if extra:  # the photos the model knows, on their own: where its people really are
-                own = compare_backends(reference, candidate, images[:len(extra)], preprocessing)
-                result['on_the_train_ids_only'] = {k: round(v, 5) if isinstance(v, float) else v
-                                                   for k, v in own.items()}
+                result['on_the_train_ids_only'] = rounded(
+                    compare_backends(reference, candidate, images[:len(extra)], preprocessing))
             result.update(quantisation_seconds=round(seconds, 1),
                           int8_network_ms=network_ms(candidate, photo, preprocessing),
                           size_mib=round(os.path.getsize(int8) / 2 ** 20, 2))
-            doc['methods'][method] = {k: round(v, 5) if isinstance(v, float) else v for k, v in result.items()}
+            doc['methods'][method] = rounded(result)
             print(f'[int8] {method}: done', file=sys.stderr)
-    text = json.dumps(doc, indent=1)
-    if args.output:
-        Path(args.output).write_text(text + '\n')
-    print(text)
+    emit(doc, args.output)
 
 
 if __name__ == '__main__':

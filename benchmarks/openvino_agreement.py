@@ -9,19 +9,13 @@ frame of vtest.avi, plus the --evaluate-train-ids photos (the ones a test model 
 compare_backends' figures and the network's time on one photo beside ONNX Runtime fp32's.
 """
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-from int8_agreement import COCO, calibration_images, evaluation_images, network_ms
+from int8_agreement import COCO, calibration_images, emit, evaluation_images, network_ms, rounded
 
 PRECISIONS = ('fp32', 'bf16', 'int8')
-
-
-def rounded(figures):
-    """Four significant digits: OpenVINO fp32's errors (1e-6) must not round to 0."""
-    return {k: float(f'{v:.4g}') if isinstance(v, float) else v for k, v in figures.items()}
 
 
 def main(argv=None):
@@ -76,10 +70,7 @@ def main(argv=None):
             result.update(runs=candidate.name, network_ms=network_ms(candidate, photo, preprocessing))
             doc['precisions'][precision] = rounded(result)
             print(f'[openvino] {precision}: done', file=sys.stderr)
-    text = json.dumps(doc, indent=1)
-    if args.output:
-        Path(args.output).write_text(text + '\n')
-    print(text)
+    emit(doc, args.output)
 
 
 if __name__ == '__main__':

@@ -31,3 +31,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def client():
+    """A rclpy node of the test process (test_node.Client) that talks to node processes over DDS."""
+    from ros_helpers import require_ros
+    require_ros()
+    assert TEST_MODEL.is_dir(), f'the trained test model is missing: {TEST_MODEL}'
+    from test_node import Client
+    client = Client()
+    yield client
+    client.close()

@@ -22,9 +22,9 @@ UNREACHABLE_MIRROR = 'http://127.0.0.1:9'  # nothing listens there
 # --- --help ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', EXECUTABLES)
 def test_help_prints_the_usage_once_offline_and_exits_0(name, tmp_path):
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))
     env = dict(os.environ, OPENPOSE_ROS_MIRROR=UNREACHABLE_MIRROR, XDG_CACHE_HOME=str(tmp_path / 'cache'),
-               HOME=str(tmp_path / 'home'), PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-                                                                                  os.environ.get('PYTHONPATH')])))
+               HOME=str(tmp_path / 'home'), PYTHONPATH=python_path)
     done = subprocess.run([sys.executable, '-m', f'openpose_ros.cli.{name}', '--help'], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -65,8 +65,8 @@ def test_a_missing_or_malformed_config_is_exit_2(name, tmp_path, capsys):
 def test_a_missing_input_is_exit_2_with_its_name(argv, tmp_path, capsys, caplog):
     missing = str(tmp_path / 'nowhere')
     main = importlib.import_module(f'openpose_ros.cli.{argv[0]}').main
-    args = [a.replace('{missing}', missing) for a in argv[1:]] + ['--output' if argv[0] in ('infer', 'bag_eval')
-                                                                   else '--temp-path', str(tmp_path / 'out')]
+    output_flag = '--output' if argv[0] in ('infer', 'bag_eval') else '--temp-path'
+    args = [a.replace('{missing}', missing) for a in argv[1:]] + [output_flag, str(tmp_path / 'out')]
     try:
         code = main(args)
     except SystemExit as exit_:

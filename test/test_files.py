@@ -101,8 +101,8 @@ def test_save_into_an_existing_folder_writes_only_this_models_files(tmp_path):
     assert (models / 'README.md').read_text() == 'my models'
     assert (models / 'other.int8.onnx').read_text() == 'another model\'s file'
     assert {p.name: p.read_bytes() for p in (models / 'other').iterdir()} == other_before
-    assert sorted(p.name for p in models.iterdir()) == ['README.md', 'models.json', 'models.pth', 'other',
-                                                          'other.int8.onnx']
+    assert sorted(p.name for p in models.iterdir()) == [
+        'README.md', 'models.json', 'models.pth', 'other', 'other.int8.onnx']
     assert LightweightOpenPoseLearner(device='cpu').load(models).mobilenetv2_width == 0.25
     assert LightweightOpenPoseLearner(device='cpu').load(models / 'other').mobilenetv2_width == 0.25
 

@@ -96,10 +96,7 @@ def test_ctrl_c_on_ros2_launch_ends_the_node_with_status_0_and_no_error(tmp_path
     output = launch.output()
     assert status == 0, f'ros2 launch exit status {status}:\n{output}'
     errors = [line for line in output.splitlines() if '[ERROR]' in line or 'Traceback' in line]
-    if errors or 'process has finished cleanly' not in output:
-        if 'has died' in output and 'pose_estimation_node' in output:
-            pytest.xfail('node shutdown fix lands separately: ' + ' | '.join(errors))
-        pytest.fail(f'the node did not end cleanly:\n{output}')
+    assert not errors and 'process has finished cleanly' in output, f'the node did not end cleanly:\n{output}'
 
 
 def test_rviz_config_shows_the_annotated_image():

@@ -363,15 +363,6 @@ def keypoints_of(msg):
 
 # --- fixtures ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def client():
-    require_ros()
-    assert TEST_MODEL.is_dir(), f'the trained test model is missing: {TEST_MODEL}'
-    client = Client()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope='module')
 def raw_node(client):
     """The node on raw images, as users start it (parameter file, test model, camera remapped)."""
     node = NodeProcess()

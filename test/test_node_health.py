@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_MODEL
-from ros_helpers import require_ros
-from test_node import ONE_PERSON, Client, NodeProcess, image_msg, stamp_of
-
-
-@pytest.fixture(scope='module')
-def client():
-    require_ros()
-    assert TEST_MODEL.is_dir(), f'the trained test model is missing: {TEST_MODEL}'
-    client = Client()
-    yield client
-    client.close()
+from test_node import ONE_PERSON, NodeProcess, image_msg, stamp_of
 
 
 def stream_frames(client, topic, image, rate=10.0):

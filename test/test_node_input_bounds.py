@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_node import (ONE_PERSON, Client, NodeProcess, client, compressed_node, image_msg,  # noqa: F401
+from test_node import (ONE_PERSON, Client, NodeProcess, compressed_node, image_msg,  # noqa: F401
                        poses_by_stamp, raw_node, stamp_of)
 from test_input_bounds import _with_declared_size
 
@@ -63,8 +63,8 @@ def test_max_aspect_ratio_changes_at_run_time(client, raw_node):
                                       20000, 20000), 'is too large (20000x20000)'),
     (lambda jpeg: jpeg[:len(jpeg) // 2] + b'\xff\xd9', 'truncated JPEG: its image data ends before the last block'),
 ])
-def test_huge_and_cut_jpegs_are_rejected_before_decoding_and_the_next_frame_processed(client, compressed_node,
-                                                                                       make, words):
+def test_huge_and_cut_jpegs_are_rejected_before_decoding_and_the_next_frame_processed(
+        client, compressed_node, make, words):
     from sensor_msgs.msg import CompressedImage
 
     jpeg = ONE_PERSON.read_bytes()

@@ -13,20 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import TEST_MODEL
-from ros_helpers import ROOT, require_ros, ros_env
-from test_node import DOMAIN_ID, TWO_PEOPLE, Client, NodeProcess, image_msg, stamp_of
+from ros_helpers import ROOT, ros_env
+from test_node import DOMAIN_ID, TWO_PEOPLE, NodeProcess, image_msg, stamp_of
 
 EXIT_WITHIN = 10.0  # seconds from the signal to the end of the process (it used to hang or take a frame's time)
-
-
-@pytest.fixture(scope='module')
-def client():
-    require_ros()
-    assert TEST_MODEL.is_dir(), f'the trained test model is missing: {TEST_MODEL}'
-    client = Client()
-    yield client
-    client.close()
 
 
 def environment_without_ros():
