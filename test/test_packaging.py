@@ -38,6 +38,10 @@ def test_cmake_entry_points_equal_setup_py():
 
 
 def test_package_xml():
+    from catkin_pkg.package import parse_package
+    package = parse_package(str(ROOT / 'package.xml'))
+    package.validate()  # the format 3 rules that ROS's own tools apply (the XML schema is not reachable offline)
+    assert package.package_format == 3
     root = ET.parse(ROOT / 'package.xml').getroot()
     assert root.get('format') == '3'
     assert root.findtext('name') == PACKAGE
@@ -63,7 +67,8 @@ IMPORT_KEYS = {
     'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
     'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
     'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
-    'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml',
+    'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml', 'mcap': 'python3-mcap-pip',
+    'openvino': 'python3-openvino-pip',
 }
 NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
 
