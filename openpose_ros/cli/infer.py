@@ -26,8 +26,8 @@ from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.image import ImageRejected
 from openpose_ros.models import ModelError
 from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
-from openpose_ros.results import frame_record
 from openpose_ros.quantize import IMAGE_SUFFIXES
+from openpose_ros.results import frame_record
 
 LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
