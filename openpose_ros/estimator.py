@@ -2,6 +2,7 @@
 
 Free of torch: it runs whatever backend it is given.
 """
+import math
 import time
 from contextlib import contextmanager
 
@@ -82,9 +83,11 @@ class PoseEstimator:
         """
         if upsample_ratio < 1 or upsample_ratio > 16:
             raise ValueError(f'upsample_ratio must be in [1, 16], got {upsample_ratio}')
+        stamp = time.monotonic() if stamp is None else float(stamp)
+        if not math.isfinite(stamp):  # tracking and smoothing divide by stamp differences
+            raise ValueError(f'stamp must be a finite number of seconds, got {stamp}')
         heatmaps, pafs, box = self.maps(image)
         poses = self.decode(heatmaps, pafs, box, upsample_ratio)
-        stamp = time.monotonic() if stamp is None else float(stamp)
         with self._timed('tracking'):
             if track or smooth:
                 self.tracker.update(poses, stamp)

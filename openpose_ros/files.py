@@ -84,6 +84,23 @@ def atomic_path(path):
         shutil.rmtree(workspace, ignore_errors=True)
 
 
+def check_writable_folder(folder) -> Path:
+    """Creates `folder` (and its parents) and writes and removes a temporary file there: OSError when it cannot
+    be written (permissions, a read-only filesystem; os.access cannot tell, e.g. for root), before any work."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix='.write_check.'):
+        pass
+    return folder
+
+
+def refuse_replacing(paths, hint='pass --overwrite to replace it') -> None:
+    """FileExistsError naming the first of `paths` that exists (a file or a link the caller would replace)."""
+    existing = next((Path(path) for path in paths if os.path.lexists(path)), None)
+    if existing is not None:
+        raise FileExistsError(f'{existing} exists already; {hint}, or choose another output folder')
+
+
 def write_text(path, text):
     """Writes `text` (UTF-8) to `path` atomically, flushed to disk before the rename; returns the path."""
     with atomic_path(path) as temporary, open(temporary, 'w', encoding='utf-8') as stream:

@@ -191,7 +191,8 @@ class LightweightOpenPoseLearner:
     def infer(self, img, upsample_ratio=4, track=True, smooth=True, stamp=None):
         """Poses of the people in `img` (numpy BGR/gray/BGRA array or `Image`), in its pixel coordinates.
 
-        `stamp` (seconds) is the image's capture time, used by tracking and smoothing; by default the clock.
+        `stamp` (seconds) is the image's capture time, used by tracking and smoothing; by default the clock. A
+        NaN or infinite stamp is refused (ValueError).
         """
         self._require_weights('infer')
         return self.estimator.estimate(img, upsample_ratio, track, smooth, stamp)

@@ -4,9 +4,9 @@ with a readable output bag and a report, a killed mcap recording is read as far 
 images are JPEG by default. Real bags, real frames, real filesystems (a tmpfs and a read-only bind mount when
 running as root)."""
 import contextlib
+import json
+import math
 import os
-import resource
-import signal
 import subprocess
 
 import cv2
@@ -15,13 +15,15 @@ import pytest
 pytest.importorskip('rosbags')
 
 from conftest import DATA, ROOT  # noqa: E402
+from filesystems import limit_file_size, mounted, read_only_folder  # noqa: E402
 from openpose_ros.rosbag import messages  # noqa: E402
 from openpose_ros.rosbag.images import video_to_bag  # noqa: E402
 from openpose_ros.rosbag.reader import BagInput  # noqa: E402
 from openpose_ros.rosbag.report import read_report  # noqa: E402
 from openpose_ros.rosbag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
 from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
-from test_bag_eval import model  # noqa: E402,F401  (the fixture: the test model with its ONNX export)
+from test_bag_eval import run_eval  # noqa: E402
+from test_bag_eval import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
 
 VIDEO = DATA / 'video' / 'vtest.avi'
 MiB = 2**20
@@ -68,6 +70,41 @@ def test_overwrite_replaces_its_own_output_bag_and_nothing_with_other_files(mode
     assert (output_bag / 'notes.txt').read_text() == 'mine\n' and len(read_bag(output_bag)[0]['/poses']) == 2
 
 
+def test_earlier_outputs_in_the_output_folder_are_refused_unless_overwrite(model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=2)
+    out = tmp_path / 'out'
+    out.mkdir()
+    mine = {'report.json': 'my report\n', 'poses.json': 'my poses\n'}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    # Refused before the model loads: the weights, which do not exist, are never looked at.
+    assert run_cli(bag, '--weights', tmp_path / 'nothing.pth', '-o', out) == 2
+    assert f'{out / "report.json"} exists already; pass --overwrite' in caplog.text
+    assert {p.name: p.read_text() for p in out.iterdir()} == mine
+    assert run_cli(bag, '--weights', model, '-o', out, '--no-plots', '--overwrite') == 0
+    assert read_report(out / 'report.json')['frames']['processed'] == 2
+    assert len(json.loads((out / 'poses.json').read_text())['frames']) == 2
+
+
+def test_an_output_inside_the_input_bag_is_refused(model, tmp_path, caplog):
+    bag = make_bag(tmp_path / 'camera', count=1)
+    before = {p.name: p.read_bytes() for p in bag.iterdir()}
+    for output in (['-o', bag], ['-o', bag / 'eval'], ['-o', tmp_path / 'out', '--output-bag', bag / 'poses']):
+        caplog.clear()
+        assert run_cli(bag, '--weights', model, *output) == 2
+        assert f'is inside the input bag {bag}' in caplog.text
+    assert {p.name: p.read_bytes() for p in bag.iterdir()} == before
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_setting_the_learner_refuses_creates_no_output(learner, tmp_path):
+    from openpose_ros.rosbag.evaluate import node_settings
+    bag = make_bag(tmp_path / 'camera', count=1)
+    with pytest.raises(ValueError, match='max_aspect_ratio'):
+        run_eval(learner, bag, tmp_path / 'out', settings=dict(node_settings(), max_aspect_ratio=math.nan))
+    assert not (tmp_path / 'out').exists()
+
+
 # --- arguments ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('argument,message', [
     (['--end', 'inf'], 'end must be in [0, 1e+09] seconds'),
@@ -76,6 +113,9 @@ def test_overwrite_replaces_its_own_output_bag_and_nothing_with_other_files(mode
     (['--start', '-1'], 'start must be in [0, 1e+09] seconds'),
     (['--realtime', '1e308'], 'realtime playback rate must be in [1e-06, 1e+06]'),
     (['--realtime', 'nan'], 'realtime playback rate must be in [1e-06, 1e+06]'),
+    (['--max-aspect-ratio', 'nan'], 'max_aspect_ratio must be a finite number, got nan'),
+    (['--base-height', '-1'], 'base_height must be in [0, 2048], got -1'),
+    (['--upsample-ratio', '0'], 'upsample_ratio must be in [1, 16], got 0'),
 ])
 def test_out_of_range_times_and_rates_exit_2_with_a_message(model, tmp_path, capsys, argument, message):
     bag = make_bag(tmp_path / 'camera', count=2)
@@ -86,15 +126,6 @@ def test_out_of_range_times_and_rates_exit_2_with_a_message(model, tmp_path, cap
 
 
 # --- broken outputs -------------------------------------------------------------------------------------------
-def mounted(command, folder, reason):
-    """Mounts a filesystem on `folder` (root only); skips with `reason` where that is not possible."""
-    if os.geteuid() != 0:
-        pytest.skip(f'mounting needs root: {reason}')
-    done = subprocess.run([*command, str(folder)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f'cannot mount here ({done.stderr.strip()}): {reason}')
-
-
 @contextlib.contextmanager
 def small_disk(folder, size):
     """A tmpfs of `size` bytes mounted on `folder`: a real filesystem that fills up."""
@@ -129,15 +160,6 @@ def test_a_full_disk_mid_run_closes_the_output_bag_and_writes_the_report(model, 
             [T0 + i * PERIOD for i in range(written)]
 
 
-def limit_file_size(limit):
-    """preexec_fn: files of the child may not grow beyond `limit` bytes (writes then fail with EFBIG, as on a
-    full disk or quota, rather than killing it with SIGXFSZ)."""
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 def test_a_file_size_limit_mid_run_leaves_a_readable_bag_and_a_true_report(model, tmp_path, storage):
@@ -161,26 +183,6 @@ def test_a_file_size_limit_mid_run_leaves_a_readable_bag_and_a_true_report(model
     assert f'{held["/poses"]} in the output bag' in done.stderr
     if storage == 'mcap':   # ended after its last complete chunk; no metadata.yaml, and the report says so
         assert 'ended without an index' in report['error'] and 'ros2 bag reindex' in report['error']
-
-
-@contextlib.contextmanager
-def read_only_folder(folder):
-    """A folder that cannot be written into: a read-only bind mount as root (who ignores permissions), else
-    mode 0o555."""
-    folder.mkdir()
-    (folder / 'before.txt').write_text('here before\n')
-    if os.geteuid() == 0:
-        mounted(['mount', '--bind', '-o', 'ro', str(folder)], folder, 'root writes into any folder')
-        try:
-            yield folder
-        finally:
-            subprocess.run(['umount', '-l', str(folder)], check=True)
-    else:
-        folder.chmod(0o555)
-        try:
-            yield folder
-        finally:
-            folder.chmod(0o755)
 
 
 def test_a_read_only_output_folder_is_a_clear_error(model, tmp_path, caplog):

@@ -1,16 +1,22 @@
-"""The executables' promises to the user: --help that costs nothing, one default device, no input ever
-written over, and bad paths that are exit status 2 with a message, not a traceback."""
+"""The executables' promises to the user: --help that costs nothing, one default device, no input or earlier
+output ever written over, bad arguments and paths that are exit status 2 with a message (not a traceback) before
+the model loads, and the poses of an interrupted run kept."""
 import importlib
+import json
+import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import MMPOSE_IMAGES, PHOTO, ROOT
+from conftest import DATA, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL, VIDEO
+from filesystems import limit_file_size, read_only_folder
 from openpose_ros import cli, training
 from openpose_ros.cli import infer
 
@@ -160,6 +166,123 @@ def test_an_output_beside_the_inputs_still_works(photos, tmp_path):
     assert infer.main([str(PHOTO), '--random-weights', '--output', str(photos / 'annotated'), '--quiet']) == 0
     assert (photos / 'annotated' / PHOTO.name).is_file() and (photos / 'annotated' / 'poses.json').is_file()
     assert _contents(photos) == before
+
+
+# --- earlier outputs and the output folder ------------------------------------------------------------------
+MESSI = DATA / 'images' / 'messi5.jpg'
+MISSING_WEIGHTS = '/nonexistent/weights.pth'  # a run that got as far as loading the model would fail on these
+INFER = [sys.executable, '-m', 'openpose_ros.cli.infer']
+CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])))
+
+
+def test_files_already_in_the_output_folder_are_refused_before_the_model_loads(tmp_path, caplog):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'poses.json').write_text('my own poses\n')
+    (out / 'messi5.jpg').write_bytes(b'my own photo')
+    (out / 'notes.txt').write_text('mine\n')
+    before = _contents(out)
+    assert infer.main([str(MESSI), '--weights', MISSING_WEIGHTS, '--output', str(out)]) == 2
+    assert f'{out / "messi5.jpg"} exists already; pass --overwrite' in caplog.text  # the first in the way
+    caplog.clear()
+    assert infer.main([str(MESSI), '--weights', MISSING_WEIGHTS, '--output', str(out), '--no-images']) == 2
+    assert f'{out / "poses.json"} exists already' in caplog.text
+    assert _contents(out) == before
+    assert infer.main([str(MESSI), '--random-weights', '--output', str(out), '--overwrite', '--quiet']) == 0
+    assert json.loads((out / 'poses.json').read_text())['frames'][0]['file'] == 'messi5.jpg'
+    assert cv2.imread(str(out / 'messi5.jpg')).shape == cv2.imread(str(MESSI)).shape
+    assert (out / 'notes.txt').read_text() == 'mine\n'
+
+
+def test_an_existing_output_folder_without_clashing_files_is_used(tmp_path):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine\n')
+    assert infer.main([str(MESSI), '--random-weights', '--output', str(out), '--quiet']) == 0
+    assert sorted(p.name for p in out.iterdir()) == ['messi5.jpg', 'notes.txt', 'poses.json']
+
+
+def test_a_read_only_output_folder_is_refused_before_the_model_loads(tmp_path, caplog):
+    with read_only_folder(tmp_path / 'locked') as locked:
+        assert infer.main([str(MESSI), '--weights', MISSING_WEIGHTS, '--output', str(locked)]) == 2
+        assert f'cannot write into the output folder {locked}' in caplog.text and 'Traceback' not in caplog.text
+        assert [p.name for p in locked.iterdir()] == ['before.txt']
+
+
+@pytest.mark.slow
+def test_a_write_failing_mid_run_is_exit_2_with_a_message(tmp_path):
+    """A file size limit (as a quota or a full disk) makes writing poses.json fail: a message, not a traceback."""
+    done = subprocess.run([*INFER, str(VIDEO), '--weights', str(TEST_MODEL), '--backend', 'torch', '--device', 'cpu',
+                           '--max-frames', '3', '--no-images', '--quiet', '--output', str(tmp_path / 'out')],
+                          env=CHILD_ENV, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit_file_size(256))
+    assert done.returncode == 2, done.stderr
+    assert f'cannot write {tmp_path / "out" / "poses.json"}' in done.stderr and 'Traceback' not in done.stderr
+    assert not (tmp_path / 'out' / 'poses.json').exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_poses_of_the_frames_processed(tmp_path):
+    out = tmp_path / 'out'
+    child = subprocess.Popen([*INFER, str(VIDEO), '--weights', str(TEST_MODEL), '--backend', 'torch', '--device',
+                              'cpu', '--output', str(out), '--quiet'], env=CHILD_ENV, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / 'vtest_poses.mp4').exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the video opens on the first frame
+        time.sleep(1.0)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    assert 'interrupted: writing the poses of the' in stderr and 'Traceback' not in stderr
+    doc = json.loads((out / 'poses.json').read_text())
+    total = int(cv2.VideoCapture(str(VIDEO)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert doc['interrupted'] is True and 0 < len(doc['frames']) < total
+    assert [frame['frame'] for frame in doc['frames']] == list(range(len(doc['frames'])))
+    assert cv2.VideoCapture(str(out / 'vtest_poses.mp4')).read()[0]  # the partial video plays
+
+
+# --- arguments checked before the model loads ----------------------------------------------------------------
+@pytest.mark.parametrize('argument,message', [
+    (['--fps', 'nan'], 'argument --fps: must be in (0, 1000], got nan'),
+    (['--fps', 'inf'], 'argument --fps: must be in (0, 1000]'),
+    (['--fps', '1e300'], 'argument --fps: must be in (0, 1000]'),
+    (['--fps', '0'], 'argument --fps: must be in (0, 1000]'),
+    (['--base-height', '-1'], 'argument --base-height: must be in [32, 2048], got -1'),
+    (['--upsample-ratio', '0'], 'argument --upsample-ratio: must be in [1, 16]'),
+    (['--max-aspect-ratio', 'nan'], 'argument --max-aspect-ratio: max_aspect_ratio must be in [1, 32]'),
+    (['--max-frames', '0'], 'argument --max-frames: must be in [1, '),
+])
+def test_out_of_range_arguments_are_exit_2_before_any_work(tmp_path, capsys, argument, message):
+    with pytest.raises(SystemExit) as exit_:
+        infer.main([str(MESSI), '--weights', MISSING_WEIGHTS, '--output', str(tmp_path / 'out'), *argument])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('stamp', [math.nan, math.inf, -math.inf])
+def test_a_non_finite_stamp_is_refused(stamp):
+    from test_files import tiny_learner
+    learner = tiny_learner()
+    with pytest.raises(ValueError, match='stamp must be a finite number'):
+        learner.infer(cv2.imread(str(PHOTO)), stamp=stamp)
+    assert learner.infer(cv2.imread(str(PHOTO)), stamp=1.0) is not None
+
+
+def test_a_fifo_or_a_folder_is_refused_where_a_file_is_expected(tmp_path, caplog, capsys):
+    fifo = tmp_path / 'camera.jpg'
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer
+    assert infer.main([str(fifo), '--weights', MISSING_WEIGHTS, '--output', str(tmp_path / 'out')]) == 2
+    assert f'input {fifo} is not a regular file' in caplog.text
+    from openpose_ros.cli import bag_eval
+    for path, reason in ((fifo, 'is not a regular file'), (tmp_path, 'is a folder')):
+        for option in ('--params-file', '--annotations'):
+            with pytest.raises(SystemExit) as exit_:
+                bag_eval.build_parser().parse_args([str(tmp_path / 'bag'), option, str(path)])
+            assert exit_.value.code == 2 and f'{path} {reason}; give a file' in capsys.readouterr().err
 
 
 # --- training messages -------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ The training configuration (config/training.yaml, YAML or JSON) has sections who
 names with underscores (``batch_size`` for ``--batch-size``); a flag given on the command line wins over the
 file, the file over the built-in defaults.
 """
+import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -21,10 +23,40 @@ DEVICE_HELP = "'auto' (default: CUDA when available, else the CPU), 'cpu' or 'cu
 def command_parser(name, doc):
     """The argument parser of the executable openpose-<name> (`ros2 run openpose_ros <name>`), documented by its
     module docstring: the first paragraph is the description, the rest (examples, exit status) the epilog."""
-    import argparse
     description, _, epilog = doc.partition('\n\n')
     return argparse.ArgumentParser(prog=f'openpose-{name.replace("_", "-")}', description=description,
                                    epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def checked_number(check, kind=float):
+    """An argparse type: a number of type `kind` that `check(value)` accepts (its ValueError is the message), so
+    that a bad value is exit status 2 before any work."""
+    def parse(text):
+        try:
+            value = kind(text)
+            check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+    return parse
+
+
+def number_in(low, high, kind=float, low_excluded=False):
+    """An argparse type: a finite number of type `kind` in [low, high] (in (low, high] with `low_excluded`)."""
+    def check(value):
+        if not math.isfinite(value) or value < low or (low_excluded and value == low) or value > high:
+            raise ValueError(f'must be in {"(" if low_excluded else "["}{low:g}, {high:g}], got {value}')
+    return checked_number(check, kind)
+
+
+def regular_file(text):
+    """An argparse type: the path of an existing regular file (not a folder, and not a FIFO or device, which
+    reading could block on), refused before anything opens it."""
+    if not Path(text).is_file():
+        reason = 'does not exist' if not os.path.lexists(text) else 'is a folder' if Path(text).is_dir() \
+            else 'is not a regular file'
+        raise argparse.ArgumentTypeError(f'{text} {reason}; give a file')
+    return text
 
 
 def add_device_argument(parser):
@@ -109,7 +141,6 @@ def parse_scales(value):
 
 def add_network_arguments(group):
     """The network's options (as the learner's constructor takes them) on an argparse group."""
-    import argparse
     from openpose_ros.network import BACKBONES
     group.add_argument('--backbone', default='mobilenet', choices=BACKBONES)
     group.add_argument('--num-refinement-stages', type=int, default=1)

@@ -14,25 +14,26 @@ Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 er
 """
 import argparse
 import logging
+import math
 import sys
 
-from openpose_ros.cli import add_device_argument, add_openvino_arguments, exit_status
+from openpose_ros.cli import add_device_argument, add_openvino_arguments, checked_number, exit_status, regular_file
 from openpose_ros.rosbag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
 from openpose_ros.rosbag.writer import ANNOTATED_MODES
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
 
-def _checked_number(check):
-    """An argparse type: a float that `check(value)` accepts (its ValueError is the message)."""
-    def parse(text):
-        try:
-            value = float(text)
-            check(value)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        return value
-    return parse
+def _node_parameter(name):
+    """An argparse type: a finite value that the node's parameter `name` accepts."""
+    from openpose_ros.ros.params import BY_NAME
+    param = BY_NAME[name]
+
+    def check(value):
+        reason = param.check(value) if math.isfinite(value) else f'{name} must be a finite number, got {value}'
+        if reason:
+            raise ValueError(reason)
+    return checked_number(check, param.type)
 
 
 def build_parser():
@@ -47,28 +48,30 @@ def build_parser():
     parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'),
                         help='network backend (default auto: the fastest available)')
     add_openvino_arguments(parser)
-    parser.add_argument('--params-file', metavar='YAML',
+    parser.add_argument('--params-file', metavar='YAML', type=regular_file,
                         help="a ROS 2 parameter file of pose_estimation_node (e.g. config/pose_estimation.yaml): "
                              "its decoding, tracking and smoothing parameters apply (default: the node's defaults)")
-    parser.add_argument('--base-height', type=int, help="network input height (default: the parameter file's, "
+    parser.add_argument('--base-height', type=_node_parameter('base_height'),
+                        help="network input height, 0 (the model's) or 32 to 2048 (default: the parameter file's, "
                         "else the model's)")
-    parser.add_argument('--upsample-ratio', type=int, help="heatmap upsampling (default: the parameter file's, 4)")
-    parser.add_argument('--max-aspect-ratio', type=float,
+    parser.add_argument('--upsample-ratio', type=_node_parameter('upsample_ratio'),
+                        help="heatmap upsampling, 1 to 16 (default: the parameter file's, 4)")
+    parser.add_argument('--max-aspect-ratio', type=_node_parameter('max_aspect_ratio'),
                         help="frames whose longer side exceeds this many times the shorter one are rejected, as "
                              "the node does (1 to 32; default: the parameter file's, 10)")
     frames = parser.add_argument_group('frames')
     frames.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the only one')
-    frames.add_argument('--start', type=_checked_number(lambda value: check_offset('start', value)),
+    frames.add_argument('--start', type=checked_number(lambda value: check_offset('start', value)),
                         help=f'first second to process, from the start of the bag (default 0; at most '
                              f'{MAX_OFFSET_S:g})')
-    frames.add_argument('--end', type=_checked_number(lambda value: check_offset('end', value)),
+    frames.add_argument('--end', type=checked_number(lambda value: check_offset('end', value)),
                         help=f'second at which to stop, from the start of the bag (default: the end; at most '
                              f'{MAX_OFFSET_S:g})')
-    frames.add_argument('--realtime', type=_checked_number(check_realtime), metavar='RATE',
+    frames.add_argument('--realtime', type=checked_number(check_realtime), metavar='RATE',
                         help='replay what the live node would publish with the bag played at RATE x its speed '
                              '(newest frame only, frames dropped while busy, real processing times); RATE in '
                              f'[{REALTIME_RANGE[0]:g}, {REALTIME_RANGE[1]:g}]')
-    frames.add_argument('--annotations', metavar='COCO_JSON',
+    frames.add_argument('--annotations', metavar='COCO_JSON', type=regular_file,
                         help='COCO keypoint annotations of frames (images named by "stamp_ns", by '
                              '"frame_index", else their "id" is the frame index): report COCO keypoint AP')
     out = parser.add_argument_group('outputs')
@@ -82,8 +85,9 @@ def build_parser():
                           'image_annotated/compressed), raw (sensor_msgs/Image on image_annotated, ten times '
                           'larger or more) or none')
     out.add_argument('--overwrite', action='store_true',
-                     help='replace an existing output bag written by bag_eval (a folder holding anything else is '
-                          'never removed)')
+                     help='replace the outputs of an earlier run in --output (report, poses.json, plots) and an '
+                          'existing output bag written by bag_eval (a folder holding anything else is never '
+                          'removed); default: refuse to start when one exists')
     out.add_argument('--no-plots', action='store_true', help='no PNG plots')
     parser.add_argument('--quiet', action='store_true', help='no progress bar, warnings only')
     return parser

@@ -7,7 +7,10 @@
 Writes to --output: the annotated image(s) under their own names, or <video name>_poses.mp4 (.avi with MJPG
 where mp4 cannot be written), and poses.json (see openpose_ros.results). Images of a folder are independent
 photos (tracking and smoothing restart for each) unless --sequence says they are frames of one stream.
-Exit status: 0 when every input was processed, 1 when some inputs were skipped (reported), 2 on errors.
+Files already in --output that the run would write are refused unless --overwrite. Ctrl-C stops the run and
+writes poses.json of the frames processed so far (marked "interrupted": true).
+Exit status: 0 when every input was processed, 1 when some inputs were skipped (reported), 2 on errors,
+130 when interrupted.
 """
 import logging
 import sys
@@ -17,15 +20,20 @@ from pathlib import Path
 
 import cv2
 
-from openpose_ros.cli import add_device_argument, add_openvino_arguments, command_parser, exit_status
+from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
+                              command_parser, exit_status, number_in)
+from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.image import ImageRejected
 from openpose_ros.models import ModelError
 from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.quantize import IMAGE_SUFFIXES
+from openpose_ros.results import frame_record
 
 LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 RESULTS_NAME = 'poses.json'
+MAX_FPS = 1000.0
+BASE_HEIGHT_RANGE = (32, 2048)  # as the node's base_height parameter
 VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')
@@ -51,19 +59,27 @@ def build_parser():
     add_openvino_arguments(parser)
     parser.add_argument('--calibration', help='images (file or folder) to calibrate int8 on when no quantised model '
                         'exists; default: the real images of the data folder, else the input images')
-    parser.add_argument('--base-height', type=int, help="network input height (default: the model's, 256)")
-    parser.add_argument('--upsample-ratio', type=int, default=4, help='heatmap upsampling (default 4)')
-    parser.add_argument('--max-aspect-ratio', type=float, default=DEFAULT_MAX_ASPECT_RATIO,
+    parser.add_argument('--base-height', type=number_in(*BASE_HEIGHT_RANGE, kind=int),
+                        help="network input height, %d to %d (default: the model's, 256)" % BASE_HEIGHT_RANGE)
+    parser.add_argument('--upsample-ratio', type=number_in(1, 16, kind=int), default=4,
+                        help='heatmap upsampling, 1 to 16 (default 4)')
+    parser.add_argument('--max-aspect-ratio', type=checked_number(check_max_aspect_ratio),
+                        default=DEFAULT_MAX_ASPECT_RATIO,
                         help='images whose longer side exceeds this many times the shorter one are skipped '
                              f'(the network input grows with it; 1 to 32, default {DEFAULT_MAX_ASPECT_RATIO:g})')
     parser.add_argument('--no-track', action='store_true', help='no track ids (id -1)')
     parser.add_argument('--no-smooth', action='store_true', help='no One Euro smoothing')
     parser.add_argument('--sequence', action='store_true',
                         help='a folder holds consecutive frames of one stream (tracking/smoothing across images)')
-    parser.add_argument('--fps', type=float, default=30.0,
-                        help='frame rate of a --sequence folder, or of a video without time stamps (default 30)')
-    parser.add_argument('--max-frames', type=int, help='process at most this many video frames or images')
+    parser.add_argument('--fps', type=number_in(0, MAX_FPS, low_excluded=True), default=30.0,
+                        help='frame rate of a --sequence folder, or of a video without time stamps '
+                             f'(0 < fps <= {MAX_FPS:g}, default 30)')
+    parser.add_argument('--max-frames', type=number_in(1, sys.maxsize, kind=int),
+                        help='process at most this many video frames or images (default: all)')
     parser.add_argument('--output', default='openpose_output', help='output folder (default ./openpose_output)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace files in --output that the run writes (default: refuse to start when one '
+                             'exists; never an input)')
     parser.add_argument('--save-model', metavar='DIR',
                         help='also save the model as a folder (with its ONNX and, with int8, its quantised model), '
                              'for faster start-up next time with --weights DIR')
@@ -85,6 +101,8 @@ def classify_input(path):
         raise UsageError(f'input {path} does not exist')
     if path.is_dir():
         return 'folder'
+    if not path.is_file():  # a FIFO, socket or device: reading it could block or never end
+        raise UsageError(f'input {path} is not a regular file; give an image, a folder of images or a video')
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return 'image'
@@ -145,9 +163,12 @@ def open_writer(output, stem, fps, size):
 
 
 # --- outputs -----------------------------------------------------------------------------------------------
-def planned_outputs(kind, source, paths, output):
-    """Every file the run may write: the annotated copies (or video, in either format) and the results."""
-    if kind == 'video':
+def planned_outputs(kind, source, paths, output, images=True):
+    """Every file the run may write: the annotated copies (or video, in either format; none unless `images`) and
+    the results."""
+    if not images:
+        names = []
+    elif kind == 'video':
         names = [f'{source.stem}_poses{suffix}' for suffix, _ in VIDEO_OUTPUTS]
     else:  # an image that cannot be written in its own format is written as .png
         names = [name for path in paths for name in (path.name, path.with_suffix('.png').name)]
@@ -258,29 +279,24 @@ def _annotate(image, poses, track):
     return draw(image.copy(), poses, track=track)
 
 
-def run(args):
-    from openpose_ros.results import document, frame_record, write_document
-
+def check_arguments(args):
+    """What the run reads and writes, checked before the model loads: (kind, source, paths, output, first image);
+    UsageError or FileExistsError (a file in the way) otherwise."""
     kind = classify_input(args.input)
-    if args.upsample_ratio < 1 or args.upsample_ratio > 16:
-        raise UsageError('--upsample-ratio must be in [1, 16]')
-    try:
-        check_max_aspect_ratio(args.max_aspect_ratio)
-    except ValueError as error:
-        raise UsageError(f'--max-aspect-ratio: {error}') from error
-    if args.fps <= 0:
-        raise UsageError('--fps must be > 0')
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UsageError('--max-frames must be >= 1')
     source = Path(args.input)
     paths = folder_images(source)[:args.max_frames] if kind == 'folder' else [source]
     output = Path(args.output)
     refuse_writing_over_inputs(output, planned_outputs(kind, source, paths, output), paths)
+    if not args.overwrite:
+        refuse_replacing(planned_outputs(kind, source, paths, output, images=not args.no_images))
     if args.save_model:
         refuse_saving_to_a_file(args.save_model)
+    first = None
     if kind == 'video':
         capture = cv2.VideoCapture(str(source))
-        if not capture.isOpened():
+        opened = capture.isOpened()
+        capture.release()
+        if not opened:
             raise UsageError(f'{source} cannot be opened as a video (corrupt or unsupported codec)')
     elif kind == 'image':
         try:
@@ -288,94 +304,138 @@ def run(args):
         except ValueError as error:
             raise UsageError(str(error)) from error
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        check_writable_folder(output)
     except OSError as error:
-        raise UsageError(f'cannot create the output folder {output}: {error}') from error
-    if args.random_weights:
-        LOG.warning(RANDOM_WEIGHTS_WARNING)
-    learner, backend_name, choice = build_learner(args)
-    learner.max_aspect_ratio = args.max_aspect_ratio
-    LOG.info('backend: %s (%s)', backend_name, choice.reason)
-    track, smooth = not args.no_track, not args.no_smooth
-    infer = lambda image, stamp: learner.infer(image, args.upsample_ratio, track, smooth, stamp)  # noqa: E731
+        raise UsageError(f'cannot write into the output folder {output}: {error.strerror or error}; choose '
+                         f'another --output') from error
+    return kind, source, paths, output, first
 
-    frames, errors, started = [], [], time.perf_counter()
-    if kind == 'video':
+
+class Run:
+    """One run's results so far: the frame records, the skipped inputs and the annotated files written."""
+
+    def __init__(self, args, learner, output):
+        self.args, self.learner, self.output = args, learner, output
+        self.track, self.smooth = not args.no_track, not args.no_smooth
+        self.frames, self.errors, self.written = [], [], []
+
+    def infer(self, image, stamp):
+        return self.learner.infer(image, self.args.upsample_ratio, self.track, self.smooth, stamp)
+
+    def video(self, source):
+        args = self.args
+        capture = cv2.VideoCapture(str(source))
         fps = capture.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and fps > 0 else args.fps
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         if args.max_frames:
             total = min(total or args.max_frames, args.max_frames)
-        writer = video_path = None
+        writer = None
         try:
             for index, stamp, frame in _progress(video_frames(capture, args.fps), total, args, 'frame'):
                 if args.max_frames and index >= args.max_frames:
                     break
                 try:
-                    poses = infer(frame, stamp)
+                    poses = self.infer(frame, stamp)
                 except ImageRejected as error:  # every frame of a video has the same size
                     raise UsageError(f'{source}: {error}; --max-aspect-ratio sets the bound') from error
-                frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1], height=frame.shape[0]))
+                self.frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1],
+                                                height=frame.shape[0]))
                 if not args.no_images:
                     if writer is None:
-                        writer, video_path = open_writer(output, source.stem, fps, (frame.shape[1], frame.shape[0]))
-                    writer.write(_annotate(frame, poses, track))
-        finally:
+                        writer, path = open_writer(self.output, source.stem, fps, (frame.shape[1], frame.shape[0]))
+                        self.written.append(str(path))
+                    writer.write(_annotate(frame, poses, self.track))
+        finally:  # released on Ctrl-C too: the video written so far stays playable
             capture.release()
             if writer is not None:
                 writer.release()
-        if not frames:
-            raise UsageError(f'{source}: no frame could be decoded (corrupt or unsupported video)')
-        written = [str(video_path)] if video_path else []
-    else:
-        written = []
+
+    def images(self, kind, source, paths, first):
+        args = self.args
         for index, path in enumerate(_progress(paths, len(paths), args, 'image') if kind == 'folder' else paths):
             try:
                 image = first if kind == 'image' else read_image(path)
             except (ValueError, OSError) as error:
                 LOG.error('skipping: %s', error)
-                errors.append({'file': str(path.relative_to(source) if kind == 'folder' else path),
-                               'error': str(error)})
+                self.errors.append({'file': str(path.relative_to(source) if kind == 'folder' else path),
+                                    'error': str(error)})
                 continue
             if kind == 'folder' and args.sequence:
                 stamp = index / args.fps
             else:
-                learner.reset()  # independent photos: no tracking or smoothing across them
+                self.learner.reset()  # independent photos: no tracking or smoothing across them
                 stamp = 0.0
             try:
-                poses = infer(image, stamp)
+                poses = self.infer(image, stamp)
             except ImageRejected as error:
                 if kind == 'image':
                     raise UsageError(f'{path}: {error}; --max-aspect-ratio sets the bound') from error
                 LOG.error('skipping: %s: %s', path, error)
-                errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
+                self.errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
                 continue
-            name = path.name
-            frames.append(frame_record(poses, stamp, file=name, width=image.shape[1], height=image.shape[0]))
+            self.frames.append(frame_record(poses, stamp, file=path.name, width=image.shape[1],
+                                            height=image.shape[0]))
             if not args.no_images:
-                target = output / name
-                if not cv2.imwrite(str(target), _annotate(image, poses, track)):
-                    target = target.with_suffix('.png')
-                    cv2.imwrite(str(target), _annotate(image, poses, track))
-                written.append(str(target))
-        if not frames:
-            raise UsageError(f'none of the {len(paths)} images of {source} could be read')
-    seconds = time.perf_counter() - started
-    doc = document(frames, source=str(source), input_type=kind, backend=backend_name,
-                   weights=None if args.random_weights else str(args.weights), random_weights=args.random_weights,
-                   settings={'base_height': learner.base_height, 'upsample_ratio': args.upsample_ratio,
-                             'track': track, 'smooth': smooth, 'sequence': args.sequence},
-                   errors=errors)
-    results = write_document(output / RESULTS_NAME, doc)
-    people = sum(len(frame['poses']) for frame in frames)
-    LOG.info('%d %s, %d poses in %.1f s (%.1f per second); wrote %s%s', len(frames),
-             'frames' if kind == 'video' else 'images', people, seconds, len(frames) / max(seconds, 1e-9), results,
-             f' and {len(written)} annotated file(s)' if written else '')
-    if errors:
-        LOG.warning('%d input(s) skipped: %s', len(errors), ', '.join(e['file'] for e in errors))
+                self.written.append(str(self.write_image(path.name, _annotate(image, poses, self.track))))
+
+    def write_image(self, name, image):
+        """Writes the annotated image under `name`, else as .png (a format OpenCV cannot write); its path."""
+        for target in (self.output / name, (self.output / name).with_suffix('.png')):
+            if cv2.imwrite(str(target), image):
+                return target
+        raise OSError(f'OpenCV could not write {target}')
+
+
+def run(args):
+    from openpose_ros.results import document, write_document
+
+    kind, source, paths, output, first = check_arguments(args)
     if args.random_weights:
         LOG.warning(RANDOM_WEIGHTS_WARNING)
-    return 1 if errors else 0
+    learner, backend_name, choice = build_learner(args)
+    learner.max_aspect_ratio = args.max_aspect_ratio
+    LOG.info('backend: %s (%s)', backend_name, choice.reason)
+    done = Run(args, learner, output)
+    interrupted, started = False, time.perf_counter()
+    try:
+        if kind == 'video':
+            done.video(source)
+        else:
+            done.images(kind, source, paths, first)
+    except KeyboardInterrupt:
+        interrupted = True
+        LOG.warning('interrupted: writing the poses of the %d frames processed so far', len(done.frames))
+    except OSError as error:
+        raise UsageError(f'cannot write the outputs into {output}: {error.strerror or error}') from error
+    if not done.frames and not interrupted:
+        raise UsageError(f'{source}: no frame could be decoded (corrupt or unsupported video)' if kind == 'video'
+                         else f'none of the {len(paths)} images of {source} could be read')
+    seconds = time.perf_counter() - started
+    doc = document(done.frames, source=str(source), input_type=kind, backend=backend_name,
+                   weights=None if args.random_weights else str(args.weights), random_weights=args.random_weights,
+                   settings={'base_height': learner.base_height, 'upsample_ratio': args.upsample_ratio,
+                             'track': done.track, 'smooth': done.smooth, 'sequence': args.sequence},
+                   interrupted=interrupted, errors=done.errors)
+    try:
+        results = write_document(output / RESULTS_NAME, doc)
+    except OSError as error:
+        raise UsageError(f'cannot write {output / RESULTS_NAME}: {error.strerror or error}') from error
+    _log_summary(args, kind, done, seconds, results)
+    if interrupted:
+        return INTERRUPTED_STATUS
+    return 1 if done.errors else 0
+
+
+def _log_summary(args, kind, done, seconds, results):
+    people = sum(len(frame['poses']) for frame in done.frames)
+    LOG.info('%d %s, %d poses in %.1f s (%.1f per second); wrote %s%s', len(done.frames),
+             'frames' if kind == 'video' else 'images', people, seconds, len(done.frames) / max(seconds, 1e-9),
+             results, f' and {len(done.written)} annotated file(s)' if done.written else '')
+    if done.errors:
+        LOG.warning('%d input(s) skipped: %s', len(done.errors), ', '.join(e['file'] for e in done.errors))
+    if args.random_weights:
+        LOG.warning(RANDOM_WEIGHTS_WARNING)
 
 
 def main(argv=None):
@@ -383,7 +443,7 @@ def main(argv=None):
     # Our messages at INFO; other libraries' (onnxruntime's quantiser logs at INFO on the root logger) at WARNING.
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     logging.getLogger('openpose_ros').setLevel(logging.WARNING if args.quiet else logging.INFO)
-    return exit_status(run_in_temporary_folder, args, LOG, (UsageError, ModelError))
+    return exit_status(run_in_temporary_folder, args, LOG, (UsageError, ModelError, FileExistsError))
 
 
 def run_in_temporary_folder(args):

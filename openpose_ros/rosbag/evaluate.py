@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openpose_ros.files import refuse_replacing
 from openpose_ros.image import ImageRejected
 from openpose_ros.results import document, frame_record, write_document
 from openpose_ros.rosbag import messages, report as reporting
@@ -35,6 +36,7 @@ from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag, OutputError, 
 
 LOG = logging.getLogger(__name__)
 POSES_NAME = 'poses.json'
+COCO_RESULTS_NAME = 'coco_results.json'
 MAX_OFFSET_S = 1e9                  # --start/--end: seconds from the bag start (about 31 years)
 REALTIME_RANGE = (1e-6, 1e6)        # --realtime: playback rates (a million times slower or faster)
 
@@ -414,10 +416,33 @@ def output_bag_path(options: 'BagEvalOptions') -> Path:
     return Path(options.output) / f'{name.rsplit(".", 1)[0] if bag.is_file() else name}_poses'
 
 
+def output_files(options: 'BagEvalOptions') -> list:
+    """The files the run described by `options` writes into its output folder, beside the output bag."""
+    names = [reporting.REPORT_NAME, reporting.SUMMARY_NAME, POSES_NAME]
+    names += list(reporting.PLOT_NAMES) if options.plots else []
+    names += [COCO_RESULTS_NAME] if options.annotations else []
+    return [Path(options.output) / name for name in names]
+
+
+def refuse_outputs_in_the_input(options: 'BagEvalOptions') -> None:
+    """ValueError when the output folder or the output bag is the input bag folder or lies inside it."""
+    bag = Path(options.bag).resolve()
+    if not bag.is_dir():
+        return
+    for what, path in (('output folder', options.output), ('output bag', output_bag_path(options))):
+        resolved = Path(path).resolve()
+        if resolved == bag or bag in resolved.parents:
+            raise ValueError(f'the {what} {path} is inside the input bag {options.bag}; choose an output outside '
+                             f'it')
+
+
 def check_outputs(options: 'BagEvalOptions') -> None:
-    """Before any work: FileExistsError for an output bag that may not be replaced, OutputError for an output
-    folder that cannot be written."""
+    """Before any work: ValueError for outputs inside the input bag, FileExistsError for an output file or bag
+    that may not be replaced, OutputError for an output folder that cannot be written."""
+    refuse_outputs_in_the_input(options)
     check_output_bag(output_bag_path(options), options.overwrite)
+    if not options.overwrite:
+        refuse_replacing(output_files(options), hint='pass --overwrite to replace the outputs of an earlier run')
     ensure_writable(options.output)
 
 
@@ -440,11 +465,11 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
         output_bag = output_bag_path(options)
+        settings = options.settings if options.settings is not None else node_settings()
+        apply_node_settings(learner, settings)  # a value the learner refuses is refused before any output exists
+        learner.reset()
         check_outputs(options)
         out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite)
-        settings = options.settings if options.settings is not None else node_settings()
-        apply_node_settings(learner, settings)
-        learner.reset()
         run = _Run(learner, options, settings, out, store, annotations)
         worker = None
         if options.realtime is not None:
@@ -557,7 +582,7 @@ def _write_secondary_outputs(report, run, options, settings, backend_name, learn
     if annotations is not None:
         def coco():
             metrics = reporting.coco_metrics(annotations[0], run.coco_results, run.annotated_frames,
-                                             output / 'coco_results.json')
+                                             output / COCO_RESULTS_NAME)
             unsmoothed = reporting.coco_metrics(annotations[0], run.coco_unsmoothed, run.annotated_frames)
             metrics['unsmoothed'] = {k: v for k, v in unsmoothed.items() if k in reporting.COCO_METRICS}
             return metrics

@@ -43,6 +43,7 @@ VERSION = 1
 BREAK_GAP_S = 1.0          # a new id starting this soon after a track ended ...
 BREAK_DISTANCE = 0.5       # ... with its box centre within this fraction of the box height: same person
 COCO_METRICS = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
+REPORT_NAME, SUMMARY_NAME = 'report.json', 'report.txt'
 PLOT_NAMES = ('people_per_frame.png', 'processing_time.png', 'track_lifetimes.png')
 
 
@@ -301,8 +302,8 @@ def write_report(report, folder):
         rows = ',\n'.join(json.dumps(_clean(row), separators=(',', ':'), allow_nan=False) for row in report[key])
         text += f',\n "{key}": [\n{rows}\n ]'
     text += '\n}\n'
-    return (write_text(folder / 'report.json', text),
-            write_text(folder / 'report.txt', summary_text(report)))
+    return (write_text(folder / REPORT_NAME, text),
+            write_text(folder / SUMMARY_NAME, summary_text(report)))
 
 
 def read_report(path):

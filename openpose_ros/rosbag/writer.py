@@ -20,10 +20,9 @@ a folder that has it and nothing else than what it lists, never a folder of some
 import contextlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
-from openpose_ros.files import write_text
+from openpose_ros.files import check_writable_folder, write_text
 from openpose_ros.rosbag import messages
 from openpose_ros.rosbag.reader import STORAGES
 
@@ -49,15 +48,11 @@ def topic_name(namespace, name):
 
 def ensure_writable(folder) -> Path:
     """Creates `folder` (and its parents) and checks that a file can be written there; OutputError otherwise."""
-    folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        return check_writable_folder(folder)
     except OSError as error:
         raise OutputError(f'cannot write into {folder}: {error.strerror or error}; choose another output '
                           f'folder') from error
-    return folder
 
 
 def _bag_files(path, storage):
