@@ -352,9 +352,9 @@ def test_a_node_parameter_file_configures_the_run(learner, model, tmp_path, capl
     output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
     assert {pose.id for _, m in output['/poses'] for pose in msg_to_poses(m)} == {-1}
     assert all(pose.confidence >= threshold for _, m in output['/poses'] for pose in msg_to_poses(m))
-    params.write_text('/**:\n  ros__parameters:\n    min_pose_score: 1\n')
+    params.write_text('/**:\n  ros__parameters:\n    min_pose_score: .nan\n')
     assert run_cli(bag, '--weights', model, '--params-file', params, '-o', tmp_path / 'bad') == 2
-    assert 'min_pose_score must be a double, got int 1' in caplog.text
+    assert 'min_pose_score must be a finite number, got nan' in caplog.text
 
 
 # --- realtime -----------------------------------------------------------------------------------------------

@@ -157,6 +157,8 @@ def test_parameter_table_matches_the_pipeline_defaults():
 
 @pytest.mark.parametrize('name, value, words', [
     ('peak_threshold', 1.5, 'in [0, 1]'),
+    ('peak_threshold', float('nan'), 'a finite number'),
+    ('smoothing_beta', float('inf'), 'a finite number'),
     ('smoothing_min_cutoff', 0.0, 'in (0, 1000]'),
     ('smoothing_beta', 101, 'in [0, 100]'),  # a whole number for a double: its range still holds
     ('smoothing_beta', 'fast', 'must be a double'),

@@ -7,6 +7,7 @@ runs (`dynamic`). The others are read-only: they are set at start (command line,
 
 Free of rclpy: `check()` says why a value is refused, and the node turns the table into ParameterDescriptors.
 """
+import math
 import re
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ class Param:
         # bool is an int in Python: compare types exactly; a double also takes a whole number (`:=0`)
         if type(value) is not self.type and not (self.type is float and type(value) is int):
             return f'{self.name} must be a {self.type_name}, got {type(value).__name__} {value!r}'
+        if self.type is float and not math.isfinite(value):
+            return f'{self.name} must be a finite number, got {value!r}'
         if self.choices and value not in self.choices:
             return f'{self.name} must be one of {", ".join(self.choices)}, got {value!r}'
         if self.pattern and not re.match(self.pattern, value):
