@@ -131,7 +131,21 @@ def failing_model(folder):
         dimension.ClearField('dim_param')
         dimension.dim_value = 64
     onnx.save(graph, str(model / f'{model.name}.onnx'))
+    listed_as_saved(model, f'{model.name}.onnx')
     return model
+
+
+def listed_as_saved(model, name):
+    """Lists the file `name` in the model folder's metadata with its checksum, as learner.save() would."""
+    import json
+
+    from openpose_ros.files import file_sha256, write_text
+
+    metadata_path = model / f'{model.name}.json'
+    metadata = json.loads(metadata_path.read_text())
+    metadata['onnx'] = name
+    metadata['sha256'][name] = file_sha256(model / name)
+    write_text(metadata_path, json.dumps(metadata, indent=2))
 
 
 @pytest.mark.slow

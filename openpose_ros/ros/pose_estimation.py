@@ -87,9 +87,8 @@ _NUMBER = re.compile(r'\d+')
 def rejection_cause(error):
     """The cause of a refused message, for counting and rate-limiting: the first clause of the error without the
     values it quotes from the message and without numbers ('unsupported image encoding', 'image step N is
-    smaller than a row of N bgr8 pixels'), so that a stream of different bad values is one cause. An
-    ImageRejected names its own cause."""
-    first = getattr(error, 'cause', None) or str(error).split(':')[0].split(' (')[0]
+    smaller than a row of N bgr8 pixels'), so that a stream of different bad values is one cause."""
+    first = str(error).split(':')[0].split(' (')[0]
     return clip(' '.join(_NUMBER.sub('N', _QUOTED.sub('', first)).split()))
 
 
