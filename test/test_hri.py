@@ -99,8 +99,8 @@ def test_node_publishes_rep155_bodies_that_come_and_go(client, tmp_path):
         summary = client.publish_frames(node.camera_topic, source=tmp_path, count=len(sources), rate=10.0,
                                         lockstep=node.poses_topic)
         client.spin(1.0)
-        sizes = {tuple(stamp): cv2.imread(str(source)).shape[1::-1] for stamp, source in zip(summary['stamps'],
-                                                                                               sources)}
+        sizes = {tuple(stamp): cv2.imread(str(source)).shape[1::-1]
+                 for stamp, source in zip(summary['stamps'], sources)}
         by_stamp = poses_by_stamp(poses)
         tracked_by_stamp = {stamp_of(msg): list(msg.ids) for _, msg in tracked}
         assert set(tracked_by_stamp) == set(sizes), 'one tracked list per frame, with the image stamp'
