@@ -3,7 +3,6 @@ and 2D skeleton of a pose, as plain numbers for hri_msgs/NormalizedRegionOfInter
 
 The node (openpose_ros.ros.hri) and the bag tools build their messages from these.
 """
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -12,13 +11,20 @@ import numpy as np
 
 from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
 
+TOPIC_PREFIX = '/humans/bodies'
+TRACKED_TOPIC = f'{TOPIC_PREFIX}/tracked'
+BODY_TOPICS = ('roi', 'skeleton2d')
 ID_LETTERS = 'abcdefghijklmnopqrstuvwxyz'
 ID_LENGTH = 5
 ID_SPACE = len(ID_LETTERS) ** ID_LENGTH
 # Coprime with ID_SPACE (odd, not a multiple of 13): counter -> salt + counter * stride (mod ID_SPACE) is a
 # bijection, so the first ID_SPACE (11.9 million) bodies of a run all get different ids, with no set of used ids.
 _ID_STRIDE = 7_368_787
-_CONSTANT = re.compile(r'^\s*uint8\s+([A-Z_]+)\s*=\s*(\d+)', re.MULTILINE)
+
+
+def body_topic(body_id: str, leaf: str) -> str:
+    """/humans/bodies/<id>/<leaf> (leaf: one of BODY_TOPICS)."""
+    return f'{TOPIC_PREFIX}/{body_id}/{leaf}'
 
 
 def skeleton2d_order(constants: Mapping[str, int]) -> tuple:
@@ -30,11 +36,6 @@ def skeleton2d_order(constants: Mapping[str, int]) -> tuple:
     if None in order:
         raise ValueError(f'Skeleton2D constants do not number 0..{len(order) - 1}: {dict(constants)}')
     return tuple(order)
-
-
-def skeleton2d_constants(msg_text: str) -> dict:
-    """The uint8 constants of a Skeleton2D.msg text: {'NOSE': 0, ...}."""
-    return {name: int(value) for name, value in _CONSTANT.findall(msg_text)}
 
 
 def normalized_skeleton(pose, width: int, height: int, order: tuple) -> np.ndarray:
@@ -53,6 +54,15 @@ def normalized_roi(pose, width: int, height: int) -> tuple:
     x, y, box_width, box_height = pose.bbox
     corners = np.clip(np.array([x / width, y / height, (x + box_width) / width, (y + box_height) / height]), 0, 1)
     return (*(float(value) for value in corners), float(np.clip(pose.confidence, 0.0, 1.0)))
+
+
+@dataclass
+class FrameBodies:
+    """One frame's REP-155 output: the tracked body ids, the (body id, pose) pairs seen, the image size."""
+    ids: list
+    seen: list
+    width: int
+    height: int
 
 
 @dataclass
@@ -93,6 +103,12 @@ class BodyIds:
             if track >= 0 and track not in self.bodies:
                 self.bodies[track] = changes.started[track] = self._new_id()
         return changes
+
+    def assign(self, poses, alive) -> tuple:
+        """update() with the track ids of `poses`; returns (BodyChanges, [(body id, pose)] of the poses that are
+        bodies)."""
+        changes = self.update([pose.id for pose in poses], alive)
+        return changes, [(self.bodies[pose.id], pose) for pose in poses if pose.id in self.bodies]
 
     def clear(self) -> dict:
         """Ends every body (the tracker restarts its numbering); returns them, {track id: body id}."""

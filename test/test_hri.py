@@ -1,20 +1,24 @@
 """REP-155 (ROS4HRI) body topics: the keypoint order mapping and body ids (fast), and the node's topics over DDS
 with the test model on moving real photos (slow)."""
+import re
+
 import cv2
 import numpy as np
 import pytest
 
-from openpose_ros.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_constants, \
-    skeleton2d_order
+from openpose_ros.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
 from openpose_ros.pose import Pose
 from ros_helpers import SHARED_DATA
+from test_bag_eval import learner, model  # noqa: F401 (fixtures)
 
 SKELETON2D_MSG = SHARED_DATA.parent / 'vendor' / 'hri_msgs' / 'msg' / 'Skeleton2D.msg'
 
 
 def skeleton2d_msg_constants():
-    return skeleton2d_constants(SKELETON2D_MSG.read_text())
+    """The keypoint constants of the vendored Skeleton2D.msg: {'NOSE': 0, ...}."""
+    return {name: int(value) for name, value in
+            re.findall(r'^uint8\s+([A-Z_]+)\s*=\s*(\d+)', SKELETON2D_MSG.read_text(), re.MULTILINE)}
 
 
 # --- fast: mapping and ids ------------------------------------------------------------------------------------
@@ -66,6 +70,62 @@ def test_body_ids_of_a_long_run_are_all_different():
     bodies = BodyIds(salt=12345)
     ids = [bodies.update([track], alive=[track]).started[track] for track in range(100_000)]
     assert len(set(ids)) == len(ids)
+
+
+# --- bag_eval --hri: the same topics in the output bag, without rclpy ------------------------------------------
+def expected_skeleton(points, width, height, constants):
+    """(18, 2) Skeleton2D coordinates of OpenPose keypoints `points` (-1 where missing), placed by name."""
+    expected = np.zeros((18, 2))
+    for constant, name in SKELETON2D_KEYPOINTS.items():
+        point = points[KEYPOINT_NAMES.index(name)]
+        expected[constants[constant]] = point / (width, height) if point[0] >= 0 else 0
+    return expected
+
+
+def test_bag_eval_hri_writes_the_rep155_topics_of_each_frame(learner, tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from openpose_ros.ros.conversions import msg_to_poses
+    from openpose_ros.rosbag import messages
+    from openpose_ros.rosbag.evaluate import node_settings
+    from test_bag_eval import make_bag, moving_frames, run_eval
+
+    count = 8
+    result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
+                      plots=False, settings=node_settings(hri=True))
+    store = messages.typestore(hri=True)
+    topics = {}
+    with Reader(result.output_bag) as reader:
+        for connection, _, raw in reader.messages():
+            topics.setdefault(connection.topic, []).append(store.deserialize_cdr(raw, connection.msgtype))
+    height, width = moving_frames(1)[0][2].shape[:2]
+    poses = {messages.stamp_ns(msg.header): msg_to_poses(msg) for msg in topics['/poses']}
+    tracked = topics['/humans/bodies/tracked']
+    assert [messages.stamp_ns(msg.header) for msg in tracked] == list(poses), 'one IdsList per frame'
+    constants = skeleton2d_msg_constants()
+    track_of = {}
+    for msg in tracked:
+        stamp = messages.stamp_ns(msg.header)
+        for body in msg.ids:
+            track_of.setdefault(body, None)
+            skeletons = [m for m in topics.get(f'/humans/bodies/{body}/skeleton2d', [])
+                         if messages.stamp_ns(m.header) == stamp]
+            rois = [m for m in topics.get(f'/humans/bodies/{body}/roi', []) if messages.stamp_ns(m.header) == stamp]
+            if not skeletons:  # tracked but not seen in this frame
+                continue
+            got = np.array([(p.x, p.y) for p in skeletons[0].skeleton])
+            matches = [pose for pose in poses[stamp]
+                       if np.allclose(got, expected_skeleton(pose.data, width, height, constants), atol=1e-6)]
+            assert len(matches) == 1, f'body {body} at {stamp}: {len(matches)} poses match its skeleton'
+            assert track_of[body] in (None, matches[0].id), f'body {body} changed track'
+            track_of[body] = matches[0].id
+            x, y, w, h = matches[0].bbox
+            roi = rois[0]
+            assert (roi.xmin, roi.ymin, roi.xmax, roi.ymax) == pytest.approx(
+                (x / width, y / height, (x + w) / width, (y + h) / height), abs=1e-6)
+    people = [body for body, track in track_of.items() if track is not None]
+    assert len(people) >= 2 and len(set(track_of[b] for b in people)) == len(people)
+    assert result.report['output']['messages']['/humans/bodies/tracked'] == count
 
 
 # --- slow: the node over DDS ----------------------------------------------------------------------------------

@@ -7,16 +7,11 @@ publishers are created when it appears and destroyed when its track ends, so a l
 """
 from hri_msgs.msg import IdsList, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
 
-from openpose_ros.bodies import BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
+from openpose_ros.bodies import (TRACKED_TOPIC, BodyIds, body_topic, normalized_roi, normalized_skeleton,
+                                 skeleton2d_order)
 from openpose_ros.keypoints import SKELETON2D_KEYPOINTS
 
-TOPIC_PREFIX = '/humans/bodies'
-TRACKED_TOPIC = f'{TOPIC_PREFIX}/tracked'
 SKELETON2D_ORDER = skeleton2d_order({name: getattr(Skeleton2D, name) for name in SKELETON2D_KEYPOINTS})
-
-
-def body_topic(body_id, leaf):
-    return f'{TOPIC_PREFIX}/{body_id}/{leaf}'
 
 
 def roi_msg(pose, header, width, height):
@@ -42,19 +37,17 @@ class HriBodies:
 
     def publish(self, poses, header, width, height, alive_tracks):
         """Publishes the frame's bodies: `poses` are the published poses, `alive_tracks` the tracker's ids."""
-        changes = self._ids.update([pose.id for pose in poses], alive_tracks)
+        changes, bodies = self._ids.assign(poses, alive_tracks)
         for body_id in changes.ended.values():
             self._destroy(body_id)
         for body_id in changes.started.values():
             self._publishers[body_id] = tuple(self._node.create_publisher(kind, body_topic(body_id, leaf), self._qos)
                                               for kind, leaf in ((NormalizedRegionOfInterest2D, 'roi'),
                                                                  (Skeleton2D, 'skeleton2d')))
-        for pose in poses:
-            body_id = self._ids.bodies.get(pose.id)
-            if body_id is not None:
-                roi, skeleton = self._publishers[body_id]
-                roi.publish(roi_msg(pose, header, width, height))
-                skeleton.publish(skeleton2d_msg(pose, header, width, height))
+        for body_id, pose in bodies:
+            roi, skeleton = self._publishers[body_id]
+            roi.publish(roi_msg(pose, header, width, height))
+            skeleton.publish(skeleton2d_msg(pose, header, width, height))
         self._tracked.publish(IdsList(header=header, ids=sorted(self._ids.bodies.values())))
 
     def publish_body_frames(self, centres, header):
