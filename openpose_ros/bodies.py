@@ -27,6 +27,11 @@ def body_topic(body_id: str, leaf: str) -> str:
     return f'{TOPIC_PREFIX}/{body_id}/{leaf}'
 
 
+def body_frame(body_id: str) -> str:
+    """The REP-155 TF frame of a body: body_<id>."""
+    return f'body_{body_id}'
+
+
 def skeleton2d_order(constants: Mapping[str, int]) -> tuple:
     """For each Skeleton2D slot (0..17), the index of the OpenPose keypoint that fills it, matched by name through
     keypoints.SKELETON2D_KEYPOINTS; `constants` are Skeleton2D's keypoint constants ({'NOSE': 0, ...})."""

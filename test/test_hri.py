@@ -214,3 +214,37 @@ def test_node_publishes_rep155_bodies_that_come_and_go(client, tmp_path):
             assert client.node.count_publishers(f'/humans/bodies/{body}/skeleton2d') == 0
     finally:
         node.kill()
+
+
+@pytest.mark.ros
+def test_body_frames_from_3d_centres_go_to_tf_under_the_body_ids(client):
+    """The seam for 3D from depth: body_<id> frames at given centres, in the image's frame (over DDS, in this
+    process). Kept last: its bodies are published in the client's domain."""
+    from std_msgs.msg import Header
+    from tf2_msgs.msg import TFMessage
+
+    from openpose_ros.ros.hri import HriBodies
+    from openpose_ros.ros.pose_estimation import _output_qos
+
+    frames = client.listen('/tf', TFMessage)
+    bodies = HriBodies(client.node, _output_qos(10))
+    try:
+        poses = [Pose(np.full((18, 2), 50.0 * (track + 1), np.float32), 0.9, id=track) for track in (3, 4)]
+        header = Header(frame_id='camera_optical')
+        header.stamp.sec = 42
+        bodies.publish(poses, header, 640, 480, alive_tracks=[3, 4])
+        ids = bodies._ids.bodies
+        centres = {3: (0.5, -0.2, 2.5), 9: (1.0, 1.0, 1.0)}  # track 9 has no body
+        bodies.publish_body_frames(centres, header)  # the first call creates the /tf publisher
+        client.wait_until(lambda: bodies._tf.get_subscription_count() > 0, 10, 'the /tf subscription to match')
+        bodies.publish_body_frames(centres, header)
+        client.wait_until(lambda: frames, 10, 'a /tf message')
+        transforms = frames[-1][1].transforms
+        assert [t.child_frame_id for t in transforms] == [f'body_{ids[3]}']
+        transform = transforms[0]
+        assert transform.header.frame_id == 'camera_optical' and transform.header.stamp.sec == 42
+        translation, rotation = transform.transform.translation, transform.transform.rotation
+        assert (translation.x, translation.y, translation.z) == pytest.approx((0.5, -0.2, 2.5))
+        assert (rotation.x, rotation.y, rotation.z, rotation.w) == (0.0, 0.0, 0.0, 1.0)
+    finally:
+        bodies.close()
