@@ -205,13 +205,17 @@ def test_node_publishes_rep155_bodies_that_come_and_go(client, tmp_path):
         assert first | last <= set(track_of), 'the people of the photos have skeletons'
 
         # The bodies that left have no publishers any more; the node holds exactly the live bodies' ones.
-        client.spin(1.0)
-        topics = [name for name, _ in client.node.get_publisher_names_and_types_by_node(
-            'pose_estimation', node.namespace) if name.startswith('/humans/bodies/')]
-        assert sorted(topics) == sorted(['/humans/bodies/tracked'] + [
+        def body_topics():
+            client.spin(1.0)
+            return sorted(name for name, _ in client.node.get_publisher_names_and_types_by_node(
+                'pose_estimation', node.namespace) if name.startswith('/humans/bodies/'))
+        assert body_topics() == sorted(['/humans/bodies/tracked'] + [
             f'/humans/bodies/{body}/{leaf}' for body in last for leaf in ('roi', 'skeleton2d')])
         for body in first:
             assert client.node.count_publishers(f'/humans/bodies/{body}/skeleton2d') == 0
+        # Deactivating ends every track (the model is unloaded): the bodies end with them.
+        assert client.change_state(node.name, 'deactivate')
+        assert body_topics() == ['/humans/bodies/tracked']
     finally:
         node.kill()
 
