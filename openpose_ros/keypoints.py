@@ -54,3 +54,15 @@ KEYPOINT_COLORS = (
     (255, 0, 0), (255, 0, 85), (255, 0, 170), (255, 0, 255), (170, 0, 255), (85, 0, 255),
 )
 LIMB_COLORS = tuple(KEYPOINT_COLORS[b] for _, b in LIMBS)
+
+# REP-155 (ROS4HRI) hri_msgs/Skeleton2D: its keypoint constants by name, each with the OpenPose keypoint it
+# holds. Skeleton2D numbers the eyes and ears left first (14 LEFT_EYE, 15 RIGHT_EYE, 16 LEFT_EAR, 17 RIGHT_EAR),
+# unlike OpenPose: map by these names, never by index.
+SKELETON2D_KEYPOINTS = {
+    'NOSE': 'nose', 'NECK': 'neck',
+    'RIGHT_SHOULDER': 'r_sho', 'RIGHT_ELBOW': 'r_elb', 'RIGHT_WRIST': 'r_wri',
+    'LEFT_SHOULDER': 'l_sho', 'LEFT_ELBOW': 'l_elb', 'LEFT_WRIST': 'l_wri',
+    'RIGHT_HIP': 'r_hip', 'RIGHT_KNEE': 'r_knee', 'RIGHT_ANKLE': 'r_ank',
+    'LEFT_HIP': 'l_hip', 'LEFT_KNEE': 'l_knee', 'LEFT_ANKLE': 'l_ank',
+    'LEFT_EYE': 'l_eye', 'RIGHT_EYE': 'r_eye', 'LEFT_EAR': 'l_ear', 'RIGHT_EAR': 'r_ear',
+}

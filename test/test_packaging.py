@@ -64,6 +64,7 @@ def test_package_xml():
 IMPORT_KEYS = {
     'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces', 'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
     'diagnostic_msgs': 'diagnostic_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
+    'hri_msgs': 'hri_msgs', 'geometry_msgs': 'geometry_msgs', 'tf2_msgs': 'tf2_msgs',
     'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
     'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
     'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',

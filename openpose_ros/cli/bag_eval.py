@@ -88,6 +88,10 @@ def build_parser():
                      help='replace the outputs of an earlier run in --output (report, poses.json, plots) and an '
                           'existing output bag written by bag_eval (a folder holding anything else is never '
                           'removed); default: refuse to start when one exists')
+    out.add_argument('--hri', action='store_true',
+                     help="also the REP-155 (ROS4HRI) body topics, as the node's hri parameter: /humans/bodies/tracked "
+                          'and per body /humans/bodies/<id>/roi and skeleton2d (needs hri_msgs; default: the '
+                          "parameter file's hri, false)")
     out.add_argument('--no-plots', action='store_true', help='no PNG plots')
     parser.add_argument('--quiet', action='store_true', help='no progress bar, warnings only')
     return parser
@@ -107,14 +111,15 @@ def run(args):
     from openpose_ros.rosbag.reader import BagInput
 
     settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio,
-                             max_aspect_ratio=args.max_aspect_ratio)
+                             max_aspect_ratio=args.max_aspect_ratio, hri=args.hri or None)
     options = BagEvalOptions(
         bag=args.bag, output=args.output or _default_output(args.bag), topic=args.topic, start=args.start,
         end=args.end, storage=args.storage, output_bag=args.output_bag, namespace=args.namespace,
         annotated=args.annotated, realtime=args.realtime, annotations=args.annotations, settings=settings,
         plots=not args.no_plots, progress=not args.quiet, overwrite=args.overwrite)
     options.validate()
-    with BagInput(args.bag, typestore()) as bag:  # bag and output problems first: they cost no model loading
+    # bag, output and message definition problems first: they cost no model loading
+    with BagInput(args.bag, typestore(hri=settings['hri'])) as bag:
         topic = bag.select_topic(args.topic)
     check_outputs(options)
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)

@@ -191,6 +191,9 @@ PARAMS = (
           'subscribes.', 'output', True),
     Param('annotated_max_rate', 10.0, "Maximum rate (Hz) of 'image_annotated'; 0 = every processed frame.",
           'output', True, 0.0, 1000.0),
+    Param('hri', False,
+          'Also publish the REP-155 (ROS4HRI) body topics: /humans/bodies/tracked and, per tracked body, '
+          '/humans/bodies/<id>/roi and /humans/bodies/<id>/skeleton2d (needs track).', 'output'),
     Param('diagnostics_period', 1.0, "Seconds between two '/diagnostics' messages.", 'output',
           low=0.05, high=60.0),
     Param('stale_timeout', 5.0,

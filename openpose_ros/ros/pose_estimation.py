@@ -156,6 +156,7 @@ class PoseEstimationNode(LifecycleNode):
         self._output_lock = threading.Lock()  # publishing vs. closing an activation
         self._subscription = None
         self._poses_publisher = self._annotated_publisher = None
+        self._hri = None  # REP-155 body topics (parameter hri)
         self._stats = FrameStats(STATS_WINDOW)
         self._rejection_log = _RateLimitedLog(self.get_logger().warning, 'rejected an input frame')
         self._failure_log = _RateLimitedLog(self.get_logger().error, 'processing a frame failed')
@@ -219,6 +220,7 @@ class PoseEstimationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._poses_publisher = self.create_lifecycle_publisher(Pose2DArray, 'poses', _output_qos(10))
         self._annotated_publisher = self.create_lifecycle_publisher(Image, 'image_annotated', _output_qos(1))
+        self._create_hri()
         self._state = 'inactive'
         return super().on_configure(state)
 
@@ -313,6 +315,7 @@ class PoseEstimationNode(LifecycleNode):
             if self._activation is not None:
                 self._activation.open = False
             self._activation = None
+            self._end_hri_bodies()
         self._stats.on_dropped(self._worker.discard())
         if not self._worker.wait_idle(STOP_TIMEOUT):
             self.get_logger().info(f'the frame in progress goes on after {STOP_TIMEOUT:g} s: its result is dropped')
@@ -322,6 +325,7 @@ class PoseEstimationNode(LifecycleNode):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         self._poses_publisher = self._annotated_publisher = None
+        self._destroy_hri()
 
     def _compressed_topic(self):
         """image_transport's name: '<image>/compressed' after remapping 'image'; unless 'image/compressed'
@@ -381,6 +385,8 @@ class PoseEstimationNode(LifecycleNode):
             self.get_logger().info(f'image time went back by {self._last_stamp - stamp:.3f} s (a bag restarted?): '
                                    'restarting tracking and smoothing')
             model.learner.reset()
+            with self._output_lock:
+                self._end_hri_bodies()
         self._last_stamp = stamp
         started = time.perf_counter()
         try:
@@ -393,6 +399,8 @@ class PoseEstimationNode(LifecycleNode):
         poses = [pose for pose in poses if pose.confidence >= settings['min_pose_score']]
         if not self._publish(activation, self._poses_publisher, poses_to_msg(poses, msg.header)):
             return
+        self._publish_hri(activation, poses, msg.header, image.shape,
+                          model.learner.tracker.active_ids if settings['track'] else ())
         if self._should_annotate(settings):
             from openpose_ros.pose import draw
             annotated = draw(image.copy(), poses, track=settings['track'])
@@ -418,6 +426,29 @@ class PoseEstimationNode(LifecycleNode):
             return False
         self._last_annotated = now
         return True
+
+    # --- REP-155 (ROS4HRI) bodies (parameter hri) ------------------------------------------------------------
+    def _create_hri(self):
+        if self._settings['hri'] and self._hri is None:
+            from openpose_ros.ros.hri import HriBodies
+            self._hri = HriBodies(self, _output_qos(10))
+
+    def _publish_hri(self, activation, poses, header, shape, alive_tracks):
+        """The frame's bodies, unless the activation was closed meanwhile (untracked poses, id -1, are none)."""
+        with self._output_lock:
+            if self._hri is not None and activation.open:
+                self._hri.publish(poses, header, shape[1], shape[0], alive_tracks)
+
+    def _end_hri_bodies(self):
+        """Destroys the bodies' publishers (call under the output lock): their tracks end with the tracker's."""
+        if self._hri is not None:
+            self._hri.end_all()
+
+    def _destroy_hri(self):
+        with self._output_lock:
+            if self._hri is not None:
+                self._hri.close()
+            self._hri = None
 
     # --- diagnostics ---------------------------------------------------------------------------------------
     def diagnostic_status(self):

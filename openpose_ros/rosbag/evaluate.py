@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openpose_ros.bodies import BodyIds, FrameBodies
 from openpose_ros.files import refuse_replacing
 from openpose_ros.image import ImageRejected
 from openpose_ros.results import document, frame_record, write_document
@@ -282,6 +283,7 @@ class _Run:
         self.stamps_not_increasing = 0
         self.pending_output = None
         self.warmup_ms = None
+        self.bodies = BodyIds() if settings['hri'] else None  # REP-155 body ids, as the node gives them
 
     def record(self, frame, status='processed'):
         record = FrameRecord(frame.index, frame.log_time_ns, frame.stamp_ns, frame.stamp_source, status)
@@ -343,20 +345,28 @@ class _Run:
         self._collect_coco(record, poses, unsmoothed)
         self.pose_records.append(frame_record(poses, frame.stamp_ns / 1e9, frame=frame.index, width=record.width,
                                               height=record.height))
-        self.pending_output = (frame, record, poses, image)
+        self.pending_output = (frame, record, poses, image, self._frame_bodies(poses, image))
         return record.processing_ms / 1e3
+
+    def _frame_bodies(self, poses, image):
+        """The frame's REP-155 bodies (None without hri): as the node, a body lives as long as its track."""
+        if self.bodies is None:
+            return None
+        _, seen = self.bodies.assign(poses, self.learner.tracker.active_ids if self.settings['track'] else ())
+        height, width = image.shape[:2]
+        return FrameBodies(sorted(self.bodies.bodies.values()), seen, width, height)
 
     def publish(self, log_time_ns):
         """Writes the last processed frame's messages to the output bag at `log_time_ns`."""
         if self.pending_output is None:
             return
-        frame, record, poses, image = self.pending_output
+        frame, record, poses, image, bodies = self.pending_output
         self.pending_output = None
         annotated = None
         if self.out.annotated != 'none':
             from openpose_ros.pose import draw
             annotated = draw(np.array(image, copy=True), poses, track=self.settings['track'])
-        self.out.write(frame.header, poses, annotated, log_time_ns)
+        self.out.write(frame.header, poses, annotated, log_time_ns, bodies)
         record.output_log_time_ns = int(log_time_ns)
 
     def _follow_tracks(self, record, poses):
@@ -454,7 +464,8 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
     bad options, FileExistsError for an existing output bag (unless overwrite, and then only one of bag_eval).
     """
     options.validate()
-    store = messages.typestore()
+    settings = options.settings if options.settings is not None else node_settings()
+    store = messages.typestore(hri=settings['hri'])
     output = Path(options.output)
     annotations = load_frame_annotations(options.annotations) if options.annotations else None
     with BagInput(options.bag, store) as source:
@@ -465,11 +476,11 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
         output_bag = output_bag_path(options)
-        settings = options.settings if options.settings is not None else node_settings()
         apply_node_settings(learner, settings)  # a value the learner refuses is refused before any output exists
         learner.reset()
         check_outputs(options)
-        out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite)
+        out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite,
+                        hri=settings['hri'])
         run = _Run(learner, options, settings, out, store, annotations)
         worker = None
         if options.realtime is not None:

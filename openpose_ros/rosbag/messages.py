@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.bodies import normalized_roi, normalized_skeleton, skeleton2d_order
+from openpose_ros.keypoints import NUM_KEYPOINTS, SKELETON2D_KEYPOINTS
 
 PACKAGE = 'openpose_ros'
 MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray')
@@ -25,23 +26,32 @@ COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
 
+# REP-155 (ROS4HRI) body messages, registered from hri_msgs' installed .msg files when a run writes them.
+HRI_PACKAGE = 'hri_msgs'
+HRI_MESSAGES = ('IdsList', 'NormalizedPointOfInterest2D', 'NormalizedRegionOfInterest2D', 'Skeleton2D')
+IDS_LIST = f'{HRI_PACKAGE}/msg/IdsList'
+ROI = f'{HRI_PACKAGE}/msg/NormalizedRegionOfInterest2D'
+SKELETON2D = f'{HRI_PACKAGE}/msg/Skeleton2D'
+
+
 class MessageDefinitionsNotFound(FileNotFoundError):
     """The openpose_ros .msg files are nowhere to be found; the message lists the places searched."""
 
 
-def message_folder_candidates():
-    """Where the .msg files may be, in the order they are searched."""
+def message_folder_candidates(package_name=PACKAGE):
+    """Where the .msg files of `package_name` may be, in the order they are searched."""
     candidates = []
-    if os.environ.get(MSG_DIR_VARIABLE):
+    if os.environ.get(MSG_DIR_VARIABLE) and package_name == PACKAGE:
         candidates.append(Path(os.environ[MSG_DIR_VARIABLE]))
     package = Path(__file__).resolve().parents[1]
-    candidates.append(package.parent / 'msg')                      # source tree
+    if package_name == PACKAGE:
+        candidates.append(package.parent / 'msg')                  # source tree
     for parent in package.parents:                                 # <prefix>/lib/pythonX.Y/site-packages/...
-        candidates.append(parent / 'share' / PACKAGE / 'msg')
+        candidates.append(parent / 'share' / package_name / 'msg')
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         if prefix:
-            candidates.append(Path(prefix) / 'share' / PACKAGE / 'msg')
-    candidates.append(Path(sys.prefix) / 'share' / PACKAGE / 'msg')
+            candidates.append(Path(prefix) / 'share' / package_name / 'msg')
+    candidates.append(Path(sys.prefix) / 'share' / package_name / 'msg')
     unique = []
     for candidate in candidates:
         if candidate not in unique:
@@ -61,21 +71,38 @@ def message_folder():
         f'searched:\n  {searched}\nSet {MSG_DIR_VARIABLE} to the folder holding them (msg/ of the source tree).')
 
 
+def hri_message_folder():
+    """The installed hri_msgs .msg folder (a ROS 2 distribution's, or the one `make setup` built into the virtual
+    environment); MessageDefinitionsNotFound otherwise."""
+    candidates = message_folder_candidates(HRI_PACKAGE)
+    for folder in candidates:
+        if all((folder / f'{name}.msg').is_file() for name in HRI_MESSAGES):
+            return folder
+    searched = '\n  '.join(str(folder) for folder in candidates)
+    raise MessageDefinitionsNotFound(
+        f'the hri_msgs message definitions (REP-155 body topics) were not found; searched:\n  {searched}\n'
+        'Install hri_msgs (make setup, or the ros-<distro>-hri-msgs package) or leave out the REP-155 topics.')
+
+
 @lru_cache(maxsize=None)
-def _typestore(folder):
+def _typestore(folder, hri_folder=None):
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
-    for name in MESSAGES:
-        types.update(get_types_from_msg((Path(folder) / f'{name}.msg').read_text(encoding='utf-8'),
-                                        f'{PACKAGE}/msg/{name}'))
+    sources = [(folder, PACKAGE, MESSAGES)] + ([(hri_folder, HRI_PACKAGE, HRI_MESSAGES)] if hri_folder else [])
+    for source, package, names in sources:
+        for name in names:
+            types.update(get_types_from_msg((Path(source) / f'{name}.msg').read_text(encoding='utf-8'),
+                                            f'{package}/msg/{name}'))
     store.register(types)
     return store
 
 
-def typestore(folder=None):
-    """The ROS 2 Kilted typestore with openpose_ros/msg/* registered (one per folder, cached)."""
-    return _typestore(str(Path(folder) if folder is not None else message_folder()))
+def typestore(folder=None, hri=False):
+    """The ROS 2 Kilted typestore with openpose_ros/msg/* registered (one per folder, cached), and with `hri` the
+    hri_msgs body messages."""
+    return _typestore(str(Path(folder) if folder is not None else message_folder()),
+                      str(hri_message_folder()) if hri else None)
 
 
 # --- messages ------------------------------------------------------------------------------------------------
@@ -132,3 +159,23 @@ def compressed_image(store, bgr, header_msg, quality=90):
         raise ValueError('OpenCV could not encode the image as JPEG')
     return store.types[COMPRESSED_IMAGE](header=header_msg, format='bgr8; jpeg compressed bgr8',
                                          data=data.reshape(-1))
+
+
+def ids_list(store, ids, header_msg):
+    """Body ids -> hri_msgs/msg/IdsList."""
+    return store.types[IDS_LIST](header=header_msg, ids=list(ids))
+
+
+def roi(store, pose, header_msg, width, height):
+    """A pose's box normalised by the image size -> hri_msgs/msg/NormalizedRegionOfInterest2D (as the node)."""
+    xmin, ymin, xmax, ymax, confidence = normalized_roi(pose, width, height)
+    return store.types[ROI](header=header_msg, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, c=confidence)
+
+
+def skeleton2d(store, pose, header_msg, width, height):
+    """A pose normalised by the image size -> hri_msgs/msg/Skeleton2D, keypoints placed by name (as the node)."""
+    types = store.types
+    Skeleton2D, Point = types[SKELETON2D], types[f'{HRI_PACKAGE}/msg/NormalizedPointOfInterest2D']
+    order = skeleton2d_order({name: getattr(Skeleton2D, name) for name in SKELETON2D_KEYPOINTS})
+    rows = normalized_skeleton(pose, width, height, order)
+    return Skeleton2D(header=header_msg, skeleton=[Point(x=float(x), y=float(y), c=float(c)) for x, y, c in rows])

@@ -5,6 +5,9 @@ Topics (relative to `namespace`, as the node's are to its namespace):
   image_annotated/compressed  sensor_msgs/msg/CompressedImage, JPEG: the frame with the skeletons drawn, as
                               image_transport's compressed plugin names it                (annotated='compressed')
   image_annotated             sensor_msgs/msg/Image, bgr8 (ten times larger or more)             (annotated='raw')
+With hri, also the node's REP-155 topics (absolute names, as the node's): /humans/bodies/tracked
+(hri_msgs/msg/IdsList) every frame, and /humans/bodies/<id>/roi and /humans/bodies/<id>/skeleton2d for each
+body seen in the frame.
 Every message carries the input frame's header (stamp and frame_id copied) and is written at a log time given by
 the caller (the input frame's log time for a plain run), so that `ros2 bag play` replays it in step.
 close() writes metadata.yaml: call it also after an interruption or an error, the bag is then complete up to
@@ -22,6 +25,7 @@ import json
 import shutil
 from pathlib import Path
 
+from openpose_ros.bodies import TRACKED_TOPIC, body_topic
 from openpose_ros.files import check_writable_folder, write_text
 from openpose_ros.rosbag import messages
 from openpose_ros.rosbag.reader import STORAGES
@@ -137,7 +141,7 @@ class OutputBag:
     when it cannot be written."""
 
     def __init__(self, path, storage, store, namespace='', annotated='compressed', overwrite=False,
-                 jpeg_quality=90):
+                 jpeg_quality=90, hri=False):
         from rosbags.rosbag2 import StoragePlugin, Writer
         if storage not in STORAGES:
             raise ValueError(f'storage must be one of {", ".join(STORAGES)}, not {storage!r}')
@@ -169,14 +173,20 @@ class OutputBag:
             msgtype = messages.IMAGE if annotated == 'raw' else messages.COMPRESSED_IMAGE
             self.topics['image_annotated'] = topic_name(namespace, name)
             self._image = self.writer.add_connection(self.topics['image_annotated'], msgtype, typestore=store)
+        self._hri = {}  # topic -> connection of the REP-155 topics, added as bodies appear
+        if hri:
+            self.topics['hri_tracked'] = TRACKED_TOPIC
+            self._hri[TRACKED_TOPIC] = self.writer.add_connection(TRACKED_TOPIC, messages.IDS_LIST, typestore=store)
         self.counts = {topic: 0 for topic in self.topics.values()}
         self.closed = False
         self.broken = False         # a write failed in a way that rosbags cannot close cleanly (mcap)
 
-    def write(self, header, poses, annotated_bgr, log_time_ns):
-        """Writes one frame's Pose2DArray and (unless annotated='none') its annotated image. OutputError when the
-        disk is nearly full (nothing written) or the write fails."""
+    def write(self, header, poses, annotated_bgr, log_time_ns, bodies=None):
+        """Writes one frame's Pose2DArray, (unless annotated='none') its annotated image and (with hri) its REP-155
+        messages from `bodies` (openpose_ros.bodies.FrameBodies). OutputError when the disk is nearly full
+        (nothing written) or the write fails."""
         pose_bytes = self.store.serialize_cdr(messages.pose_array(self.store, poses, header), messages.POSE_ARRAY)
+        hri = self._hri_messages(header, bodies) if self._hri else []
         image_bytes = None
         if self._image is not None:
             if self.annotated == 'raw':
@@ -186,12 +196,17 @@ class OutputBag:
                 msgtype = messages.COMPRESSED_IMAGE
             image_bytes = self.store.serialize_cdr(msg, msgtype)
         # Everything serialised and the space checked first, so that a frame is written whole or not at all.
-        self._check_space(len(pose_bytes) + (len(image_bytes) if image_bytes is not None else 0))
+        self._check_space(len(pose_bytes) + (len(image_bytes) if image_bytes is not None else 0)
+                          + sum(len(data) for _, _, data in hri))
         before = (dict(self.writer.counts), self.writer.min_timestamp, self.writer.max_timestamp)
         try:
             self.writer.write(self._poses, int(log_time_ns), bytes(pose_bytes))
             if image_bytes is not None:
                 self.writer.write(self._image, int(log_time_ns), bytes(image_bytes))
+            for topic, msgtype, data in hri:
+                if topic not in self._hri:
+                    self._hri[topic] = self.writer.add_connection(topic, msgtype, typestore=self.store)
+                self.writer.write(self._hri[topic], int(log_time_ns), bytes(data))
             if self.storage == 'sqlite3':
                 self.writer.storage.conn.commit()
         except Exception as error:  # OSError, sqlite3.Error: the storage could not take it
@@ -201,6 +216,19 @@ class OutputBag:
         self.counts[self.topics['poses']] += 1
         if image_bytes is not None:
             self.counts[self.topics['image_annotated']] += 1
+        for topic, _, _ in hri:
+            self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def _hri_messages(self, header, bodies):
+        """[(topic, message type, serialised message)] of one frame's REP-155 output."""
+        store = self.store
+        out = [(TRACKED_TOPIC, messages.IDS_LIST, messages.ids_list(store, bodies.ids, header))]
+        for body_id, pose in bodies.seen:
+            out.append((body_topic(body_id, 'roi'), messages.ROI,
+                        messages.roi(store, pose, header, bodies.width, bodies.height)))
+            out.append((body_topic(body_id, 'skeleton2d'), messages.SKELETON2D,
+                        messages.skeleton2d(store, pose, header, bodies.width, bodies.height)))
+        return [(topic, msgtype, store.serialize_cdr(msg, msgtype)) for topic, msgtype, msg in out]
 
     def _undo_frame(self, counts, min_timestamp, max_timestamp):
         """After a failed write: sqlite3 rolls the frame back (the earlier frames are committed) and the
