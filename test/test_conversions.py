@@ -249,6 +249,37 @@ def test_poses_to_msg():
     assert poses_to_msg([], header).poses == []
 
 
+def test_poses_3d_to_msg_carries_valid_points_and_zeroes_the_invalid():
+    from std_msgs.msg import Header
+
+    from openpose_ros.lifting import Intrinsics, lift_poses
+    from openpose_ros.ros.conversions import poses_3d_to_msg
+
+    poses = make_poses()
+    depth = np.full((480, 640), 2500, np.uint16)
+    depth[40:60, 90:110] = 0                                   # a hole under the first pose's nose
+    intrinsics = Intrinsics([[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]], 640, 480)
+    lifted = lift_poses(poses, depth, intrinsics)
+    header = Header(frame_id='depth_optical_frame')
+    header.stamp.sec = 7
+    msg = poses_3d_to_msg(poses, lifted, header)
+    assert msg.header.frame_id == 'depth_optical_frame' and msg.header.stamp.sec == 7
+    assert [p.track_id for p in msg.poses] == [3, -1, 0]
+    assert [p.score for p in msg.poses] == [0.75, 0.0, 1.0]
+    first = msg.poses[0]
+    assert not first.keypoints[0].valid and first.keypoints[1].valid
+    neck = first.keypoints[1]
+    expected = ((101.5 - 319.5) * 2.5 / 500, (80 - 239.5) * 2.5 / 500, 2.5)   # the pinhole camera's back-projection
+    assert (neck.position.x, neck.position.y, neck.position.z) == pytest.approx(expected)
+    assert neck.score == 1.0                                   # clipped to [0, 1]
+    invalid = [k for k in first.keypoints if not k.valid]
+    assert all((k.position.x, k.position.y, k.position.z, k.score) == (0, 0, 0, 0) for k in invalid)
+    assert first.center_valid and first.center.z == pytest.approx(2.5)
+    nobody = msg.poses[1]
+    assert not nobody.center_valid and not any(k.valid for k in nobody.keypoints)
+    assert (nobody.center.x, nobody.center.y, nobody.center.z) == (0, 0, 0)
+
+
 def test_msg_to_poses_inverts_poses_to_msg():
     from openpose_ros.ros.conversions import msg_to_poses, poses_to_msg
 

@@ -16,7 +16,7 @@ import numpy as np
 from openpose_ros.keypoints import NUM_KEYPOINTS
 
 PACKAGE = 'openpose_ros'
-MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray')
+MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray', 'Keypoint3D', 'Pose3D', 'Pose3DArray')
 MSG_DIR_VARIABLE = 'OPENPOSE_ROS_MSG_DIR'
 
 POSE_ARRAY = f'{PACKAGE}/msg/Pose2DArray'
