@@ -69,6 +69,7 @@ IMPORT_KEYS = {
     'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
     'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml', 'mcap': 'python3-mcap-pip',
     'openvino': 'python3-openvino-pip', 'geometry_msgs': 'geometry_msgs',
+    'visualization_msgs': 'visualization_msgs', 'message_filters': 'message_filters',
 }
 NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
 
