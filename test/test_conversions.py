@@ -391,3 +391,23 @@ def test_skeleton_markers_show_valid_keypoints_and_limbs_with_a_colour_per_track
     assert first[Marker.TEXT_VIEW_FACING].text == '3'
     assert first[Marker.SPHERE_LIST].color != by_person['person 0'][Marker.SPHERE_LIST].color
     assert len({(m.ns, m.id) for m in markers}) == len(markers)
+
+
+def test_depth_images_read_as_millimetres_or_metres_with_padded_rows_and_either_byte_order():
+    from sensor_msgs.msg import Image
+
+    from openpose_ros.ros.depth import depth_msg_to_array
+
+    millimetres = np.arange(12, dtype=np.uint16).reshape(3, 4) * 250
+    for bigendian in (False, True):
+        msg = image_msg(millimetres, '16UC1', padding=6, bigendian=bigendian)
+        read = depth_msg_to_array(msg)
+        assert read.dtype == np.uint16 and read.dtype.isnative
+        np.testing.assert_array_equal(read, millimetres)
+    metres = (millimetres / 1000).astype(np.float32)
+    msg = Image(height=3, width=4, encoding='32FC1', is_bigendian=0, step=16, data=metres.tobytes())
+    np.testing.assert_array_equal(depth_msg_to_array(msg), metres)
+    with pytest.raises(ValueError, match='16UC1 millimetres or 32FC1 metres'):
+        depth_msg_to_array(image_msg(np.zeros((3, 4, 3), np.uint8), 'rgb8'))
+    with pytest.raises(ValueError, match='malformed depth image'):
+        depth_msg_to_array(Image(height=3, width=4, encoding='32FC1', step=16, data=metres.tobytes()[:20]))

@@ -9,6 +9,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from openpose_ros.image import check_pixel_count
+
 MATCH_WAIT = 0.1       # seconds the worker waits for the match of its frame (the depth may arrive a bit later)
 KEPT_MATCHES = 8       # matches kept: more than the frames that arrive while one is processed
 SYNC_QUEUE = 10        # message_filters queue per topic
@@ -24,8 +26,9 @@ def depth_msg_to_array(msg):
     if msg.is_bigendian:
         dtype = dtype.newbyteorder('>')
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    check_pixel_count(width, height, 'the depth image')
     data = np.frombuffer(bytes(msg.data), np.uint8)
-    if height <= 0 or width <= 0 or step < width * dtype.itemsize or data.size < step * height:
+    if step < width * dtype.itemsize or data.size < step * height:
         raise ValueError(f'malformed depth image: {width}x{height}, step {step}, {data.size} bytes')
     rows = data[:step * height].reshape(height, step)[:, :width * dtype.itemsize]
     return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder('='))
