@@ -104,3 +104,17 @@ def test_depth_that_matches_no_colour_frame_gives_no_3d_poses_and_is_counted(cli
     stamp = stamp_of(publish_frame(client, depth_node, photo, now, now - 0.5))
     client.wait_until(lambda: stamp in poses_by_stamp(poses_3d), 30, 'poses_3d with depth_slop 0.6')
     assert client.set_parameters(depth_node.name, depth_slop=0.0) == {'depth_slop': (True, '')}
+
+
+def test_depth_pairing_comes_back_after_deactivate_and_activate(client, depth_node, photo):
+    from openpose_ros.msg import Pose3DArray
+
+    poses_3d = client.listen(f'{depth_node.namespace}/poses_3d', Pose3DArray)
+    assert client.change_state(depth_node.name, 'deactivate')
+    client.spin(0.5)
+    assert client.node.count_subscribers(f'{depth_node.namespace}/depth/image') == 0     # unsubscribed
+    assert client.change_state(depth_node.name, 'activate')
+    client.wait_for_publisher(f'{depth_node.namespace}/poses_3d')
+    now = round(time.time(), 3)
+    stamp = stamp_of(publish_frame(client, depth_node, photo, now, now))
+    client.wait_until(lambda: stamp in poses_by_stamp(poses_3d), 30, 'poses_3d after activate')
