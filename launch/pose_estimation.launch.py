@@ -22,6 +22,7 @@ PACKAGE = 'openpose_ros'
 EXECUTABLE = 'pose_estimation_node'
 NODE_NAME = 'pose_estimation'
 PARAMS_FILE = os.path.join('config', 'pose_estimation.yaml')  # in the package's share folder
+TRUE_WORDS = ('true', '1', 'yes', 'on')
 
 # Launch argument -> (node parameter, description). Empty (the default) keeps the parameter file's value.
 PARAMETER_ARGUMENTS = {
@@ -46,6 +47,14 @@ def launch_arguments():
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='use /clock (true when playing a bag with --clock)'),
         DeclareLaunchArgument('log_level', default_value='info', description='node log level'),
+        DeclareLaunchArgument('use_depth', default_value='false',
+                              description='lift the poses to 3D with an aligned depth image (poses_3d, '
+                                          'skeleton_markers)'),
+        DeclareLaunchArgument('depth_topic', default_value='/camera/aligned_depth_to_color/image_raw',
+                              description="the depth image aligned to the colour image (the node's "
+                                          "'depth/image'), with use_depth"),
+        DeclareLaunchArgument('depth_info_topic', default_value='/camera/aligned_depth_to_color/camera_info',
+                              description="that depth image's CameraInfo (the node's 'depth/camera_info')"),
     ]
     arguments += [DeclareLaunchArgument(name, default_value='', description=description)
                   for name, (_, description) in PARAMETER_ARGUMENTS.items()]
@@ -60,14 +69,17 @@ def node_actions(context):
         if value:
             overrides[parameter] = ParameterValue(value, value_type=str)
     use_sim_time = LaunchConfiguration('use_sim_time').perform(context).strip().lower()
-    overrides['use_sim_time'] = use_sim_time in ('true', '1', 'yes', 'on')
+    overrides['use_sim_time'] = use_sim_time in TRUE_WORDS
+    overrides['use_depth'] = LaunchConfiguration('use_depth').perform(context).strip().lower() in TRUE_WORDS
     return [LifecycleNode(
         package=PACKAGE,
         executable=EXECUTABLE,
         name=NODE_NAME,
         namespace=LaunchConfiguration('namespace').perform(context),
         parameters=[LaunchConfiguration('params_file').perform(context), overrides],
-        remappings=[('image', LaunchConfiguration('camera_topic').perform(context))],
+        remappings=[('image', LaunchConfiguration('camera_topic').perform(context)),
+                    ('depth/image', LaunchConfiguration('depth_topic').perform(context)),
+                    ('depth/camera_info', LaunchConfiguration('depth_info_topic').perform(context))],
         arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level').perform(context)],
         output='screen',
         emulate_tty=True,

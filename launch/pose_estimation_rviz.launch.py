@@ -18,12 +18,14 @@ RVIZ_CONFIG = os.path.join('config', 'openpose.rviz')
 RVIZ_PACKAGE = 'rviz2'
 RVIZ_EXECUTABLE = 'rviz2'
 ANNOTATED_TOPIC = 'image_annotated'  # the node's topic; the rviz config names it /image_annotated
+MARKERS_TOPIC = 'skeleton_markers'   # with use_depth; the rviz config names it /skeleton_markers
 
 
 def rviz_actions(context):
-    """rviz2 with the config, its /image_annotated remapped into the node's namespace."""
+    """rviz2 with the config, its /image_annotated and /skeleton_markers remapped into the node's namespace."""
     namespace = LaunchConfiguration('namespace').perform(context).strip('/')
-    remappings = [(f'/{ANNOTATED_TOPIC}', f'/{namespace}/{ANNOTATED_TOPIC}')] if namespace else []
+    remappings = [(f'/{topic}', f'/{namespace}/{topic}') for topic in (ANNOTATED_TOPIC, MARKERS_TOPIC)
+                  if namespace]
     return [Node(
         package=RVIZ_PACKAGE,
         executable=RVIZ_EXECUTABLE,

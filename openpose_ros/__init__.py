@@ -14,6 +14,8 @@ _LAZY = {
     'draw': 'openpose_ros.pose',
     'get_bbox': 'openpose_ros.pose',
     'ExternalDataset': 'openpose_ros.datasets',
+    'Intrinsics': 'openpose_ros.lifting',
+    'lift_poses': 'openpose_ros.lifting',
 }
 
 

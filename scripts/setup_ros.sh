@@ -64,6 +64,7 @@ ROS_WHEELS=(
     ros-rosidl-core-generators
     ros-ament-cmake-ros-core
     ros-geometry-msgs
+    ros-visualization-msgs
     ros-rcl-interfaces
     ros-lifecycle-msgs
     ros-action-msgs

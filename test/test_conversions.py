@@ -249,6 +249,37 @@ def test_poses_to_msg():
     assert poses_to_msg([], header).poses == []
 
 
+def test_poses_3d_to_msg_carries_valid_points_and_zeroes_the_invalid():
+    from std_msgs.msg import Header
+
+    from openpose_ros.lifting import Intrinsics, lift_poses
+    from openpose_ros.ros.conversions import poses_3d_to_msg
+
+    poses = make_poses()
+    depth = np.full((480, 640), 2500, np.uint16)
+    depth[40:60, 90:110] = 0                                   # a hole under the first pose's nose
+    intrinsics = Intrinsics([[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]], 640, 480)
+    lifted = lift_poses(poses, depth, intrinsics)
+    header = Header(frame_id='depth_optical_frame')
+    header.stamp.sec = 7
+    msg = poses_3d_to_msg(poses, lifted, header)
+    assert msg.header.frame_id == 'depth_optical_frame' and msg.header.stamp.sec == 7
+    assert [p.track_id for p in msg.poses] == [3, -1, 0]
+    assert [p.score for p in msg.poses] == [0.75, 0.0, 1.0]
+    first = msg.poses[0]
+    assert not first.keypoints[0].valid and first.keypoints[1].valid
+    neck = first.keypoints[1]
+    expected = ((101.5 - 319.5) * 2.5 / 500, (80 - 239.5) * 2.5 / 500, 2.5)   # the pinhole camera's back-projection
+    assert (neck.position.x, neck.position.y, neck.position.z) == pytest.approx(expected)
+    assert neck.score == 1.0                                   # clipped to [0, 1]
+    invalid = [k for k in first.keypoints if not k.valid]
+    assert all((k.position.x, k.position.y, k.position.z, k.score) == (0, 0, 0, 0) for k in invalid)
+    assert first.center_valid and first.center.z == pytest.approx(2.5)
+    nobody = msg.poses[1]
+    assert not nobody.center_valid and not any(k.valid for k in nobody.keypoints)
+    assert (nobody.center.x, nobody.center.y, nobody.center.z) == (0, 0, 0)
+
+
 def test_msg_to_poses_inverts_poses_to_msg():
     from openpose_ros.ros.conversions import msg_to_poses, poses_to_msg
 
@@ -332,3 +363,51 @@ def test_image_travels_between_processes_best_effort(bgr):
     assert result['digests'] == [hashlib.sha256(bgr.tobytes()).hexdigest()], 'every image arrives intact'
     assert result['shapes'] == [str(bgr.shape)]
     assert result['count'] >= sent * 0.8, f"only {result['count']} of {sent} images arrived"
+
+
+def test_skeleton_markers_show_valid_keypoints_and_limbs_with_a_colour_per_track_and_a_lifetime():
+    from openpose_ros.keypoints import LIMBS, SKELETON
+    from openpose_ros.lifting import Intrinsics, lift_poses
+    from openpose_ros.ros.conversions import poses_3d_to_msg
+    from openpose_ros.ros.markers import skeleton_markers
+    from visualization_msgs.msg import Marker
+
+    poses = make_poses()
+    depth = np.full((480, 640), 2500, np.uint16)
+    depth[40:60, 90:110] = 0                                   # the first pose's nose has no depth
+    lifted = lift_poses(poses, depth, Intrinsics([[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]], 640, 480))
+    msg = poses_3d_to_msg(poses, lifted)
+    markers = skeleton_markers(msg, lifetime=0.75).markers
+    by_person = {}
+    for marker in markers:
+        assert (marker.lifetime.sec, marker.lifetime.nanosec) == (0, 750_000_000)
+        by_person.setdefault(marker.ns.rsplit(' ', 1)[0], {})[marker.type] = marker
+    assert set(by_person) == {'person 3', 'person 0'}          # the pose without any valid keypoint shows nothing
+    first = by_person['person 3']
+    valid = [k.valid for k in msg.poses[0].keypoints]
+    assert len(first[Marker.SPHERE_LIST].points) == sum(valid)
+    limbs = [LIMBS[limb] for limb in SKELETON if valid[LIMBS[limb][0]] and valid[LIMBS[limb][1]]]
+    assert len(first[Marker.LINE_LIST].points) == 2 * len(limbs) > 0
+    assert first[Marker.TEXT_VIEW_FACING].text == '3'
+    assert first[Marker.SPHERE_LIST].color != by_person['person 0'][Marker.SPHERE_LIST].color
+    assert len({(m.ns, m.id) for m in markers}) == len(markers)
+
+
+def test_depth_images_read_as_millimetres_or_metres_with_padded_rows_and_either_byte_order():
+    from sensor_msgs.msg import Image
+
+    from openpose_ros.ros.depth import depth_msg_to_array
+
+    millimetres = np.arange(12, dtype=np.uint16).reshape(3, 4) * 250
+    for bigendian in (False, True):
+        msg = image_msg(millimetres, '16UC1', padding=6, bigendian=bigendian)
+        read = depth_msg_to_array(msg)
+        assert read.dtype == np.uint16 and read.dtype.isnative
+        np.testing.assert_array_equal(read, millimetres)
+    metres = (millimetres / 1000).astype(np.float32)
+    msg = Image(height=3, width=4, encoding='32FC1', is_bigendian=0, step=16, data=metres.tobytes())
+    np.testing.assert_array_equal(depth_msg_to_array(msg), metres)
+    with pytest.raises(ValueError, match='16UC1 millimetres or 32FC1 metres'):
+        depth_msg_to_array(image_msg(np.zeros((3, 4, 3), np.uint8), 'rgb8'))
+    with pytest.raises(ValueError, match='malformed depth image'):
+        depth_msg_to_array(Image(height=3, width=4, encoding='32FC1', step=16, data=metres.tobytes()[:20]))

@@ -34,6 +34,36 @@ def test_fields_and_types():
     assert Pose2DArray().poses == []
 
 
+def test_3d_fields_and_types():
+    from openpose_ros.msg import Keypoint3D, Pose3D, Pose3DArray
+
+    assert Keypoint3D.get_fields_and_field_types() == {
+        'position': 'geometry_msgs/Point', 'score': 'float', 'valid': 'boolean'}
+    assert Pose3D.get_fields_and_field_types() == {
+        'track_id': 'int64', 'score': 'float', 'keypoints': 'openpose_ros/Keypoint3D[18]',
+        'center': 'geometry_msgs/Point', 'center_valid': 'boolean'}
+    assert Pose3DArray.get_fields_and_field_types() == {
+        'header': 'std_msgs/Header', 'poses': 'sequence<openpose_ros/Pose3D>'}
+    assert len(Pose3D().keypoints) == len(KEYPOINT_NAMES)
+
+
+def test_bag_typestore_serialises_3d_poses():
+    from openpose_ros.rosbag import messages
+
+    store = messages.typestore()
+    types = store.types
+    Point = types['geometry_msgs/msg/Point']
+    keypoints = [types['openpose_ros/msg/Keypoint3D'](position=Point(x=0.1 * i, y=0.0, z=2.0), score=0.5,
+                                                      valid=True) for i in range(18)]
+    pose = types['openpose_ros/msg/Pose3D'](track_id=4, score=0.8, keypoints=keypoints,
+                                            center=Point(x=0.9, y=0.0, z=2.0), center_valid=True)
+    msg = types['openpose_ros/msg/Pose3DArray'](header=messages.header(store, 5_000_000_000, 'depth'), poses=[pose])
+    back = store.deserialize_cdr(store.serialize_cdr(msg, 'openpose_ros/msg/Pose3DArray'),
+                                 'openpose_ros/msg/Pose3DArray')
+    assert back.header.frame_id == 'depth' and back.poses[0].track_id == 4
+    assert back.poses[0].keypoints[17].position.x == pytest.approx(1.7)
+
+
 def test_keypoint_constants_follow_keypoint_names():
     """Each constant's name spells the KEYPOINT_NAMES entry at its value: RIGHT_SHOULDER = index of 'r_sho'."""
     from openpose_ros.msg import Pose2D

@@ -69,7 +69,8 @@ IMPORT_KEYS = {
     'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
     'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
     'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml', 'mcap': 'python3-mcap-pip',
-    'openvino': 'python3-openvino-pip',
+    'openvino': 'python3-openvino-pip', 'geometry_msgs': 'geometry_msgs',
+    'visualization_msgs': 'visualization_msgs', 'message_filters': 'message_filters',
 }
 NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
 

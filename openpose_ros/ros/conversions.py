@@ -161,3 +161,35 @@ def msg_to_poses(msg):
         scores = np.array([k.score if k.valid else 0.0 for k in pose_msg.keypoints], np.float32)
         poses.append(Pose(keypoints, pose_msg.score, scores, pose_msg.track_id))
     return poses
+
+
+def poses_3d_to_msg(poses, lifted, header=None):
+    """Poses and their openpose_ros.lifting.LiftedPoses -> openpose_ros/Pose3DArray.
+
+    Per pose: the track id and confidence of the 2D pose, keypoint scores clipped to [0, 1]; keypoints and
+    centres without valid depth get valid = false and position 0, 0, 0 (never NaN).
+    """
+    from geometry_msgs.msg import Point
+    from std_msgs.msg import Header
+
+    from openpose_ros.msg import Keypoint3D, Pose3D, Pose3DArray
+
+    msg = Pose3DArray()
+    msg.header = header if header is not None else Header()
+    out = []
+    for index, pose in enumerate(poses):
+        valid = np.asarray(lifted.valid[index], bool)
+        points = np.where(valid[:, None], lifted.points[index], 0.0).astype(np.float64)
+        scores = np.where(valid, np.clip(np.asarray(pose.keypoint_scores, np.float64), 0.0, 1.0), 0.0)
+        center_valid = bool(lifted.center_valid[index])
+        center = lifted.centers[index].astype(np.float64) if center_valid else np.zeros(3)
+        out.append(Pose3D(
+            track_id=int(pose.id),
+            score=float(np.clip(pose.confidence, 0.0, 1.0)),
+            keypoints=[Keypoint3D(position=Point(x=x, y=y, z=z), score=s, valid=v)
+                       for (x, y, z), s, v in zip(points.tolist(), scores.tolist(), valid.tolist())],
+            center=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
+            center_valid=center_valid,
+        ))
+    msg.poses = out
+    return msg

@@ -199,6 +199,20 @@ PARAMS = (
     Param('stale_timeout', 5.0,
           'Seconds without an input image after which the diagnostics warn that the image topic is dead.',
           'output', True, 0.0, 3600.0, low_excluded=True),
+    # --- depth: people in metres from an aligned depth image -----------------------------------------------
+    Param('use_depth', False,
+          "Also subscribe 'depth/image' (16UC1 mm or 32FC1 m, aligned to the colour image) and "
+          "'depth/camera_info', pair them with the colour images by stamp and publish 'poses_3d' and "
+          "'skeleton_markers'.", 'depth'),
+    Param('depth_slop', 0.01,
+          'Largest stamp difference (s) between a colour image and the depth image paired with it; 0 = equal '
+          'stamps only.', 'depth', True, 0.0, 1.0),
+    Param('depth_min_range', 0.1, 'Depths nearer than this (m) are no depth.', 'depth', True, 0.0, 100.0),
+    Param('depth_max_range', 10.0, 'Depths farther than this (m) are no depth.', 'depth', True, 0.0, 100.0,
+          low_excluded=True),
+    Param('depth_window_scale', 0.05,
+          "Side of the window a keypoint's depth is taken from, as a fraction of the person's size in the image.",
+          'depth', True, 0.0, 1.0, low_excluded=True),
 )
 
 BY_NAME = {param.name: param for param in PARAMS}
@@ -229,6 +243,8 @@ def check_all(values):
     """Reasons (a list, empty when all is well) why a full set of parameter values cannot run together."""
     reasons = [reason for name, value in values.items() if (reason := check(name, value))]
     base_height = values.get('base_height', 0)
+    if not reasons and values.get('depth_min_range', 0.0) >= values.get('depth_max_range', 10.0):
+        reasons.append('depth_min_range must be smaller than depth_max_range')
     if not reasons and 0 < base_height < 32:
         reasons.append(f'base_height must be 0 (the model\'s own) or at least 32, got {base_height}')
     return reasons

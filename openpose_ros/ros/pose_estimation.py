@@ -165,6 +165,7 @@ class PoseEstimationNode(LifecycleNode):
         self._activated_at = None
         self._input_topic = ''
         self._state = 'unconfigured'
+        self._init_depth()
         self._diagnostics_stop = threading.Event()
         self._diagnostics_thread = None  # rclpy destroys a node whose parameters were refused: before it starts
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -196,6 +197,7 @@ class PoseEstimationNode(LifecycleNode):
                 except ValueError as error:
                     return SetParametersResult(successful=False, reason=str(error))
             self._settings = settings
+        self._on_depth_settings(updates)
         if updates and self._state != 'unconfigured':
             self.get_logger().info('parameters changed: ' + ', '.join(f'{k}={v!r}' for k, v in updates.items()))
         return SetParametersResult(successful=True)
@@ -221,6 +223,7 @@ class PoseEstimationNode(LifecycleNode):
         self._poses_publisher = self.create_lifecycle_publisher(Pose2DArray, 'poses', _output_qos(10))
         self._annotated_publisher = self.create_lifecycle_publisher(Image, 'image_annotated', _output_qos(1))
         self._create_hri()
+        self._create_depth_publishers()
         self._state = 'inactive'
         return super().on_configure(state)
 
@@ -237,7 +240,9 @@ class PoseEstimationNode(LifecycleNode):
                          reliability=(ReliabilityPolicy.RELIABLE if settings['qos_reliability'] == 'reliable'
                                       else ReliabilityPolicy.BEST_EFFORT),
                          durability=DurabilityPolicy.VOLATILE)
-        if settings['input_type'] == 'compressed':
+        if settings['use_depth']:
+            self._subscribe_with_depth(qos)
+        elif settings['input_type'] == 'compressed':
             self._input_topic = self._compressed_topic()
             self._subscription = self.create_subscription(CompressedImage, self._input_topic, self._on_image, qos)
         else:
@@ -311,6 +316,7 @@ class PoseEstimationNode(LifecycleNode):
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
+        self._unsubscribe_depth()
         with self._output_lock:
             if self._activation is not None:
                 self._activation.open = False
@@ -326,6 +332,7 @@ class PoseEstimationNode(LifecycleNode):
                 self.destroy_lifecycle_publisher(publisher)
         self._poses_publisher = self._annotated_publisher = None
         self._destroy_hri()
+        self._destroy_depth_publishers()
 
     def _compressed_topic(self):
         """image_transport's name: '<image>/compressed' after remapping 'image'; unless 'image/compressed'
@@ -405,6 +412,8 @@ class PoseEstimationNode(LifecycleNode):
             from openpose_ros.pose import draw
             annotated = draw(image.copy(), poses, track=settings['track'])
             self._publish(activation, self._annotated_publisher, bgr_to_image_msg(annotated, msg.header))
+        if settings['use_depth']:
+            self._publish_3d(activation, msg, image.shape, poses, settings)
         now = self.get_clock().now().nanoseconds * 1e-9  # 0 with use_sim_time before the first /clock
         age_ms = (now - stamp) * 1e3 if stamped and now > 0 else None
         self._stats.on_processed((time.monotonic() - received) * 1e3, age_ms, inference_ms, len(poses))
@@ -450,6 +459,85 @@ class PoseEstimationNode(LifecycleNode):
                 self._hri.close()
             self._hri = None
 
+    # --- depth: people in metres (use_depth) ---------------------------------------------------------------
+    def _init_depth(self):
+        self._depth_pairing = None
+        self._poses_3d_publisher = self._markers_publisher = None
+        self._depth_counts = {'frames_with_depth': 0, 'frames_without_depth': 0, 'depth_rejected': 0}
+
+    def _create_depth_publishers(self):
+        if not self._settings['use_depth']:
+            return
+        from openpose_ros.msg import Pose3DArray
+        from visualization_msgs.msg import MarkerArray
+        self._poses_3d_publisher = self.create_lifecycle_publisher(Pose3DArray, 'poses_3d', _output_qos(10))
+        self._markers_publisher = self.create_lifecycle_publisher(MarkerArray, 'skeleton_markers', _output_qos(1))
+
+    def _destroy_depth_publishers(self):
+        for publisher in (self._poses_3d_publisher, self._markers_publisher):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._poses_3d_publisher = self._markers_publisher = None
+
+    def _subscribe_with_depth(self, qos):
+        """Colour (raw or compressed), depth and camera info through one synchroniser; every colour image still
+        goes to the 2D path."""
+        from openpose_ros.ros.depth import DepthPairing
+        compressed = self._settings['input_type'] == 'compressed'
+        self._depth_pairing = DepthPairing(self, CompressedImage if compressed else Image,
+                                           self._compressed_topic() if compressed else 'image', qos,
+                                           self._settings['depth_slop'], self._on_image)
+        self._input_topic = self._depth_pairing.colour_topic
+
+    def _unsubscribe_depth(self):
+        if self._depth_pairing is not None:
+            self._depth_pairing.destroy()
+            self._depth_pairing = None
+
+    def _on_depth_settings(self, updates):
+        pairing = self._depth_pairing
+        if pairing is not None and 'depth_slop' in updates:
+            pairing.set_slop(updates['depth_slop'])
+
+    def _publish_3d(self, activation, msg, image_shape, poses, settings):
+        """Lifts the frame's poses with the depth image paired with it and publishes poses_3d and the markers;
+        a frame without a matching depth image is counted and publishes nothing in 3D."""
+        from openpose_ros.lifting import Intrinsics, lift_poses
+        from openpose_ros.ros.conversions import poses_3d_to_msg
+        from openpose_ros.ros.depth import depth_msg_to_array
+        from openpose_ros.ros.markers import skeleton_markers
+        pairing = self._depth_pairing
+        match = pairing.match(msg.header.stamp) if pairing is not None else None
+        if match is None:
+            self._depth_counts['frames_without_depth'] += 1
+            return
+        depth_msg, info = match
+        try:
+            lifted = lift_poses(poses, depth_msg_to_array(depth_msg), Intrinsics.from_camera_info(info),
+                                image_size=(image_shape[1], image_shape[0]), min_range=settings['depth_min_range'],
+                                max_range=settings['depth_max_range'], window_scale=settings['depth_window_scale'])
+        except ValueError as error:
+            self._depth_counts['depth_rejected'] += 1
+            self._rejection_log('depth', f'depth not used: {echo(error)}')
+            return
+        self._depth_counts['frames_with_depth'] += 1
+        header = type(msg.header)(stamp=msg.header.stamp, frame_id=info.header.frame_id)
+        poses_3d = poses_3d_to_msg(poses, lifted, header)
+        if self._publish(activation, self._poses_3d_publisher, poses_3d):
+            self._publish(activation, self._markers_publisher, skeleton_markers(poses_3d))
+        self._publish_body_frames(activation, poses, lifted, header)
+
+    def _publish_body_frames(self, activation, poses, lifted, header):
+        """REP-155's body_<id> TF frames at the tracked bodies' 3D centres (with hri and use_depth)."""
+        centres = {pose.id: tuple(map(float, centre))
+                   for pose, centre, valid in zip(poses, lifted.centers, lifted.center_valid) if valid and pose.id >= 0}
+        with self._output_lock:
+            if self._hri is not None and activation.open and centres:
+                self._hri.publish_body_frames(centres, header)
+
+    def _depth_figures(self):
+        return dict(self._depth_counts) if self._settings.get('use_depth') else {}
+
     # --- diagnostics ---------------------------------------------------------------------------------------
     def diagnostic_status(self):
         """The node's DiagnosticStatus now: level, a one-line summary, and the figures as key/values."""
@@ -488,6 +576,7 @@ class PoseEstimationNode(LifecycleNode):
             'frame_in_progress': self._worker.busy,
         }
         values.update(figures)
+        values.update(self._depth_figures())
         status = DiagnosticStatus(level=level, name=self.diagnostic_name, message=message,
                                   hardware_id=str(values['device']))
         status.values = [KeyValue(key=key, value=_format(value)) for key, value in values.items()]

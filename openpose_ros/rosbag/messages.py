@@ -17,7 +17,7 @@ from openpose_ros.bodies import normalized_roi, normalized_skeleton, skeleton2d_
 from openpose_ros.keypoints import NUM_KEYPOINTS, SKELETON2D_KEYPOINTS
 
 PACKAGE = 'openpose_ros'
-MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray')
+MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray', 'Keypoint3D', 'Pose3D', 'Pose3DArray')
 MSG_DIR_VARIABLE = 'OPENPOSE_ROS_MSG_DIR'
 
 POSE_ARRAY = f'{PACKAGE}/msg/Pose2DArray'
