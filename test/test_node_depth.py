@@ -118,3 +118,29 @@ def test_depth_pairing_comes_back_after_deactivate_and_activate(client, depth_no
     now = round(time.time(), 3)
     stamp = stamp_of(publish_frame(client, depth_node, photo, now, now))
     client.wait_until(lambda: stamp in poses_by_stamp(poses_3d), 30, 'poses_3d after activate')
+
+
+def test_with_hri_each_tracked_body_gets_a_tf_frame_at_its_3d_centre_with_the_image_stamp(client, photo):
+    """REP-155 with depth: a body_<id> transform on /tf per body, in the depth camera's frame, on the image's stamp,
+    at the body's 3D centre (every depth pixel is at DISTANCE, so the centre is too)."""
+    from hri_msgs.msg import IdsList
+    from tf2_msgs.msg import TFMessage
+
+    node = NodeProcess('-p', 'use_depth:=true', '-p', 'depth_slop:=0.0', '-p', 'hri:=true')
+    node.wait_active()
+    try:
+        frames = client.listen('/tf', TFMessage)
+        tracked = client.listen('/humans/bodies/tracked', IdsList)
+        client.wait_for_publisher('/humans/bodies/tracked')
+        now = round(time.time(), 3)
+        stamp = stamp_of(publish_frame(client, node, photo, now, now))
+        client.wait_until(lambda: any(stamp_of(m.transforms[0]) == stamp for _, m in frames if m.transforms), 30,
+                          'body frames on /tf')
+        transforms = [t for _, m in frames for t in m.transforms if stamp_of(t) == stamp]
+        ids = {body for _, m in tracked if stamp_of(m) == stamp for body in m.ids}
+        assert transforms and {t.child_frame_id for t in transforms} <= {f'body_{body}' for body in ids}
+        assert all(t.header.frame_id == DEPTH_FRAME for t in transforms)
+        assert all(t.transform.translation.z == pytest.approx(DISTANCE, abs=1e-3) for t in transforms)
+    finally:
+        code, log = node.interrupt()
+    assert code == 0, log
