@@ -219,7 +219,9 @@ def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo)
     cv2.imwrite(str(wide), cv2.resize(photo, (400, 20)))
     assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common]) == 2
     assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common, '--max-aspect-ratio', '25']) == 0
-    assert infer.main([str(folder), '--output', str(tmp_path / 'bad'), *common, '--max-aspect-ratio', '0.5']) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
+        infer.main([str(folder), '--output', str(tmp_path / 'bad'), *common, '--max-aspect-ratio', '0.5'])
+    assert refused.value.code == 2
 
 
 def test_bag_eval_rejects_a_strip_frame_with_the_reason_and_goes_on(tmp_path, photo):

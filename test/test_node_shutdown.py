@@ -148,7 +148,8 @@ def test_deactivate_and_shutdown_do_not_wait_for_a_long_frame_and_diagnostics_go
 
     from openpose_ros.msg import Pose2DArray
 
-    node = NodeProcess('-p', 'base_height:=2048', '-p', 'diagnostics_period:=0.5')
+    # ONNX Runtime fp32: a frame of many seconds (OpenVINO bf16, auto's choice on CPUs with bf16, is faster)
+    node = NodeProcess('-p', 'base_height:=2048', '-p', 'backend:=onnx', '-p', 'diagnostics_period:=0.5')
     node.wait_active()
     try:
         photo = cv2.imread(str(TWO_PEOPLE))
