@@ -61,27 +61,26 @@ def message_folder_candidates(package_name=PACKAGE):
 
 def message_folder():
     """The first folder holding all of this package's .msg files; MessageDefinitionsNotFound otherwise."""
-    candidates = message_folder_candidates()
-    for folder in candidates:
-        if all((folder / f'{name}.msg').is_file() for name in MESSAGES):
-            return folder
-    searched = '\n  '.join(str(folder) for folder in candidates)
-    raise MessageDefinitionsNotFound(
-        f'the openpose_ros message definitions ({", ".join(m + ".msg" for m in MESSAGES)}) were not found; '
-        f'searched:\n  {searched}\nSet {MSG_DIR_VARIABLE} to the folder holding them (msg/ of the source tree).')
+    return _first_folder_with(message_folder_candidates(), MESSAGES,
+                              f'the openpose_ros message definitions ({", ".join(m + ".msg" for m in MESSAGES)})',
+                              f'Set {MSG_DIR_VARIABLE} to the folder holding them (msg/ of the source tree).')
 
 
 def hri_message_folder():
     """The installed hri_msgs .msg folder (a ROS 2 distribution's, or the one `make setup` built into the virtual
     environment); MessageDefinitionsNotFound otherwise."""
-    candidates = message_folder_candidates(HRI_PACKAGE)
+    return _first_folder_with(message_folder_candidates(HRI_PACKAGE), HRI_MESSAGES,
+                              'the hri_msgs message definitions (REP-155 body topics)',
+                              'Install hri_msgs (make setup, or the ros-<distro>-hri-msgs package) or leave out '
+                              'the REP-155 topics.')
+
+
+def _first_folder_with(candidates, names, what, hint):
     for folder in candidates:
-        if all((folder / f'{name}.msg').is_file() for name in HRI_MESSAGES):
+        if all((folder / f'{name}.msg').is_file() for name in names):
             return folder
     searched = '\n  '.join(str(folder) for folder in candidates)
-    raise MessageDefinitionsNotFound(
-        f'the hri_msgs message definitions (REP-155 body topics) were not found; searched:\n  {searched}\n'
-        'Install hri_msgs (make setup, or the ros-<distro>-hri-msgs package) or leave out the REP-155 topics.')
+    raise MessageDefinitionsNotFound(f'{what} were not found; searched:\n  {searched}\n{hint}')
 
 
 @lru_cache(maxsize=None)
