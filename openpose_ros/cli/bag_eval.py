@@ -12,12 +12,11 @@ plots (see openpose_ros.rosbag.report). Ctrl-C stops after the current frame and
 report (a second Ctrl-C aborts at once); so does an error (a full disk, a bag breaking off).
 Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 error, 130 interrupted.
 """
-import argparse
 import logging
-import math
 import sys
 
-from openpose_ros.cli import add_device_argument, add_openvino_arguments, checked_number, exit_status, regular_file
+from openpose_ros.cli import (add_device_argument, add_openvino_arguments, checked_number, command_parser, exit_status,
+                              regular_file)
 from openpose_ros.rosbag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
 from openpose_ros.rosbag.writer import ANNOTATED_MODES
 
@@ -25,21 +24,19 @@ LOG = logging.getLogger('openpose_ros.bag_eval')
 
 
 def _node_parameter(name):
-    """An argparse type: a finite value that the node's parameter `name` accepts."""
+    """An argparse type: a value that the node's parameter `name` accepts (finite, in its range)."""
     from openpose_ros.ros.params import BY_NAME
     param = BY_NAME[name]
 
     def check(value):
-        reason = param.check(value) if math.isfinite(value) else f'{name} must be a finite number, got {value}'
+        reason = param.check(value)
         if reason:
             raise ValueError(reason)
     return checked_number(check, param.type)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='openpose-bag-eval', description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
+    parser = command_parser('bag_eval', __doc__)
     parser.add_argument('bag', help='input bag: a rosbag2 folder, a .db3 file or an .mcap file')
     parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
