@@ -28,7 +28,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
-        # The message definitions, for reading and writing bags without a ROS build (openpose_ros.rosbag).
+        # The message definitions, for reading and writing bags without a ROS build (openpose_ros.bag).
         ('share/' + PACKAGE + '/msg', sorted(glob('msg/*.msg'))),
     ],
     install_requires=[

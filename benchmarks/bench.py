@@ -57,8 +57,8 @@ PEOPLE = {
 }
 BACKENDS = ('torch', 'onnx', 'int8', 'openvino-fp32', 'openvino-bf16', 'openvino-int8')
 OPENVINO_MODELS = {'openvino-fp32': 'onnx', 'openvino-bf16': 'onnx', 'openvino-int8': 'int8'}  # which file each runs
-STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking')
-POSTPROCESSING = ('upsample', 'keypoints', 'grouping', 'tracking')
+STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking', 'smoothing')
+POSTPROCESSING = ('upsample', 'keypoints', 'grouping', 'tracking', 'smoothing')
 
 
 def log(message):
@@ -107,28 +107,31 @@ class _Interference:
 
 
 def _measure(estimator, image, runs, warmup):
-    """Medians of every stage and of the whole estimate() call, over `runs` after `warmup`."""
+    """Medians of every stage and of the whole per-frame pipeline (tracking and smoothing on), over `runs` after
+    `warmup`."""
+    from openpose_ros.inference.pipeline import PoseStream
+    stream = PoseStream(estimator)
     for index in range(warmup):
-        estimator.estimate(image, UPSAMPLE_RATIO, True, True, stamp=index * 0.1)
+        stream.process(image, index * 0.1)
     with _Interference() as interference:
-        result = _timed_runs(estimator, image, runs, warmup)
+        result = _timed_runs(stream, image, runs, warmup)
     result['other_processes_cpu_percent'] = interference.others_percent
     result['steal_cpu_percent'] = interference.steal_percent
     return result
 
 
-def _timed_runs(estimator, image, runs, warmup):
+def _timed_runs(stream, image, runs, warmup):
     import numpy as np
     per_stage = {stage: [] for stage in STAGES}
     totals, poses = [], []
     for index in range(warmup, warmup + runs):
         start = time.perf_counter()
-        found = estimator.estimate(image, UPSAMPLE_RATIO, True, True, stamp=index * 0.1)
+        found = stream.process(image, index * 0.1).poses
         elapsed = (time.perf_counter() - start) * 1e3
         totals.append(elapsed)
         poses.append(len(found))
         for stage in STAGES:
-            per_stage[stage].append(estimator.timings.get(stage, 0.0))
+            per_stage[stage].append(stream.timings.get(stage, 0.0))
     result = {f'{stage}_ms': round(statistics.median(values), 3) for stage, values in per_stage.items()}
     result['postprocessing_ms'] = round(statistics.median(
         [sum(per_stage[s][i] for s in POSTPROCESSING) for i in range(runs)]), 3)
@@ -145,19 +148,19 @@ def worker_pipeline(spec):
     import cv2
     threads = spec['threads']
     _limit_threads(threads)
-    from openpose_ros.estimator import PoseEstimator
+    from openpose_ros.inference.estimator import PoseEstimator
     if spec['backend'] == 'torch':
         import torch
         torch.set_num_threads(threads)
-        from openpose_ros.backends import TorchBackend
+        from openpose_ros.runtime.backends import TorchBackend
         from openpose_ros.learner import LightweightOpenPoseLearner
         learner = LightweightOpenPoseLearner(device='cpu', **spec['network']).load(spec['model'])
         backend = TorchBackend(learner.model, 'cpu')
     elif spec['backend'] in OPENVINO_MODELS:
-        from openpose_ros.openvino_backend import OpenVinoBackend
+        from openpose_ros.runtime.openvino import OpenVinoBackend
         backend = OpenVinoBackend(spec['model'], spec['backend'].split('-')[1], threads=threads)
     else:
-        from openpose_ros.backends import OnnxBackend
+        from openpose_ros.runtime.backends import OnnxBackend
         backend = OnnxBackend(spec['model'], 'cpu', threads=threads)
     estimator = PoseEstimator(backend, spec['stride'], BASE_HEIGHT)
     image = cv2.imread(spec['image'])
@@ -188,9 +191,9 @@ def worker_people(spec):
     """Post-processing of real people: the estimator on a real photo, its network replaced by oracle maps."""
     import cv2
     _limit_threads(spec['threads'])
-    from openpose_ros.coco import load_coco_keypoints
-    from openpose_ros.estimator import PoseEstimator
-    from openpose_ros.targets import render_oracle_maps
+    from openpose_ros.formats.coco import load_coco_keypoints
+    from openpose_ros.inference.estimator import PoseEstimator
+    from openpose_ros.training.targets import render_oracle_maps
     annotations, path = spec['people']
     name = Path(path).name
     record = next(r for r in load_coco_keypoints(str(DATA / annotations)) if r.file_name == name)
@@ -275,8 +278,8 @@ def prepare_models(name, options, work, calibration_count):
     import cv2
     import torch
     from openpose_ros.learner import LightweightOpenPoseLearner
-    from openpose_ros.preprocess import letterbox
-    from openpose_ros.quantize import default_calibration_images
+    from openpose_ros.inference.preprocess import letterbox
+    from openpose_ros.runtime.quantize import default_calibration_images
     torch.manual_seed(0)
     learner = LightweightOpenPoseLearner(device='cpu', temp_path=str(work / name / 'temp'), **options)
     learner.allow_random_weights()  # timing needs no trained weights

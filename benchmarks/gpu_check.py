@@ -177,7 +177,7 @@ def measure_pipeline(options, image, runs, warmup):
     """The learner's pipeline on CUDA with untrained weights: stage medians, FPS, network alone, peak memory."""
     import torch
     from openpose_ros import LightweightOpenPoseLearner
-    from openpose_ros.quantize import Preprocessing
+    from openpose_ros.runtime.quantize import Preprocessing
     torch.manual_seed(0)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -214,7 +214,7 @@ def measure_agreement():
     """The tests' agreement figures of CUDA fp32 and fp16 against the CPU, on the trained test model."""
     sys.path.insert(0, str(ROOT / 'test'))
     import test_cuda
-    from openpose_ros.quantize import Preprocessing, compare_backends
+    from openpose_ros.runtime.quantize import Preprocessing, compare_backends
     cpu = test_cuda.load_test_model('cpu')
     preprocessing = Preprocessing(cpu.base_height, cpu.stride)
     doc = {'model': 'test/models/tiny_coco', 'images': len(test_cuda.AGREEMENT_IMAGES),
@@ -232,7 +232,7 @@ def measure_training(batch_size, iterations, work):
     """fit() on CUDA on the coco-mini photos: the median of the per-iteration rates after two warm-up iterations."""
     import torch
     from openpose_ros import LightweightOpenPoseLearner, training
-    from openpose_ros.datasets import CocoTrainDataset
+    from openpose_ros.training.datasets import CocoTrainDataset
     torch.manual_seed(0)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()

@@ -94,9 +94,9 @@ def main(argv=None):
     import cv2
     import torch
     from openpose_ros import LightweightOpenPoseLearner
-    from openpose_ros.backends import OnnxBackend
-    from openpose_ros.export import export_onnx
-    from openpose_ros.quantize import Preprocessing, compare_backends, load_images, quantize_onnx
+    from openpose_ros.runtime.backends import OnnxBackend
+    from openpose_ros.runtime.export import export_onnx
+    from openpose_ros.runtime.quantize import Preprocessing, compare_backends, load_images, quantize_onnx
 
     torch.manual_seed(0)
     learner = LightweightOpenPoseLearner(device='cpu', backbone=args.backbone, mobilenetv2_width=args.mobilenetv2_width,

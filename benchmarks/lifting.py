@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openpose_ros.lifting import Intrinsics, lift_poses  # noqa: E402
+from openpose_ros.inference.lifting import Intrinsics, lift_poses  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 

@@ -35,10 +35,10 @@ def main(argv=None):
 
     import cv2
     from openpose_ros import LightweightOpenPoseLearner
-    from openpose_ros.backends import OnnxBackend
-    from openpose_ros.export import export_onnx
-    from openpose_ros.openvino_backend import OpenVinoBackend, device_capabilities
-    from openpose_ros.quantize import Preprocessing, compare_backends, quantize_onnx
+    from openpose_ros.runtime.backends import OnnxBackend
+    from openpose_ros.runtime.export import export_onnx
+    from openpose_ros.runtime.openvino import OpenVinoBackend, device_capabilities
+    from openpose_ros.runtime.quantize import Preprocessing, compare_backends, quantize_onnx
 
     learner = LightweightOpenPoseLearner(device='cpu').load(args.weights)
     preprocessing = Preprocessing(learner.base_height, learner.stride, tuple(learner.img_mean), learner.img_scale,

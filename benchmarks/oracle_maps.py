@@ -1,7 +1,7 @@
 """Oracle-map benchmark of the decoder: ground-truth maps of real COCO annotations -> decode -> pycocotools.
 
 Each row renders the training targets of every annotated person in the reference val.py's geometry (height
-scaled to 368, padded to the stride), decodes them with openpose_ros.decode.decode_poses, converts the poses
+scaled to 368, padded to the stride), decodes them with openpose_ros.inference.decode.decode_poses, converts the poses
 back to image pixels and scores them against the same annotations. The reference figures are those of
 ../shared/design/WEIGHTS.md (the reference decoder on maps rendered the same way).
 
@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from openpose_ros.evaluation import evaluate_oracle_maps  # noqa: E402
+from openpose_ros.evaluation.metrics import evaluate_oracle_maps  # noqa: E402
 
 DEFAULT_DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'coco')
 MMPOSE = ('mmpose-tests', 'test_coco.json')

@@ -29,9 +29,9 @@ sys.path.insert(0, str(HERE.parent))
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-from openpose_ros.datasets import Augmentation, CocoKeypoints  # noqa: E402
-from openpose_ros.learner import LightweightOpenPoseLearner  # noqa: E402
 from openpose_ros import training  # noqa: E402
+from openpose_ros.learner import LightweightOpenPoseLearner  # noqa: E402
+from openpose_ros.training.datasets import Augmentation, CocoKeypoints  # noqa: E402
 
 DEFAULT_DATA = HERE.parent.parent / 'shared' / 'data' / 'coco' / 'coco-mini'
 # Five photos with six clearly visible, well-annotated people (15-17 keypoints each).

@@ -9,13 +9,13 @@ from openpose_ros.lazy import lazy_attributes
 
 _LAZY = {
     'LightweightOpenPoseLearner': 'openpose_ros.learner',
-    'Image': 'openpose_ros.image',
+    'Image': 'openpose_ros.inference.image',
     'Pose': 'openpose_ros.pose',
     'draw': 'openpose_ros.pose',
     'get_bbox': 'openpose_ros.pose',
-    'ExternalDataset': 'openpose_ros.datasets',
-    'Intrinsics': 'openpose_ros.lifting',
-    'lift_poses': 'openpose_ros.lifting',
+    'ExternalDataset': 'openpose_ros.training.datasets',
+    'Intrinsics': 'openpose_ros.inference.lifting',
+    'lift_poses': 'openpose_ros.inference.lifting',
 }
 
 

@@ -11,20 +11,21 @@ from pathlib import Path
 
 import torch
 
-from openpose_ros import download as downloads
-from openpose_ros import saved_model
-from openpose_ros.backends import TorchBackend
-from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
-from openpose_ros.decode import DecoderConfig
-from openpose_ros.estimator import PoseEstimator
-from openpose_ros.export import export_onnx
 from openpose_ros.files import atomic_path, file_sha256, named_target, write_text
+from openpose_ros.inference.decode import DecoderConfig
+from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.inference.pipeline import PoseStream, StreamSettings
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.network import build_network, network_stride
-from openpose_ros.openvino_backend import runtime_backend
-from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
-from openpose_ros.quantize import QUANTIZED_SUFFIX
-from openpose_ros.smoothing import PoseSmoother
-from openpose_ros.tracking import PoseTracker
+from openpose_ros.runtime.backends import TorchBackend
+from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
+from openpose_ros.runtime import download as downloads
+from openpose_ros.runtime.export import export_onnx
+from openpose_ros.runtime.openvino import runtime_backend
+from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX
+from openpose_ros.runtime import saved_model
+from openpose_ros.tracking.smoothing import PoseSmoother
+from openpose_ros.tracking.tracker import PoseTracker
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SCALES = (0.5, 1.0, 1.5, 2.0)
@@ -97,7 +98,7 @@ class LightweightOpenPoseLearner:
     stage and stride 8 (`mobilenet_use_stride=False`); and `device='auto'` picks CUDA only where there is one.
     `temp_path` (default 'temp') is where training and eval write; optimize() writes its ONNX model there only
     when it is given, else into a private temporary folder removed with the learner. One parameter is added:
-    `max_aspect_ratio`, beyond which images are refused (openpose_ros.preprocess).
+    `max_aspect_ratio`, beyond which images are refused (openpose_ros.inference.preprocess).
 
     A new learner's network has random weights: infer() and eval() refuse them (NoWeightsError) until load()
     or fit(), or allow_random_weights() for tests and timing.
@@ -146,6 +147,7 @@ class LightweightOpenPoseLearner:
         self.tracker = PoseTracker()
         self.smoother = PoseSmoother()
         self._estimator = None
+        self._stream = None
 
     # --- configuration ---------------------------------------------------------------------------------
     @property
@@ -181,8 +183,17 @@ class LightweightOpenPoseLearner:
             scales = sorted(self.scales, key=lambda s: abs(math.log(s)))  # the scale nearest 1 sets the grid
             self._estimator = PoseEstimator(
                 backend, self.stride, self.base_height, self.img_mean, self.img_scale, self.pad_value, scales,
-                self.decoder, self.tracker, self.smoother, self._max_aspect_ratio)
+                self.decoder, self._max_aspect_ratio)
+            if self._stream is not None:
+                self._stream.estimator = self._estimator
         return self._estimator
+
+    @property
+    def stream(self) -> PoseStream:
+        """The per-frame pipeline of infer(): detection on the current backend, then tracking and smoothing."""
+        if self._stream is None:
+            self._stream = PoseStream(self.estimator, self.tracker, self.smoother)
+        return self._stream
 
     def _invalidate(self):
         self._estimator = None
@@ -195,7 +206,7 @@ class LightweightOpenPoseLearner:
         NaN or infinite stamp is refused (ValueError).
         """
         self._require_weights('infer')
-        return self.estimator.estimate(img, upsample_ratio, track, smooth, stamp)
+        return self.stream.process(img, stamp, StreamSettings(upsample_ratio, track, smooth)).poses
 
     def allow_random_weights(self):
         """Lets infer() and eval() run the network's untrained weights, on purpose (tests, timing); returns self."""
@@ -218,8 +229,7 @@ class LightweightOpenPoseLearner:
 
     def reset(self):
         """Starts a new stream: forgets track ids and smoothing state."""
-        self.tracker.reset()
-        self.smoother.reset()
+        self.stream.reset()
 
     # --- training and evaluation -----------------------------------------------------------------------
     def fit(self, dataset, val_dataset=None, logging_path='', logging_flush_secs=30, silent=False, verbose=True,
@@ -228,8 +238,8 @@ class LightweightOpenPoseLearner:
             val_annotations_filename='person_keypoints_val2017.json'):
         """Trains the network on `dataset` (ExternalDataset of type COCO, or a dataset of training samples);
         validates on `val_dataset` every val_after iterations. Returns the last validation stats ({} without).
-        Data-parallel when launched by torchrun. See openpose_ros.training."""
-        from openpose_ros import training
+        Data-parallel when launched by torchrun. See openpose_ros.training.trainer."""
+        from openpose_ros.training import trainer as training
         result = training.fit(self, dataset, val_dataset, logging_path, logging_flush_secs, silent, verbose, epochs,
                               use_val_subset, val_subset_size, images_folder_name, annotations_filename,
                               val_images_folder_name, val_annotations_filename)
@@ -241,7 +251,7 @@ class LightweightOpenPoseLearner:
              images_folder_name='val2017', annotations_filename='person_keypoints_val2017.json'):
         """COCO keypoint evaluation over the dataset's images; writes the detections to temp_path/output_name
         and returns {'AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl'}."""
-        from openpose_ros.evaluating import evaluate
+        from openpose_ros.evaluation.learner_eval import evaluate
         self._require_weights('eval')
         return evaluate(self, dataset, silent, verbose, use_subset, subset_size, images_folder_name,
                         annotations_filename)
@@ -365,7 +375,7 @@ class LightweightOpenPoseLearner:
         The ONNX model goes to temp_path when the constructor was given one, else to a private temporary folder
         removed with the learner. With `quantize`, runs a statically quantised int8 model instead, calibrated on
         `calibration_images` (paths, a folder or BGR arrays; default: the real images of the data folder), see
-        openpose_ros.quantize.
+        openpose_ros.runtime.quantize.
         """
         self._warn_if_random_weights('optimize')
         if backend not in (None, 'onnxruntime', 'openvino'):
@@ -373,7 +383,7 @@ class LightweightOpenPoseLearner:
         path = export_onnx(self.model.eval(), self._scratch_folder() / 'onnx_model_temp.onnx', do_constant_folding,
                            half=self.half_precision)
         if quantize:
-            from openpose_ros.quantize import quantize_learner
+            from openpose_ros.runtime.quantize import quantize_learner
             path = quantize_learner(self, path, calibration_images)
         runtime = {'backend': backend, 'precision': precision, 'device': openvino_device} if backend else None
         self.ort_session = runtime_backend(path, self.device, runtime)

@@ -27,6 +27,10 @@ class Pose:
     def keypoints(self):
         return self.data
 
+    def copy(self) -> 'Pose':
+        """An independent copy (its own keypoint and score arrays)."""
+        return Pose(self.data.copy(), self.confidence, self.keypoint_scores.copy(), self.id)
+
     @property
     def found(self):
         """Boolean mask of the keypoints that were detected."""

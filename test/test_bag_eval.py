@@ -16,16 +16,16 @@ import pytest
 pytest.importorskip('rosbags')
 
 from conftest import DATA, ROOT, TEST_MODEL  # noqa: E402
+import openpose_ros.messages.typestore as messages  # noqa: E402
+from openpose_ros.bag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
+from openpose_ros.bag.realtime import NewestFrameWorker  # noqa: E402
+from openpose_ros.bag.report import read_report  # noqa: E402
 from openpose_ros.cli import bag_eval  # noqa: E402
-from openpose_ros.rosbag import messages  # noqa: E402
-from openpose_ros.models import load_for_inference  # noqa: E402
-from openpose_ros.ros.conversions import msg_to_poses  # noqa: E402
-from openpose_ros.rosbag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
-from openpose_ros.rosbag.images import image_msg, write_image_bag  # noqa: E402
-from openpose_ros.rosbag.reader import BagError, BagInput, decode  # noqa: E402
-from openpose_ros.rosbag.realtime import NewestFrameWorker  # noqa: E402
-from openpose_ros.results import read_document  # noqa: E402
-from openpose_ros.rosbag.report import read_report  # noqa: E402
+from openpose_ros.formats.bag_reader import BagError, BagInput, decode  # noqa: E402
+from openpose_ros.formats.image_bags import image_msg, write_image_bag  # noqa: E402
+from openpose_ros.formats.poses_json import read_document  # noqa: E402
+from openpose_ros.messages.conversions import msg_to_poses  # noqa: E402
+from openpose_ros.runtime.loading import load_for_inference  # noqa: E402
 
 # A training image of the test model with two people (coco-mini train2017); the model finds these people.
 COCO_MINI = DATA / 'coco' / 'coco-mini'

@@ -16,11 +16,11 @@ pytest.importorskip('rosbags')
 
 from conftest import DATA, ROOT  # noqa: E402
 from filesystems import limit_file_size, mounted, read_only_folder  # noqa: E402
-from openpose_ros.rosbag import messages  # noqa: E402
-from openpose_ros.rosbag.images import video_to_bag  # noqa: E402
-from openpose_ros.rosbag.reader import BagInput  # noqa: E402
-from openpose_ros.rosbag.report import read_report  # noqa: E402
-from openpose_ros.rosbag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
+import openpose_ros.messages.typestore as messages  # noqa: E402
+from openpose_ros.bag.report import read_report  # noqa: E402
+from openpose_ros.bag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
+from openpose_ros.formats.bag_reader import BagInput  # noqa: E402
+from openpose_ros.formats.image_bags import video_to_bag  # noqa: E402
 from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
 from test_bag_eval import run_eval  # noqa: E402
 from test_bag_eval import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
@@ -98,7 +98,7 @@ def test_an_output_inside_the_input_bag_is_refused(model, tmp_path, caplog):
 
 
 def test_a_setting_the_learner_refuses_creates_no_output(learner, tmp_path):
-    from openpose_ros.rosbag.evaluate import node_settings
+    from openpose_ros.bag.evaluate import node_settings
     bag = make_bag(tmp_path / 'camera', count=1)
     with pytest.raises(ValueError, match='max_aspect_ratio'):
         run_eval(learner, bag, tmp_path / 'out', settings=dict(node_settings(), max_aspect_ratio=math.nan))

@@ -17,8 +17,9 @@ import pytest
 
 from conftest import DATA, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL, VIDEO
 from filesystems import limit_file_size, read_only_folder
-from openpose_ros import cli, training
+from openpose_ros import cli
 from openpose_ros.cli import infer
+from openpose_ros.training import trainer as training
 
 EXECUTABLES = {'infer': 'Pose estimation on an image', 'train': 'Train Lightweight OpenPose',
                'evaluate': 'Evaluate a model on COCO keypoints', 'bag_eval': 'Pose estimation on a recorded camera bag'}

@@ -8,11 +8,11 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from openpose_ros.coco import coco_to_openpose, load_coco_keypoints, to_coco_results
-from openpose_ros.evaluation import (METRICS, evaluate_keypoints, evaluate_oracle_maps, load_ground_truth,
-                                     oracle_results, write_results)
+from openpose_ros.evaluation.metrics import (METRICS, evaluate_keypoints, evaluate_oracle_maps, load_ground_truth,
+                                             oracle_results, write_results)
+from openpose_ros.formats.coco import coco_to_openpose, load_coco_keypoints, to_coco_results
 from openpose_ros.keypoints import COCO_TO_OPENPOSE, NECK, NUM_KEYPOINTS
-from openpose_ros.targets import oracle_geometry
+from openpose_ros.training.targets import oracle_geometry
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'coco')
 MMPOSE = os.path.join(DATA, 'mmpose-tests', 'test_coco.json')

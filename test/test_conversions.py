@@ -1,4 +1,4 @@
-"""openpose_ros.ros.conversions on real images (../shared/data/images/messi5.jpg), and an image over DDS."""
+"""openpose_ros.messages.conversions on real images (../shared/data/images/messi5.jpg), and an image over DDS."""
 import array
 import json
 
@@ -44,7 +44,7 @@ def image_msg(pixels, encoding, padding=0, bigendian=False):
 
 
 def test_supported_encodings():
-    from openpose_ros.ros.conversions import SUPPORTED_ENCODINGS
+    from openpose_ros.messages.conversions import SUPPORTED_ENCODINGS
     assert {'rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8', 'mono16', '16UC1'} <= set(SUPPORTED_ENCODINGS)
 
 
@@ -59,7 +59,7 @@ def test_supported_encodings():
     ('8UC1', cv2.COLOR_BGR2GRAY, 'gray'),
 ])
 def test_8_bit_encodings(bgr, encoding, to_message, expected, padding):
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     pixels = bgr if to_message is None else cv2.cvtColor(bgr, to_message)
     if pixels.ndim == 3 and pixels.shape[2] == 4:
@@ -72,7 +72,7 @@ def test_8_bit_encodings(bgr, encoding, to_message, expected, padding):
 
 @pytest.mark.parametrize('padding', [0, 6])
 def test_bgr8_is_a_view_of_the_message_data(bgr, padding):
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     msg = image_msg(bgr, 'bgr8', padding)
     out = image_msg_to_bgr(msg)
@@ -86,7 +86,7 @@ def test_bgr8_is_a_view_of_the_message_data(bgr, padding):
 @pytest.mark.parametrize('bigendian', [False, True])
 @pytest.mark.parametrize('padding', [0, 4])
 def test_16_bit_encodings_are_scaled_to_their_maximum(bgr, encoding, bigendian, padding):
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     deep = gray.astype(np.uint16) * 40  # a 14-bit range, as from a depth or thermal camera
@@ -99,7 +99,7 @@ def test_16_bit_encodings_are_scaled_to_their_maximum(bgr, encoding, bigendian, 
 
 
 def test_all_black_16_bit_image():
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     out = image_msg_to_bgr(image_msg(np.zeros((4, 6), np.uint16), 'mono16'))
     assert out.shape == (4, 6, 3) and not out.any()
@@ -109,7 +109,7 @@ def test_data_given_as_bytes_or_numpy(bgr):
     """rosbags deserialises data as a numpy array; other code may set bytes."""
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     for data in (bgr.tobytes(), bgr.reshape(-1).copy(), bgr.reshape(-1).tolist()):
         msg = SimpleNamespace(height=342, width=548, encoding='bgr8', is_bigendian=0, step=548 * 3, data=data)
@@ -132,7 +132,7 @@ def test_data_given_as_bytes_or_numpy(bgr):
     (dict(data=array.array('B')), 'image data is truncated: 0 bytes'),
 ])
 def test_bad_image_messages(bgr, change, message):
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     msg = image_msg(bgr, 'bgr8')
     for key, value in change.items():
@@ -142,7 +142,7 @@ def test_bad_image_messages(bgr, change, message):
 
 
 def test_odd_step_for_16_bit():
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
 
     msg = image_msg(np.ones((3, 4), np.uint16), 'mono16', padding=1)
     with pytest.raises(ValueError, match='image step 9 is not a multiple of the 2-byte pixel depth of mono16'):
@@ -158,7 +158,7 @@ def compressed_msg(data, fmt):
 
 
 def test_compressed_jpeg_and_png(bgr):
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     jpeg = compressed_msg(MESSI.read_bytes(), 'jpeg')
     np.testing.assert_array_equal(compressed_msg_to_bgr(jpeg), bgr)  # the same decoder as cv2.imread
@@ -179,7 +179,7 @@ def test_compressed_jpeg_and_png(bgr):
     (lambda jpeg: b'', r"empty compressed image \(format 'jpeg', 0 bytes\)"),
 ])
 def test_bad_compressed_images(make, message):
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     with pytest.raises(ValueError, match=message):
         compressed_msg_to_bgr(compressed_msg(make(MESSI.read_bytes()), 'jpeg'))
@@ -188,7 +188,7 @@ def test_bad_compressed_images(make, message):
 def test_bgr_to_image_msg_round_trip(bgr):
     from std_msgs.msg import Header
 
-    from openpose_ros.ros.conversions import bgr_to_image_msg, image_msg_to_bgr
+    from openpose_ros.messages.conversions import bgr_to_image_msg, image_msg_to_bgr
 
     header = Header(frame_id='camera')
     header.stamp.sec, header.stamp.nanosec = 12, 345
@@ -207,7 +207,7 @@ def test_bgr_to_image_msg_round_trip(bgr):
     np.zeros((0, 5, 3), np.uint8),
 ])
 def test_bgr_to_image_msg_rejects_other_arrays(image):
-    from openpose_ros.ros.conversions import bgr_to_image_msg
+    from openpose_ros.messages.conversions import bgr_to_image_msg
 
     with pytest.raises(ValueError, match='expected a BGR uint8 array of shape|empty image'):
         bgr_to_image_msg(image)
@@ -229,7 +229,7 @@ def make_poses():
 def test_poses_to_msg():
     from std_msgs.msg import Header
 
-    from openpose_ros.ros.conversions import poses_to_msg
+    from openpose_ros.messages.conversions import poses_to_msg
 
     poses = make_poses()
     header = Header(frame_id='camera')
@@ -252,8 +252,8 @@ def test_poses_to_msg():
 def test_poses_3d_to_msg_carries_valid_points_and_zeroes_the_invalid():
     from std_msgs.msg import Header
 
-    from openpose_ros.lifting import Intrinsics, lift_poses
-    from openpose_ros.ros.conversions import poses_3d_to_msg
+    from openpose_ros.inference.lifting import Intrinsics, lift_poses
+    from openpose_ros.messages.conversions import poses_3d_to_msg
 
     poses = make_poses()
     depth = np.full((480, 640), 2500, np.uint16)
@@ -281,7 +281,7 @@ def test_poses_3d_to_msg_carries_valid_points_and_zeroes_the_invalid():
 
 
 def test_msg_to_poses_inverts_poses_to_msg():
-    from openpose_ros.ros.conversions import msg_to_poses, poses_to_msg
+    from openpose_ros.messages.conversions import msg_to_poses, poses_to_msg
 
     poses = make_poses()
     back = msg_to_poses(poses_to_msg(poses))
@@ -297,7 +297,7 @@ import hashlib, json, os, time
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from openpose_ros.ros.conversions import image_msg_to_bgr
+from openpose_ros.messages.conversions import image_msg_to_bgr
 
 rclpy.init()
 node = rclpy.create_node('image_listener')
@@ -331,7 +331,7 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from openpose_ros.ros.conversions import bgr_to_image_msg
+from openpose_ros.messages.conversions import bgr_to_image_msg
 
 image = cv2.imread(%r)
 rclpy.init()
@@ -367,9 +367,9 @@ def test_image_travels_between_processes_best_effort(bgr):
 
 def test_skeleton_markers_show_valid_keypoints_and_limbs_with_a_colour_per_track_and_a_lifetime():
     from openpose_ros.keypoints import LIMBS, SKELETON
-    from openpose_ros.lifting import Intrinsics, lift_poses
-    from openpose_ros.ros.conversions import poses_3d_to_msg
-    from openpose_ros.ros.markers import skeleton_markers
+    from openpose_ros.inference.lifting import Intrinsics, lift_poses
+    from openpose_ros.messages.conversions import poses_3d_to_msg
+    from openpose_ros.messages.markers import skeleton_markers
     from visualization_msgs.msg import Marker
 
     poses = make_poses()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from conftest import PHOTO
-from openpose_ros.image import MAX_PIXELS, to_bgr8
-from openpose_ros.ros.conversions import SUPPORTED_ENCODINGS, compressed_msg_to_bgr, image_msg_to_bgr
+from openpose_ros.inference.image import MAX_PIXELS, to_bgr8
+from openpose_ros.messages.conversions import SUPPORTED_ENCODINGS, compressed_msg_to_bgr, image_msg_to_bgr
 from test_input_bounds import _with_declared_size
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,8 +149,8 @@ def test_any_compressed_message_converts_or_is_refused(data, fmt, kind):
        st.integers(0, 7), st.randoms(use_true_random=False))
 def test_bag_image_messages_convert_back_to_their_frame(encoding, height, width, padding, rng):
     pytest.importorskip('rosbags')
-    from openpose_ros.rosbag import messages
-    from openpose_ros.rosbag.images import image_msg
+    from openpose_ros.messages import typestore as messages
+    from openpose_ros.formats.image_bags import image_msg
 
     store = messages.typestore()
     frame = np.frombuffer(bytes(rng.getrandbits(8) for _ in range(height * width * 3)), np.uint8)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import MINI_TRAIN_ANNOTATIONS, MINI_VAL_ANNOTATIONS, MMPOSE_ANNOTATIONS
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.decode import DecoderConfig, decode_poses, find_peaks
-from openpose_ros.evaluation import evaluate_oracle_maps, load_ground_truth
-from openpose_ros.targets import render_oracle_maps
+from openpose_ros.evaluation.metrics import evaluate_oracle_maps, load_ground_truth
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.inference.decode import DecoderConfig, decode_poses, find_peaks
+from openpose_ros.training.targets import render_oracle_maps
 
 # The reference decoder's AP on the same oracle maps (WEIGHTS.md).
 REFERENCE_AP = {'mmpose-tests': 0.964, 'coco-mini val2017': 0.773, 'coco-mini train2017': 0.689}
@@ -71,7 +71,7 @@ def test_bad_decoder_settings_are_refused():
 
 
 def test_candidate_pairs_are_every_pair_of_each_limbs_keypoint_types():
-    from openpose_ros.decode import _candidate_pairs
+    from openpose_ros.inference.decode import _candidate_pairs
     from openpose_ros.keypoints import LIMBS, NUM_KEYPOINTS
     kinds = np.random.default_rng(0).integers(0, NUM_KEYPOINTS, 60)
     kinds[kinds == 4] = 3  # a keypoint type without peaks: its limbs have no pairs

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import PHOTO
-from openpose_ros.download import MODES, DownloadError, download
+from openpose_ros.runtime.download import MODES, DownloadError, download
 
 JUNK = b'hello world'  # 11 bytes: what a broken mirror or proxy may serve
 

@@ -11,7 +11,7 @@ CROWD_PHOTO = '000000370162.jpg'  # coco-mini train2017: 11 people with 5 or mor
 
 def annotated_poses(file_name):
     """The photo (BGR) and its people as Poses (COCO keypoints in the OpenPose order), ids 0, 1, ..."""
-    from openpose_ros.coco import coco_to_openpose
+    from openpose_ros.formats.coco import coco_to_openpose
     from openpose_ros.pose import Pose
 
     document = json.loads(MINI_TRAIN_ANNOTATIONS.read_text())

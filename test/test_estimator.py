@@ -5,11 +5,11 @@ import pytest
 
 from conftest import MMPOSE_ANNOTATIONS, PHOTO
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.estimator import STAGES, _resample
-from openpose_ros.evaluation import load_ground_truth
-from openpose_ros.preprocess import letterbox, prepare
-from openpose_ros.targets import render_oracle_maps
+from openpose_ros.evaluation.metrics import load_ground_truth
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.inference.estimator import STAGES, _resample
+from openpose_ros.inference.preprocess import letterbox, prepare
+from openpose_ros.training.targets import render_oracle_maps
 
 
 def test_letterbox_matches_the_reference_geometry():
@@ -69,11 +69,11 @@ def test_multiscale_runs_every_scale_and_times_every_stage():
     heatmaps, pafs, box = learner.estimator.maps(image)
     assert (heatmaps.shape, pafs.shape) == ((19, 32, 49), (38, 32, 49)) and box.height == 256
     learner.infer(image)
-    assert set(learner.estimator.timings) == set(STAGES)
+    assert set(learner.stream.timings) == set(STAGES)
 
 
 def test_keypoints_found_in_the_padding_stay_found_on_the_image_edge():
-    from openpose_ros.estimator import PoseEstimator
+    from openpose_ros.inference.estimator import PoseEstimator
     box, _ = letterbox(600, 100, 256, 8)  # narrow: wide padding left of the image
     estimator = PoseEstimator(backend=None, stride=8)
     heatmaps = np.zeros((19, 32, 32), np.float32)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import COCO, MINI_TRAIN_ANNOTATIONS, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, TEST_MODEL
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.datasets import CocoKeypoints, ExternalDataset
-from openpose_ros.evaluating import select_images
-from openpose_ros.evaluation import METRICS
+from openpose_ros.evaluation.learner_eval import select_images
+from openpose_ros.evaluation.metrics import METRICS
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.inference.preprocess import letterbox
 from openpose_ros.learner import LightweightOpenPoseLearner
-from openpose_ros.preprocess import letterbox
-from openpose_ros.targets import keypoint_heatmaps, part_affinity_fields
+from openpose_ros.training.datasets import CocoKeypoints, ExternalDataset
+from openpose_ros.training.targets import keypoint_heatmaps, part_affinity_fields
 
 MMPOSE = ExternalDataset(MMPOSE_IMAGES)  # OpenDR's layout: images and annotation file in one folder
 MMPOSE_ARGS = dict(images_folder_name='.', annotations_filename='test_coco.json')

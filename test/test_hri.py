@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from openpose_ros.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
+from openpose_ros.messages.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.pose import Pose
 from ros_helpers import SHARED_DATA
 from test_bag_eval import learner, model  # noqa: F401 (fixtures)
@@ -85,9 +85,9 @@ def expected_skeleton(points, width, height, constants):
 def test_bag_eval_hri_writes_the_rep155_topics_of_each_frame(learner, tmp_path):
     from rosbags.rosbag2 import Reader
 
-    from openpose_ros.ros.conversions import msg_to_poses
-    from openpose_ros.rosbag import messages
-    from openpose_ros.rosbag.evaluate import node_settings
+    from openpose_ros.messages.conversions import msg_to_poses
+    from openpose_ros.messages import typestore as messages
+    from openpose_ros.bag.evaluate import node_settings
     from test_bag_eval import make_bag, moving_frames, run_eval
 
     count = 8

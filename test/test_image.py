@@ -5,7 +5,7 @@ import pytest
 
 from conftest import PHOTO
 from openpose_ros import Image, LightweightOpenPoseLearner
-from openpose_ros.image import to_bgr8
+from openpose_ros.inference.image import to_bgr8
 
 
 @pytest.fixture(scope='module')

@@ -14,14 +14,14 @@ import pytest
 
 from conftest import COCO, DATA, MINI_TRAIN_ANNOTATIONS, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, TEST_MODEL, VIDEO
 from openpose_ros.cli import infer as cli
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.decode import decode_poses
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.formats.poses_json import (FORMAT, ResultsFormatError, document, frame_record, pose_from_dict,
+                                             pose_to_dict, read_document, write_document)
+from openpose_ros.inference.decode import decode_poses
+from openpose_ros.inference.preprocess import prepare
 from openpose_ros.keypoints import NUM_KEYPOINTS
 from openpose_ros.pose import Pose
-from openpose_ros.preprocess import prepare
-from openpose_ros.results import (FORMAT, ResultsFormatError, document, frame_record, pose_from_dict, pose_to_dict,
-                                  read_document, write_document)
-from openpose_ros.targets import render_oracle_maps
+from openpose_ros.training.targets import render_oracle_maps
 
 BASE_HEIGHT = 256
 

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import PHOTO, TEST_MODEL
 from openpose_ros import Image
-from openpose_ros.estimator import PoseEstimator
-from openpose_ros.image import MAX_PIXELS, ImageRejected, declared_size, read_pixels, to_bgr8
-from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, prepare
+from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.inference.image import MAX_PIXELS, ImageRejected, declared_size, read_pixels, to_bgr8
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, prepare
 
 
 @pytest.fixture(scope='module')
@@ -42,7 +42,7 @@ def test_a_one_pixel_high_strip_never_becomes_a_network_input():
     estimator = PoseEstimator(recorder, stride=8)
     for image in (strip, strip.T):  # as wide as high the other way round: refused too
         with pytest.raises(ImageRejected, match='max_aspect_ratio'):
-            estimator.estimate(image)
+            estimator.detect(image)
     assert recorder.shapes == [] and estimator._inputs == {}
 
 
@@ -50,11 +50,11 @@ def test_the_aspect_ratio_bound_is_a_setting_and_panoramas_within_it_are_process
     recorder = InputRecorder()
     estimator = PoseEstimator(recorder, stride=8)
     panorama = np.zeros((200, 200 * int(DEFAULT_MAX_ASPECT_RATIO), 3), np.uint8)
-    assert estimator.estimate(panorama) == []
+    assert estimator.detect(panorama) == []
     assert recorder.shapes == [(1, 3, 256, 256 * int(DEFAULT_MAX_ASPECT_RATIO))]
     estimator.max_aspect_ratio = 2.0
     with pytest.raises(ImageRejected, match='more than the 2 accepted'):
-        estimator.estimate(panorama)
+        estimator.detect(panorama)
     with pytest.raises(ValueError, match=r'max_aspect_ratio must be in \[1, 32\]'):
         PoseEstimator(recorder, stride=8, max_aspect_ratio=0.5)
 
@@ -101,7 +101,7 @@ def test_the_declared_size_is_read_from_real_jpeg_and_png_headers(photo):
 def test_a_compressed_image_declaring_a_huge_size_is_refused_before_decoding(extension, tmp_path):
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     small = cv2.imencode(extension, np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
     huge = _with_declared_size(small, 20000, 20000)  # 400 Mpx: OpenCV would decode it (1.2 GB, seconds)
@@ -118,7 +118,7 @@ def test_a_compressed_image_declaring_a_huge_size_is_refused_before_decoding(ext
 def test_stray_bytes_before_the_jpeg_frame_header_do_not_hide_its_size():
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     small = cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
     huge = _with_declared_size(small, 20000, 20000)
@@ -135,7 +135,7 @@ def test_stray_bytes_before_the_jpeg_frame_header_do_not_hide_its_size():
 def test_compressed_formats_other_than_jpeg_and_png_are_refused(photo):
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     bmp = cv2.imencode('.bmp', photo)[1]
     with pytest.raises(ImageRejected, match='neither JPEG nor PNG'):
@@ -146,7 +146,7 @@ def test_compressed_formats_other_than_jpeg_and_png_are_refused(photo):
 def test_a_jpeg_cut_in_half_with_an_end_marker_appended_is_refused(tmp_path):
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     jpeg = PHOTO.read_bytes()
     cut = jpeg[:len(jpeg) // 2] + b'\xff\xd9'
@@ -164,7 +164,7 @@ def test_a_jpeg_cut_in_half_with_an_end_marker_appended_is_refused(tmp_path):
 def test_a_complete_jpeg_whose_last_block_is_grey_is_accepted(photo):
     from types import SimpleNamespace
 
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     grey_corner = photo.copy()
     grey_corner[-64:, -64:] = 128  # what a cut JPEG decodes to, but here the picture's own
@@ -227,7 +227,7 @@ def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo)
 def test_bag_eval_rejects_a_strip_frame_with_the_reason_and_goes_on(tmp_path, photo):
     pytest.importorskip('rosbags')
     from openpose_ros.cli import bag_eval
-    from openpose_ros.rosbag.images import write_image_bag
+    from openpose_ros.formats.image_bags import write_image_bag
 
     strip = cv2.cvtColor(np.full((1, 200), 100, np.uint8), cv2.COLOR_GRAY2BGR)
     frames = [(1_000_000_000, strip), (2_000_000_000, photo)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from openpose_ros.ros.params import BY_NAME, PARAMS, check
+from openpose_ros.parameters import BY_NAME, PARAMS, check
 from ros_helpers import pick_domain_id, ros_env
 
 DOMAIN_ID = pick_domain_id()
@@ -125,11 +125,11 @@ def test_parameter_file_lists_every_parameter_with_its_default():
 
 
 def test_parameter_table_matches_the_pipeline_defaults():
-    from openpose_ros.decode import DecoderConfig
+    from openpose_ros.inference.decode import DecoderConfig
     from openpose_ros.network import BACKBONES
-    from openpose_ros.ros import params
-    from openpose_ros.smoothing import OneEuroSettings
-    from openpose_ros.tracking import PoseTracker
+    import openpose_ros.parameters as params
+    from openpose_ros.tracking.smoothing import OneEuroSettings
+    from openpose_ros.tracking.tracker import PoseTracker
 
     assert params.BACKBONES == BACKBONES
     decoder, one_euro, tracker = DecoderConfig(), OneEuroSettings(), PoseTracker()
@@ -176,7 +176,7 @@ def test_invalid_values_are_refused_with_a_reason(name, value, words):
 
 
 def test_parameter_table_for_the_readme():
-    from openpose_ros.ros.params import markdown_table
+    from openpose_ros.parameters import markdown_table
     table = markdown_table()
     lines = table.splitlines()
     assert len(lines) == 2 + len(PARAMS)

@@ -9,8 +9,8 @@ import torch
 
 from conftest import DATA, PHOTO, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.checkpoints import WeightsMismatchError
-from openpose_ros.download import DownloadError, download, git_blob_sha1
+from openpose_ros.runtime.checkpoints import WeightsMismatchError
+from openpose_ros.runtime.download import DownloadError, download, git_blob_sha1
 
 IMAGES = [PHOTO, DATA / 'images' / 'messi5.jpg', DATA / 'images' / 'basketball1.png']
 

@@ -1,4 +1,4 @@
-"""Lifting poses to 3D (openpose_ros.lifting) on real COCO photos with the test model's real detections.
+"""Lifting poses to 3D (openpose_ros.inference.lifting) on real COCO photos with the test model's real detections.
 
 The depth images are made from the COCO segmentation masks of the annotated people: each person at a known
 distance, the background a farther tilted plane, seen by a camera with known intrinsics and lens distortion.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import MINI_TRAIN_ANNOTATIONS, TEST_MODEL
-from openpose_ros.lifting import Intrinsics, depth_in_metres, lift_poses
+from openpose_ros.inference.lifting import Intrinsics, depth_in_metres, lift_poses
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

@@ -48,7 +48,7 @@ def test_3d_fields_and_types():
 
 
 def test_bag_typestore_serialises_3d_poses():
-    from openpose_ros.rosbag import messages
+    from openpose_ros.messages import typestore as messages
 
     store = messages.typestore()
     types = store.types

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import PHOTO, ROOT, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.acceleration import apply_backend, choose_backend
 from openpose_ros.files import file_sha256
 from openpose_ros.learner import NoWeightsError
-from openpose_ros.models import ModelError
-from openpose_ros.saved_model import ModelFileError
+from openpose_ros.runtime.loading import ModelError
+from openpose_ros.runtime.saved_model import ModelFileError
+from openpose_ros.runtime.selection import apply_backend, choose_backend
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1',

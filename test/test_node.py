@@ -117,8 +117,8 @@ def test_frame_stats_rates_and_latencies_over_the_window():
 
 
 def test_model_error_names_the_missing_weights_and_how_to_get_them(tmp_path):
-    from openpose_ros.ros.model import ModelError, load_model
-    from openpose_ros.ros.params import defaults
+    from openpose_ros.runtime.configured_model import ModelError, load_model
+    from openpose_ros.parameters import defaults
 
     settings = dict(defaults(), weights=str(tmp_path / 'nothing'), download_dir=str(tmp_path / 'cache'))
     with pytest.raises(ModelError) as error:
@@ -590,7 +590,7 @@ def test_a_dead_image_topic_gives_a_diagnostics_warning(client, raw_node):
     for key in ('frames_received', 'frames_processed', 'frames_dropped', 'frames_rejected', 'processing_rate_hz',
                 'latency_ms_mean', 'age_ms_mean', 'backend', 'model', 'input_topic'):
         assert key in status
-    from openpose_ros.acceleration import choose_backend
+    from openpose_ros.runtime.selection import choose_backend
     assert status['backend'].startswith(choose_backend(TEST_MODEL).name)  # the runtime auto chose, by name
     assert status['model'] == str(TEST_MODEL)
 
@@ -735,7 +735,7 @@ def test_missing_weights_and_invalid_parameters_stop_the_node_at_start_with_a_cl
 @pytest.mark.ros
 def test_demo_leaves_an_annotated_video_and_the_poses_on_disk(tmp_path):
     """`make demo` on the first frames of the real video, with the test model, every frame processed."""
-    from openpose_ros.results import read_document
+    from openpose_ros.formats.poses_json import read_document
 
     require_ros()
     env = ros_env(pick_domain_id())

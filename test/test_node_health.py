@@ -97,7 +97,7 @@ def test_frame_stats_count_refused_and_failed_frames_by_cause():
 
 
 def test_rejection_causes_and_echoes_leave_out_the_values_a_message_brings():
-    from openpose_ros.ros.conversions import image_msg_to_bgr
+    from openpose_ros.messages.conversions import image_msg_to_bgr
     from openpose_ros.ros.pose_estimation import ECHO_LIMIT, echo, rejection_cause
 
     causes, echoes = set(), []
@@ -209,7 +209,7 @@ def test_a_flood_of_distinct_bad_encodings_gives_few_short_warnings_and_one_caus
 
 # --- parameter types ----------------------------------------------------------------------------------------
 def test_a_double_parameter_takes_a_whole_number_as_a_float_but_not_a_bool():
-    from openpose_ros.ros.params import BY_NAME, check
+    from openpose_ros.parameters import BY_NAME, check
 
     assert check('annotated_max_rate', 0) is None and check('min_pose_score', 1) is None
     converted = BY_NAME['annotated_max_rate'].convert(0)

@@ -11,11 +11,11 @@ import pytest
 
 from conftest import MINI_VAL_IMAGES, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.acceleration import apply_backend, choose_backend
-from openpose_ros.backends import OnnxBackend
-from openpose_ros.export import export_onnx
-from openpose_ros.openvino_backend import OpenVinoBackend, device_capabilities, resolve_precision, runtime_backend
-from openpose_ros.quantize import Preprocessing, compare_backends, load_images
+from openpose_ros.runtime.backends import OnnxBackend
+from openpose_ros.runtime.export import export_onnx
+from openpose_ros.runtime.openvino import OpenVinoBackend, device_capabilities, resolve_precision, runtime_backend
+from openpose_ros.runtime.quantize import Preprocessing, compare_backends, load_images
+from openpose_ros.runtime.selection import apply_backend, choose_backend
 
 NO_BF16 = ('FP32', 'FP16', 'INT8', 'BIN', 'EXPORT_IMPORT')  # a CPU without native bf16 (e.g. AVX2 only)
 
@@ -75,7 +75,7 @@ def test_the_compiled_model_cache_is_bounded_and_keeps_the_recent_sizes(trained)
 
 def test_bf16_without_native_support_runs_fp32_with_a_warning(trained, caplog):
     _, onnx, _ = trained
-    with caplog.at_level(logging.WARNING, logger='openpose_ros.openvino_backend'):
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.runtime.openvino'):
         backend = OpenVinoBackend(onnx, 'bf16', capabilities=NO_BF16)
     assert backend.precision == 'fp32' and backend.name == 'openvino-cpu-fp32'
     assert 'no native bf16' in caplog.text
@@ -130,7 +130,7 @@ def test_a_saved_runtime_picks_the_backend_and_a_missing_int8_twin_runs_fp32(tra
     _, onnx, _ = trained
     assert runtime_backend(onnx, 'cpu', None).name == 'onnxruntime-cpu'  # a model saved before OpenVINO
     assert runtime_backend(onnx, 'cpu', {'backend': 'openvino', 'precision': 'fp32'}).name == 'openvino-cpu-fp32'
-    with caplog.at_level(logging.WARNING, logger='openpose_ros.openvino_backend'):
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.runtime.openvino'):
         backend = runtime_backend(onnx, 'cpu', {'backend': 'openvino', 'precision': 'int8', 'device': 'CPU'})
     assert backend.name == 'openvino-cpu-fp32' and 'tiny_coco.int8.onnx is missing' in caplog.text
 
@@ -145,13 +145,13 @@ def test_apply_backend_puts_the_learner_on_openvino(tmp_path, trained):
 OPENVINO_ONLY = '''
 import sys
 import cv2
-from openpose_ros.acceleration import choose_backend
-from openpose_ros.estimator import PoseEstimator
-from openpose_ros.openvino_backend import OpenVinoBackend
+from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.runtime.openvino import OpenVinoBackend
+from openpose_ros.runtime.selection import choose_backend
 choice = choose_backend(sys.argv[1])
 assert choice.name == 'openvino', choice
 estimator = PoseEstimator(OpenVinoBackend(choice.model, choice.precision), stride=8)
-poses = estimator.estimate(cv2.imread(sys.argv[2]))
+poses = estimator.detect(cv2.imread(sys.argv[2]))
 print(len(poses), sorted(name for name in ('torch', 'onnxruntime') if name in sys.modules))
 '''
 
@@ -166,8 +166,8 @@ def test_an_openvino_only_process_imports_neither_torch_nor_onnxruntime(trained)
 
 
 def test_the_node_runs_openvino_at_its_precision_parameter(tmp_path):
-    from openpose_ros.ros.model import load_model
-    from openpose_ros.ros.params import PARAMS
+    from openpose_ros.runtime.configured_model import load_model
+    from openpose_ros.parameters import PARAMS
     settings = {param.name: param.default for param in PARAMS}
     settings.update(weights=str(TEST_MODEL), device='cpu', backend='openvino', precision='fp32')
     model = load_model(settings, tmp_path)

@@ -15,12 +15,12 @@ import torch
 
 from conftest import DATA, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.acceleration import apply_backend, choose_backend, saved_onnx_models
-from openpose_ros.backends import OnnxBackend
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.export import export_onnx
-from openpose_ros.quantize import (Preprocessing, compare_backends, default_calibration_images, load_images,
-                                   quantize_onnx, quantized_path)
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.runtime.backends import OnnxBackend
+from openpose_ros.runtime.export import export_onnx
+from openpose_ros.runtime.quantize import (Preprocessing, compare_backends, default_calibration_images, load_images,
+                                           quantize_onnx, quantized_path)
+from openpose_ros.runtime.selection import apply_backend, choose_backend, saved_onnx_models
 from test_infer_cli import OracleBackend
 
 CALIBRATION = 8
@@ -117,7 +117,7 @@ def test_calibration_progress_stays_off_stdout(models, tmp_path, capfd):
 def test_calibration_runs_the_deployed_preprocessing(models, tmp_path, monkeypatch):
     """Every calibration image reaches the network at the deployed base height, normalised and padded."""
     _, fp32, _ = models
-    from openpose_ros import quantize
+    from openpose_ros.runtime import quantize
     seen = []
     real_batch = quantize.Preprocessing.batch
 
@@ -275,7 +275,7 @@ def test_apply_backend_names_what_runs(tmp_path, models, monkeypatch):
         assert learner.infer(image) is not None
     assert names == {'torch': 'torch-cpu', 'int8': 'onnxruntime-cpu-int8', 'onnx': 'onnxruntime-cpu',
                      'openvino': 'openvino-cpu-int8'}
-    import openpose_ros.acceleration as acceleration
+    from openpose_ros.runtime import selection as acceleration
     monkeypatch.setattr(acceleration, '_installed', lambda module: module == 'torch')  # neither ONNX runtime
     choice = choose_backend(None)
     assert choice.name == 'torch' and 'not installed' in choice.reason

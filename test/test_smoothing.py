@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from openpose_ros.pose import Pose
-from openpose_ros.smoothing import OneEuroFilter, OneEuroSettings, PoseSmoother
+from openpose_ros.tracking.smoothing import OneEuroFilter, OneEuroSettings, PoseSmoother
 
 
 def still_pose():

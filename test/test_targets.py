@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from openpose_ros.coco import load_coco_keypoints
+from openpose_ros.formats.coco import load_coco_keypoints
 from openpose_ros.keypoints import LIMBS, NECK, NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS
-from openpose_ros.targets import (downsample_mask, generate_targets, keypoint_heatmaps, oracle_geometry,
-                                  part_affinity_fields, record_targets, render_oracle_maps, segmentation_mask)
+from openpose_ros.training.targets import (downsample_mask, generate_targets, keypoint_heatmaps, oracle_geometry,
+                                           part_affinity_fields, record_targets, render_oracle_maps, segmentation_mask)
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'coco')
 ANNOTATION_FILES = {

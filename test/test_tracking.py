@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import MINI_VAL_ANNOTATIONS
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.evaluation import load_ground_truth
+from openpose_ros.evaluation.metrics import load_ground_truth
+from openpose_ros.formats.coco import load_coco_keypoints
 from openpose_ros.pose import Pose
-from openpose_ros.tracking import PoseTracker
+from openpose_ros.tracking.tracker import PoseTracker
 
 FPS = 10.0
 

@@ -20,18 +20,18 @@ import pytest
 import torch
 
 from conftest import COCO, MINI_TRAIN_ANNOTATIONS, ROOT
-from openpose_ros import training
-from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
-from openpose_ros.coco import load_coco_keypoints
-from openpose_ros.datasets import (Augmentation, CocoKeypoints, CocoTrainDataset, ExternalDataset, resolve_coco,
-                                   sample_people)
-from openpose_ros.decode import decode_poses
-from openpose_ros.evaluation import evaluate_keypoints
-from openpose_ros.coco import to_coco_results
+from openpose_ros.evaluation.metrics import evaluate_keypoints
+from openpose_ros.formats.coco import load_coco_keypoints
+from openpose_ros.formats.coco import to_coco_results
+from openpose_ros.inference.decode import decode_poses
 from openpose_ros.keypoints import COCO_TO_OPENPOSE, FLIP_PAIRS, KEYPOINT_NAMES
 from openpose_ros.learner import LightweightOpenPoseLearner
 from openpose_ros.network import build_network
-from openpose_ros.targets import segmentation_mask
+from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
+from openpose_ros.training.datasets import (Augmentation, CocoKeypoints, CocoTrainDataset, ExternalDataset,
+                                            resolve_coco, sample_people)
+from openpose_ros.training.targets import segmentation_mask
+from openpose_ros.training import trainer as training
 
 MINI = COCO / 'coco-mini'
 TRAIN_IMAGES = MINI / 'train2017'
@@ -406,8 +406,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
 # --- distributed --------------------------------------------------------------------------------------
 DDP_SCRIPT = textwrap.dedent('''
     import os, sys, torch
-    from openpose_ros import training
-    from openpose_ros.datasets import Augmentation, CocoTrainDataset
+    from openpose_ros.training import trainer as training
+    from openpose_ros.training.datasets import Augmentation, CocoTrainDataset
     from openpose_ros.learner import LightweightOpenPoseLearner
     out, annotations, images = sys.argv[1], sys.argv[2], sys.argv[3]
     rank = int(os.environ['RANK'])

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import VIDEO
 from openpose_ros.cli.video_to_bag import main
-from openpose_ros.rosbag.messages import COMPRESSED_IMAGE, IMAGE, typestore
-from openpose_ros.rosbag.reader import BagInput, decode
+from openpose_ros.formats.bag_reader import BagInput, decode
+from openpose_ros.messages.typestore import COMPRESSED_IMAGE, IMAGE, typestore
 
 
 def read_back(path):

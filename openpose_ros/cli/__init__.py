@@ -66,7 +66,7 @@ def add_device_argument(parser):
 
 def add_openvino_arguments(parser):
     """--precision and --openvino-device, the node's parameters of the same names."""
-    from openpose_ros.ros.params import BY_NAME
+    from openpose_ros.parameters import BY_NAME
     parser.add_argument('--precision', default='auto', choices=BY_NAME['precision'].choices,
                         help=BY_NAME['precision'].description + ' (default auto)')
     parser.add_argument('--openvino-device', default='CPU', help=BY_NAME['openvino_device'].description

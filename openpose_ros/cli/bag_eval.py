@@ -8,24 +8,24 @@
 Reads ROS 2 bags (sqlite3 or mcap; a folder, a .db3 or an .mcap file; what a truncated mcap file holds) without
 ROS. Writes to --output: the output bag <bag name>_poses (Pose2DArray on `poses`, JPEG annotated images on
 `image_annotated/compressed`, headers copied from the input frames), poses.json, report.json, report.txt and PNG
-plots (see openpose_ros.rosbag.report). Ctrl-C stops after the current frame and closes the output bag and the
+plots (see openpose_ros.bag.report). Ctrl-C stops after the current frame and closes the output bag and the
 report (a second Ctrl-C aborts at once); so does an error (a full disk, a bag breaking off).
 Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 error, 130 interrupted.
 """
 import logging
 import sys
 
+from openpose_ros.bag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
+from openpose_ros.bag.writer import ANNOTATED_MODES
 from openpose_ros.cli import (add_device_argument, add_openvino_arguments, checked_number, command_parser, exit_status,
                               regular_file)
-from openpose_ros.rosbag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
-from openpose_ros.rosbag.writer import ANNOTATED_MODES
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
 
 def _node_parameter(name):
     """An argparse type: a value that the node's parameter `name` accepts (finite, in its range)."""
-    from openpose_ros.ros.params import BY_NAME
+    from openpose_ros.parameters import BY_NAME
     param = BY_NAME[name]
 
     def check(value):
@@ -102,10 +102,10 @@ def _default_output(bag):
 
 def run(args):
     import tempfile
-    from openpose_ros.models import load_for_inference
-    from openpose_ros.rosbag.evaluate import BagEvalOptions, check_outputs, node_settings
-    from openpose_ros.rosbag.messages import typestore
-    from openpose_ros.rosbag.reader import BagInput
+    from openpose_ros.runtime.loading import load_for_inference
+    from openpose_ros.bag.evaluate import BagEvalOptions, check_outputs, node_settings
+    from openpose_ros.messages.typestore import typestore
+    from openpose_ros.formats.bag_reader import BagInput
 
     settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio,
                              max_aspect_ratio=args.max_aspect_ratio, hri=args.hri or None)
@@ -128,7 +128,7 @@ def run(args):
 
 
 def _evaluate(args, learner, backend, options):
-    from openpose_ros.rosbag.evaluate import evaluate_bag
+    from openpose_ros.bag.evaluate import evaluate_bag
     LOG.info('backend: %s', backend)
     result = evaluate_bag(learner, options, backend, {'weights': args.weights})
     sys.stdout.write(result.summary_path.read_text())
@@ -142,10 +142,10 @@ def _evaluate(args, learner, backend, options):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format='%(levelname)s: %(message)s')
-    from openpose_ros.models import ModelError
-    from openpose_ros.rosbag.messages import MessageDefinitionsNotFound
-    from openpose_ros.rosbag.reader import BagError
-    from openpose_ros.rosbag.writer import OutputError
+    from openpose_ros.runtime.loading import ModelError
+    from openpose_ros.messages.typestore import MessageDefinitionsNotFound
+    from openpose_ros.formats.bag_reader import BagError
+    from openpose_ros.bag.writer import OutputError
     user_errors = (BagError, OutputError, ModelError, MessageDefinitionsNotFound, FileExistsError, ValueError)
     return exit_status(run, args, LOG, user_errors,
                        install_hint='bag_eval needs rosbags (pip install "openpose_ros[bags]")')

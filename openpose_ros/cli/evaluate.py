@@ -63,8 +63,8 @@ def main(argv=None):
         parser.error('give --weights (a saved model or checkpoint) or --pretrained')
     logging.basicConfig(level=logging.WARNING if args.silent else logging.INFO, format='%(message)s')
 
-    from openpose_ros.datasets import ExternalDataset
-    from openpose_ros.evaluating import evaluate
+    from openpose_ros.training.datasets import ExternalDataset
+    from openpose_ros.evaluation.learner_eval import evaluate
     from openpose_ros.learner import LightweightOpenPoseLearner
 
     try:

@@ -5,7 +5,7 @@
     openpose-infer vtest.avi --weights models/openpose_default --output out/    (ros2 run openpose_ros infer ...)
 
 Writes to --output: the annotated image(s) under their own names, or <video name>_poses.mp4 (.avi with MJPG
-where mp4 cannot be written), and poses.json (see openpose_ros.results). Images of a folder are independent
+where mp4 cannot be written), and poses.json (see openpose_ros.formats.poses_json). Images of a folder are independent
 photos (tracking and smoothing restart for each) unless --sequence says they are frames of one stream.
 Files already in --output that the run would write are refused unless --overwrite. Ctrl-C stops the run and
 writes poses.json of the frames processed so far (marked "interrupted": true).
@@ -23,11 +23,11 @@ import cv2
 from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
                               command_parser, exit_status, number_in)
 from openpose_ros.files import check_writable_folder, refuse_replacing
-from openpose_ros.image import ImageRejected
-from openpose_ros.models import ModelError
-from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
-from openpose_ros.quantize import IMAGE_SUFFIXES
-from openpose_ros.results import frame_record
+from openpose_ros.formats.poses_json import frame_record
+from openpose_ros.inference.image import ImageRejected
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.runtime.loading import ModelError
+from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
@@ -115,7 +115,7 @@ def classify_input(path):
 def read_image(path):
     """An image file -> 8-bit BGR array; ValueError or FileNotFoundError, naming the file and saying why it
     cannot be used."""
-    from openpose_ros.image import read_pixels, to_bgr8
+    from openpose_ros.inference.image import read_pixels, to_bgr8
     pixels = read_pixels(path)
     try:
         return to_bgr8(pixels)
@@ -206,7 +206,7 @@ def refuse_saving_to_a_file(save_model):
 # --- model -------------------------------------------------------------------------------------------------
 def build_learner(args):
     """The learner with the asked-for weights, on the asked-for backend; returns (learner, backend name, choice)."""
-    from openpose_ros.models import load_for_inference, resolve_weights, weights_help
+    from openpose_ros.runtime.loading import load_for_inference, resolve_weights, weights_help
 
     if args.weights is None and not args.random_weights:
         raise UsageError('no --weights given. ' + weights_help())
@@ -242,8 +242,8 @@ def write_random_weights(args):
 def int8_calibration(args, weights):
     """The images to calibrate on when --backend int8 quantises here, which it does unless a quantised model is
     beside the weights: --calibration, else the data folder's (None), else the input images."""
-    from openpose_ros.acceleration import saved_onnx_models
-    from openpose_ros.quantize import default_data_root
+    from openpose_ros.runtime.selection import saved_onnx_models
+    from openpose_ros.runtime.quantize import default_data_root
     if args.backend != 'int8' or saved_onnx_models(weights)[1] is not None:
         return None
     calibration = args.calibration
@@ -388,7 +388,7 @@ class Run:
 
 
 def run(args):
-    from openpose_ros.results import document, write_document
+    from openpose_ros.formats.poses_json import document, write_document
 
     kind, source, paths, output, first = check_arguments(args)
     if args.random_weights:

@@ -88,8 +88,8 @@ def main(argv=None):
 
     import torch
 
-    from openpose_ros import training
-    from openpose_ros.datasets import Augmentation, ExternalDataset
+    from openpose_ros.training import trainer as training
+    from openpose_ros.training.datasets import Augmentation, ExternalDataset
     from openpose_ros.learner import LightweightOpenPoseLearner
 
     load_iter = args.checkpoint_load_iter

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from openpose_ros.files import atomic_path
-    from openpose_ros.rosbag.images import video_to_bag
+    from openpose_ros.formats.image_bags import video_to_bag
     video, output = Path(args.video), Path(args.output)
     if not video.is_file():
         raise FileNotFoundError(f'{video}: no such video file')

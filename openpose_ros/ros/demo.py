@@ -11,8 +11,8 @@ process, openpose_ros.ros.video_publisher) and, in this process, a recorder of t
   <video>_poses.mp4   the annotated frames at the video's frame rate (.avi where mp4 cannot be written). In real
                       time (the default) a frame the node skipped because it was busy shows the last annotated
                       one, as a live viewer would have seen it; with --every-frame every frame is processed.
-  poses.json          the published poses of every processed frame (openpose_ros.results format), with the frame
-                      index and stamp
+  poses.json          the published poses of every processed frame (openpose_ros.formats.poses_json format), with
+                      the frame index and stamp
   summary.json        frames published/processed, processing rate, latency, and the node's last diagnostics
 
 DDS stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless set) in the domain ROS_DOMAIN_ID, or when
@@ -81,12 +81,12 @@ class Recorder:
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
 
     def _on_poses(self, msg):
-        from openpose_ros.ros.conversions import msg_to_poses
+        from openpose_ros.messages.conversions import msg_to_poses
         with self._lock:
             self.poses[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg_to_poses(msg), time.time())
 
     def _on_image(self, msg):
-        from openpose_ros.ros.conversions import image_msg_to_bgr
+        from openpose_ros.messages.conversions import image_msg_to_bgr
         ok, encoded = cv2.imencode('.jpg', image_msg_to_bgr(msg), [cv2.IMWRITE_JPEG_QUALITY, 95])
         if ok:
             with self._lock:
@@ -122,7 +122,7 @@ def run(args):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from openpose_ros.results import document, frame_record, write_document
+    from openpose_ros.formats.poses_json import document, frame_record, write_document
     from openpose_ros.ros.worker import span_rate
 
     video = Path(args.video)

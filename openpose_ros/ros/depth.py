@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from openpose_ros.image import check_pixel_count
+from openpose_ros.inference.image import check_pixel_count
 
 MATCH_WAIT = 0.1       # seconds the worker waits for the match of its frame (the depth may arrive a bit later)
 KEPT_MATCHES = 8       # matches kept: more than the frames that arrive while one is processed

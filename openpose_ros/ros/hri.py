@@ -10,9 +10,9 @@ from geometry_msgs.msg import Transform, TransformStamped, Vector3
 from hri_msgs.msg import IdsList, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
 from tf2_msgs.msg import TFMessage
 
-from openpose_ros.bodies import (TRACKED_TOPIC, BodyIds, body_frame, body_topic, normalized_roi,
-                                 normalized_skeleton, skeleton2d_order)
 from openpose_ros.keypoints import SKELETON2D_KEYPOINTS
+from openpose_ros.messages.bodies import (TRACKED_TOPIC, BodyIds, body_frame, body_topic, normalized_roi,
+                                          normalized_skeleton, skeleton2d_order)
 
 SKELETON2D_ORDER = skeleton2d_order({name: getattr(Skeleton2D, name) for name in SKELETON2D_KEYPOINTS})
 

@@ -10,7 +10,7 @@ Subscribes `image` (sensor_msgs/Image) or, with input_type:=compressed, `<image>
 (sensor_msgs/Image, optional and rate-limited), both with the input image's header, and `/diagnostics`.
 
 Parameters: README.md, section "The ROS 2 node" (the parameter table), and config/pose_estimation.yaml, which
-lists them all; `python -m openpose_ros.ros.params` prints the table. Run it in the environment of
+lists them all; `python -m openpose_ros.parameters` prints the table. Run it in the environment of
 `source scripts/ros_env.sh` (or a sourced ROS 2 workspace with openpose_ros installed).
 
 Exit status: 0 after Ctrl-C (SIGINT, once or twice), SIGTERM or a shutdown; 1 when the model cannot be loaded

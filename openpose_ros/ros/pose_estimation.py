@@ -2,7 +2,7 @@
 
 Only the newest frame is processed, by a worker thread: when frames arrive faster than inference, the ones
 that arrive while it is busy replace each other, so what is published is always recent. Tracking and smoothing
-run on the images' stamps. The parameters are declared from openpose_ros.ros.params. The diagnostics come from
+run on the images' stamps. The parameters are declared from openpose_ros.parameters. The diagnostics come from
 a thread of their own (on the steady clock), so that they go on while a lifecycle transition waits for a frame or
 loads a model on the executor's thread.
 
@@ -33,13 +33,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
-from openpose_ros.image import ImageRejected
+from openpose_ros.inference.image import ImageRejected
+from openpose_ros.messages.conversions import bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr, poses_to_msg
 from openpose_ros.msg import Pose2DArray
-from openpose_ros.ros.conversions import bgr_to_image_msg, compressed_msg_to_bgr, image_msg_to_bgr, poses_to_msg
-from openpose_ros.ros.model import ModelError, apply_settings, load_model, release_memory
-from openpose_ros.ros.params import (BY_NAME, DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, PARAMS, SMOOTHING_PARAMS,
+from openpose_ros.parameters import (BY_NAME, DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, PARAMS, SMOOTHING_PARAMS,
                                      TRACKER_PARAMS, check, check_all)
 from openpose_ros.ros.worker import FrameStats, LatestFrameWorker
+from openpose_ros.runtime.configured_model import (ModelError, apply_settings, depth_settings, load_model,
+                                                   release_memory, stream_settings)
 
 NODE_NAME = 'pose_estimation'
 WORKER_THREAD = 'pose-estimation'
@@ -160,7 +161,6 @@ class PoseEstimationNode(LifecycleNode):
         self._stats = FrameStats(STATS_WINDOW)
         self._rejection_log = _RateLimitedLog(self.get_logger().warning, 'rejected an input frame')
         self._failure_log = _RateLimitedLog(self.get_logger().error, 'processing a frame failed')
-        self._last_stamp = None
         self._last_annotated = None
         self._activated_at = None
         self._input_topic = ''
@@ -205,8 +205,8 @@ class PoseEstimationNode(LifecycleNode):
     @staticmethod
     def _check_learner_settings(settings):
         """Raises ValueError when the pipeline would refuse these values (before any is applied)."""
-        from openpose_ros.decode import DecoderConfig
-        from openpose_ros.smoothing import OneEuroSettings
+        from openpose_ros.inference.decode import DecoderConfig
+        from openpose_ros.tracking.smoothing import OneEuroSettings
         DecoderConfig(**{field: settings[name] for name, field in DECODER_PARAMS.items()})
         OneEuroSettings(**{field: float(settings[name]) for name, field in SMOOTHING_PARAMS.items()})
 
@@ -232,7 +232,7 @@ class PoseEstimationNode(LifecycleNode):
         if self._model is None and not self._load():
             return TransitionCallbackReturn.FAILURE
         result = super().on_activate(state)  # activates the publishers
-        self._last_stamp = None
+        self._model.learner.stream.last_stamp = None  # a new run: its first stamp is no step back
         self._activation = _Activation()
         self._worker.start()
         settings = self._settings
@@ -388,26 +388,21 @@ class PoseEstimationNode(LifecycleNode):
         stamped = stamp > 0
         if not stamped:  # a driver that does not stamp its images: the time of arrival
             stamp = self.get_clock().now().nanoseconds * 1e-9
-        if self._last_stamp is not None and stamp < self._last_stamp:
-            self.get_logger().info(f'image time went back by {self._last_stamp - stamp:.3f} s (a bag restarted?): '
-                                   'restarting tracking and smoothing')
-            model.learner.reset()
-            with self._output_lock:
-                self._end_hri_bodies()
-        self._last_stamp = stamp
         started = time.perf_counter()
         try:
-            poses = model.learner.infer(image, settings['upsample_ratio'], settings['track'], settings['smooth'],
-                                        stamp)
+            frame = model.learner.stream.process(image, stamp, stream_settings(settings))
         except ImageRejected as error:  # e.g. beyond max_aspect_ratio
             self._reject(msg, compressed, error)
             return
         inference_ms = (time.perf_counter() - started) * 1e3
-        poses = [pose for pose in poses if pose.confidence >= settings['min_pose_score']]
+        if frame.restarted:
+            self.get_logger().info('image time went back (a bag restarted?): restarted tracking and smoothing')
+            with self._output_lock:
+                self._end_hri_bodies()
+        poses = frame.poses
         if not self._publish(activation, self._poses_publisher, poses_to_msg(poses, msg.header)):
             return
-        self._publish_hri(activation, poses, msg.header, image.shape,
-                          model.learner.tracker.active_ids if settings['track'] else ())
+        self._publish_hri(activation, poses, msg.header, image.shape, frame.live_track_ids)
         if self._should_annotate(settings):
             from openpose_ros.pose import draw
             annotated = draw(image.copy(), poses, track=settings['track'])
@@ -502,10 +497,11 @@ class PoseEstimationNode(LifecycleNode):
     def _publish_3d(self, activation, msg, image_shape, poses, settings):
         """Lifts the frame's poses with the depth image paired with it and publishes poses_3d and the markers;
         a frame without a matching depth image is counted and publishes nothing in 3D."""
-        from openpose_ros.lifting import Intrinsics, lift_poses
-        from openpose_ros.ros.conversions import poses_3d_to_msg
+        from openpose_ros.inference.lifting import Intrinsics
+        from openpose_ros.inference.pipeline import lift
+        from openpose_ros.messages.conversions import poses_3d_to_msg
+        from openpose_ros.messages.markers import skeleton_markers
         from openpose_ros.ros.depth import depth_msg_to_array
-        from openpose_ros.ros.markers import skeleton_markers
         pairing = self._depth_pairing
         match = pairing.match(msg.header.stamp) if pairing is not None else None
         if match is None:
@@ -513,9 +509,8 @@ class PoseEstimationNode(LifecycleNode):
             return
         depth_msg, info = match
         try:
-            lifted = lift_poses(poses, depth_msg_to_array(depth_msg), Intrinsics.from_camera_info(info),
-                                image_size=(image_shape[1], image_shape[0]), min_range=settings['depth_min_range'],
-                                max_range=settings['depth_max_range'], window_scale=settings['depth_window_scale'])
+            lifted = lift(poses, depth_msg_to_array(depth_msg), Intrinsics.from_camera_info(info), image_shape,
+                          depth_settings(settings))
         except ValueError as error:
             self._depth_counts['depth_rejected'] += 1
             self._rejection_log('depth', f'depth not used: {echo(error)}')

@@ -27,7 +27,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from openpose_ros.quantize import IMAGE_SUFFIXES
+from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 
 ENCODINGS = ('bgr8', 'rgb8', 'mono8', 'bgra8', 'rgba8')
 _CONVERSIONS = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY, 'bgra8': cv2.COLOR_BGR2BGRA,
@@ -105,10 +105,10 @@ class FrameSource:
 
     def _open_bag(self, path, topic):
         try:
-            from openpose_ros.rosbag.messages import typestore
-            from openpose_ros.rosbag.reader import BagError, BagInput
+            from openpose_ros.messages.typestore import typestore
+            from openpose_ros.formats.bag_reader import BagError, BagInput
         except ImportError as error:
-            raise ValueError(f'reading bags needs rosbags and openpose_ros.rosbag ({error})') from error
+            raise ValueError(f'reading bags needs rosbags and openpose_ros.bag ({error})') from error
         try:
             with BagInput(path, typestore()) as bag:
                 self.topic = bag.select_topic(topic)
@@ -153,8 +153,8 @@ class FrameSource:
             capture.release()
 
     def _bag_frames(self):
-        from openpose_ros.rosbag.messages import typestore
-        from openpose_ros.rosbag.reader import BagInput, decode
+        from openpose_ros.messages.typestore import typestore
+        from openpose_ros.formats.bag_reader import BagInput, decode
         with BagInput(self.bag, typestore()) as bag:
             for frame in bag.frames(self.topic):
                 if frame.index < self.start:

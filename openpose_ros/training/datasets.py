@@ -3,7 +3,7 @@ training samples (`CocoTrainDataset`: augmented image, heatmaps, PAFs and loss m
 
 The augmentation is the reference's (its datasets/transformations.py: Scale, Rotate, CropPad, Flip) in one
 affine warp: the image and the loss mask are resampled once, the keypoints moved by the same matrix, and
-the targets rendered afterwards by openpose_ros.targets in the crop's own geometry. Every random draw of a
+the targets rendered afterwards by openpose_ros.training.targets in the crop's own geometry. Every random draw of a
 sample comes from a generator seeded by (seed, epoch, index), so a sample does not depend on the order in
 which samples are drawn, on the number of workers, or on where a resumed run starts.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from openpose_ros.coco import load_coco_keypoints
+from openpose_ros.formats.coco import load_coco_keypoints
 from openpose_ros.keypoints import FLIP_PAIRS, NUM_KEYPOINTS
-from openpose_ros.targets import PAF_THICKNESS, SIGMA, generate_targets, segmentation_mask
+from openpose_ros.training.targets import PAF_THICKNESS, SIGMA, generate_targets, segmentation_mask
 
 SAMPLE_MODES = ('person', 'image')
 

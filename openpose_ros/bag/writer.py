@@ -25,10 +25,10 @@ import json
 import shutil
 from pathlib import Path
 
-from openpose_ros.bodies import TRACKED_TOPIC, body_topic
 from openpose_ros.files import check_writable_folder, write_text
-from openpose_ros.rosbag import messages
-from openpose_ros.rosbag.reader import STORAGES
+from openpose_ros.formats.bag_reader import STORAGES
+from openpose_ros.messages.bodies import TRACKED_TOPIC, body_topic
+from openpose_ros.messages import typestore as messages
 
 POSES_TOPIC = 'poses'
 ANNOTATED_TOPIC = 'image_annotated'
@@ -116,7 +116,7 @@ def remove_output_bag(path) -> None:
 def _end_truncated_mcap(file):
     """Cuts the mcap `file` after its last complete record and ends it with a data end record and a footer
     without summary (a valid mcap file, read by scanning it); returns what was done, for the error message."""
-    from openpose_ros.rosbag.reader import TruncatedMcap
+    from openpose_ros.formats.bag_reader import TruncatedMcap
     try:
         end = TruncatedMcap(file).end_offset
         with open(file, 'r+b') as stream:
@@ -183,7 +183,7 @@ class OutputBag:
 
     def write(self, header, poses, annotated_bgr, log_time_ns, bodies=None):
         """Writes one frame's Pose2DArray, (unless annotated='none') its annotated image and (with hri) its REP-155
-        messages from `bodies` (openpose_ros.bodies.FrameBodies). OutputError when the disk is nearly full
+        messages from `bodies` (openpose_ros.messages.bodies.FrameBodies). OutputError when the disk is nearly full
         (nothing written) or the write fails."""
         pose_bytes = self.store.serialize_cdr(messages.pose_array(self.store, poses, header), messages.POSE_ARRAY)
         hri = self._hri_messages(header, bodies) if self._hri else []
@@ -272,7 +272,7 @@ class OutputBag:
 
     def _read_back_counts(self):
         """{topic: messages} of what the storage file really holds (zeros when it cannot be read)."""
-        from openpose_ros.rosbag.reader import BagInput
+        from openpose_ros.formats.bag_reader import BagInput
         counts = dict.fromkeys(self.counts, 0)
         with contextlib.suppress(Exception):
             with BagInput(self.path, self.store) as written:

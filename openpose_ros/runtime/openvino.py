@@ -1,8 +1,8 @@
 """OpenVINO backend: the exported ONNX model in fp32, bf16 (where the device computes it natively) or int8.
 
-Same interface as openpose_ros.backends: `run(batch) -> (heatmaps, pafs)`. Imports neither torch nor onnxruntime,
-so an OpenVINO-only process pays for neither. The model is compiled once per input size (a camera's size does
-not change) and the compiled models of the last few sizes are kept.
+Same interface as openpose_ros.runtime.backends: `run(batch) -> (heatmaps, pafs)`. Imports neither torch nor
+onnxruntime, so an OpenVINO-only process pays for neither. The model is compiled once per input size (a camera's
+size does not change) and the compiled models of the last few sizes are kept.
 """
 import logging
 from collections import OrderedDict
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, _return_free_heap, cpu_threads
-from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
+from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, _return_free_heap, cpu_threads
+from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ('auto', 'fp32', 'bf16')

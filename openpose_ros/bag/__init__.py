@@ -12,13 +12,13 @@ library (pip install 'openpose_ros[bags]'); never rclpy.
 from openpose_ros.lazy import lazy_attributes
 
 _LAZY = {
-    'BagError': 'openpose_ros.rosbag.reader',
-    'BagInput': 'openpose_ros.rosbag.reader',
-    'OutputBag': 'openpose_ros.rosbag.writer',
-    'NewestFrameWorker': 'openpose_ros.rosbag.realtime',
-    'BagEvalOptions': 'openpose_ros.rosbag.evaluate',
-    'evaluate_bag': 'openpose_ros.rosbag.evaluate',
-    'typestore': 'openpose_ros.rosbag.messages',
+    'BagError': 'openpose_ros.formats.bag_reader',
+    'BagInput': 'openpose_ros.formats.bag_reader',
+    'OutputBag': 'openpose_ros.bag.writer',
+    'NewestFrameWorker': 'openpose_ros.bag.realtime',
+    'BagEvalOptions': 'openpose_ros.bag.evaluate',
+    'evaluate_bag': 'openpose_ros.bag.evaluate',
+    'typestore': 'openpose_ros.messages.typestore',
 }
 
 

@@ -1,17 +1,17 @@
 """Offline evaluation of a camera bag: pose estimation on every frame (or on what the live node would have
 taken, with `realtime`), an output bag of what the node publishes, and a report.
 
-    from openpose_ros.models import load_for_inference
-    from openpose_ros.rosbag import BagEvalOptions, evaluate_bag
+    from openpose_ros.runtime.loading import load_for_inference
+    from openpose_ros.bag import BagEvalOptions, evaluate_bag
     learner, _, backend = load_for_inference('models/openpose_default')
     result = evaluate_bag(learner, BagEvalOptions('camera_bag', 'out/'), backend)
     print(result.report['timing']['processing_fps'])
 
 Tracking and smoothing run on the frames' own stamps (header stamps; the log time where a header stamp is zero),
 never on the clock of this machine, so a bag gives the same poses however fast it is processed.
-The pipeline is configured like pose_estimation_node: its parameter defaults (openpose_ros.ros.params), or the
-values of a ROS 2 parameter file (node_settings), applied with the node's own openpose_ros.ros.model.apply_settings,
-so that the output bag holds what the node would publish.
+The pipeline is configured like pose_estimation_node: its parameter defaults (openpose_ros.parameters), or the
+values of a ROS 2 parameter file (node_settings), applied with the node's own
+openpose_ros.runtime.configured_model.apply_settings, so that the output bag holds what the node would publish.
 """
 import contextlib
 import json
@@ -26,14 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.bodies import BodyIds, FrameBodies
+from openpose_ros.bag import report as reporting
+from openpose_ros.bag.realtime import NewestFrameWorker
+from openpose_ros.bag.writer import ANNOTATED_MODES, OutputBag, OutputError, check_output_bag, ensure_writable
 from openpose_ros.files import refuse_replacing
-from openpose_ros.image import ImageRejected
-from openpose_ros.results import document, frame_record, write_document
-from openpose_ros.rosbag import messages, report as reporting
-from openpose_ros.rosbag.reader import STORAGES, BagError, BagInput, decode
-from openpose_ros.rosbag.realtime import NewestFrameWorker
-from openpose_ros.rosbag.writer import ANNOTATED_MODES, OutputBag, OutputError, check_output_bag, ensure_writable
+from openpose_ros.formats.bag_reader import STORAGES, BagError, BagInput, decode
+from openpose_ros.formats.poses_json import document, frame_record, write_document
+from openpose_ros.inference.image import ImageRejected
+from openpose_ros.inference.pipeline import PoseStream
+from openpose_ros.messages import typestore as messages
+from openpose_ros.messages.bodies import BodyIds, FrameBodies
+from openpose_ros.runtime.configured_model import stream_settings
 
 LOG = logging.getLogger(__name__)
 POSES_NAME = 'poses.json'
@@ -93,7 +96,7 @@ def read_params_file(path, node=NODE_NAME):
 def node_settings(params_file=None, **overrides):
     """pose_estimation_node's parameter values: its defaults, then those of `params_file` (a ROS 2 parameter
     file), then `overrides` (None values ignored). ValueError with the reasons when a value is refused."""
-    from openpose_ros.ros import params
+    import openpose_ros.parameters as params
     settings = params.defaults()
     if params_file is not None:
         settings.update(read_params_file(params_file))
@@ -108,7 +111,7 @@ def node_settings(params_file=None, **overrides):
 def apply_node_settings(learner, settings):
     """Configures the learner's decoding thresholds, tracker and smoother as the node does. (The base height is
     a model option: load_for_inference(base_height=settings['base_height'] or None).)"""
-    from openpose_ros.ros.model import apply_settings
+    from openpose_ros.runtime.configured_model import apply_settings
     apply_settings(learner, settings)
 
 
@@ -152,7 +155,7 @@ class BagEvalOptions:
             raise ValueError(f'end ({self.end} s) must come after start ({self.start} s)')
         check_realtime(self.realtime)
         if self.settings is not None:
-            from openpose_ros.ros import params
+            import openpose_ros.parameters as params
             reasons = params.check_all(self.settings)
             if reasons:
                 raise ValueError('node parameters refused: ' + '; '.join(reasons))
@@ -276,13 +279,16 @@ class _Run:
         self.records = []
         self.tracks = {}
         self.coco_results, self.coco_unsmoothed = [], []
-        self.pose_records = []       # openpose_ros.results frame records of the processed frames
+        self.pose_records = []       # openpose_ros.formats.poses_json frame records of the processed frames
         self.annotations = annotations
         self.annotated_frames = {}   # image id -> frame index of the processed annotated frames
         self.previous_stamp = None
         self.stamps_not_increasing = 0
         self.pending_output = None
         self.warmup_ms = None
+        self.stream = PoseStream(learner.estimator, learner.tracker, learner.smoother,
+                                 keep_unsmoothed=annotations is not None)
+        self.stream_settings = stream_settings(settings)
         self.bodies = BodyIds() if settings['hri'] else None  # REP-155 body ids, as the node gives them
 
     def record(self, frame, status='processed'):
@@ -301,37 +307,20 @@ class _Run:
             record.status, record.reason = 'rejected', str(error)
             return time.perf_counter() - started
         decoded = time.perf_counter()
-        settings, stamp = self.settings, frame.stamp_ns / 1e9
-        track, smooth, ratio = settings['track'], settings['smooth'], settings['upsample_ratio']
         try:
             if self.warmup_ms is None:
                 # A running node is warm: the first inference (allocations, kernel selection) is not timed, and
                 # it neither tracks nor smooths.
-                self.learner.infer(image, ratio, False, False, stamp=stamp)
+                self.stream.estimator.detect(image, self.stream_settings.upsample_ratio)
                 self.warmup_ms = (time.perf_counter() - decoded) * 1e3
             infer_started = time.perf_counter()
-            # learner.infer(image, ratio, track, smooth, stamp) in two steps (the same steps as the estimator
-            # takes), to keep the poses before smoothing for COCO AP as well.
-            poses = self.learner.infer(image, ratio, track or smooth, False, stamp=stamp)
-            stages = dict(self.learner.estimator.timings)
-            unsmoothed = [_copy(pose) for pose in poses] if self.annotations is not None else None
-            if smooth:
-                smoothing = time.perf_counter()
-                self.learner.smoother.update(poses, stamp)
-                stages['smoothing'] = (time.perf_counter() - smoothing) * 1e3
-            if not track:
-                for pose in poses + (unsmoothed or []):
-                    pose.id = -1
-            # As the node: poses under min_pose_score are tracked but not published.
-            if settings['min_pose_score'] > 0:
-                keep = [pose.confidence >= settings['min_pose_score'] for pose in poses]
-                poses = [pose for pose, kept in zip(poses, keep) if kept]
-                unsmoothed = [pose for pose, kept in zip(unsmoothed, keep) if kept] if unsmoothed else unsmoothed
+            result = self.stream.process(image, frame.stamp_ns / 1e9, self.stream_settings)
         except ValueError as error:
             record.status = 'rejected'
             # A refused image (e.g. beyond max_aspect_ratio) is reported under its own cause, as the node does.
             record.reason = str(error) if isinstance(error, ImageRejected) else f'inference refused the image: {error}'
             return time.perf_counter() - started
+        poses, unsmoothed, stages = result.poses, result.unsmoothed, result.timings
         done = time.perf_counter()
         record.decode_ms, record.infer_ms = (decoded - started) * 1e3, (done - infer_started) * 1e3
         record.processing_ms = record.decode_ms + record.infer_ms
@@ -345,14 +334,14 @@ class _Run:
         self._collect_coco(record, poses, unsmoothed)
         self.pose_records.append(frame_record(poses, frame.stamp_ns / 1e9, frame=frame.index, width=record.width,
                                               height=record.height))
-        self.pending_output = (frame, record, poses, image, self._frame_bodies(poses, image))
+        self.pending_output = (frame, record, poses, image, self._frame_bodies(poses, image, result.live_track_ids))
         return record.processing_ms / 1e3
 
-    def _frame_bodies(self, poses, image):
+    def _frame_bodies(self, poses, image, live_track_ids):
         """The frame's REP-155 bodies (None without hri): as the node, a body lives as long as its track."""
         if self.bodies is None:
             return None
-        _, seen = self.bodies.assign(poses, self.learner.tracker.active_ids if self.settings['track'] else ())
+        _, seen = self.bodies.assign(poses, live_track_ids)
         height, width = image.shape[:2]
         return FrameBodies(sorted(self.bodies.bodies.values()), seen, width, height)
 
@@ -394,13 +383,8 @@ class _Run:
         self.coco_unsmoothed += _coco_results(image_id, unsmoothed)
 
 
-def _copy(pose):
-    from openpose_ros.pose import Pose
-    return Pose(pose.data.copy(), pose.confidence, pose.keypoint_scores.copy(), pose.id)
-
-
 def _coco_results(image_id, poses):
-    from openpose_ros.coco import to_coco_results
+    from openpose_ros.formats.coco import to_coco_results
     if not poses:
         return []
     return to_coco_results(image_id, np.stack([p.data for p in poses]), np.stack([p.keypoint_scores for p in poses]),
@@ -477,7 +461,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         storage = source.storage if options.storage == 'same' else options.storage
         output_bag = output_bag_path(options)
         apply_node_settings(learner, settings)  # a value the learner refuses is refused before any output exists
-        learner.reset()
+        learner.reset()  # the run starts a new stream (its tracker and smoother are the learner's)
         check_outputs(options)
         out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite,
                         hri=settings['hri'])

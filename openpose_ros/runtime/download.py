@@ -184,12 +184,12 @@ def _problem(remote, path):
 
 
 def _load_checkpoint(path):
-    from openpose_ros.checkpoints import read_checkpoint
+    from openpose_ros.runtime.checkpoints import read_checkpoint
     read_checkpoint(path)
 
 
 def _load_image(path):
-    from openpose_ros.image import read_pixels
+    from openpose_ros.inference.image import read_pixels
     read_pixels(path)
 
 

@@ -11,10 +11,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from openpose_ros.decode import DecoderConfig
-from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
-from openpose_ros.smoothing import OneEuroSettings
-from openpose_ros.tracking import PoseTracker
+from openpose_ros.inference.decode import DecoderConfig
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
+from openpose_ros.tracking.smoothing import OneEuroSettings
+from openpose_ros.tracking.tracker import PoseTracker
 
 _DECODER = DecoderConfig()
 _ONE_EURO = OneEuroSettings()
@@ -28,7 +28,7 @@ DIFFERS_FROM_LIBRARY = {
 }
 
 BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8', 'openvino')
-PRECISION_CHOICES = ('auto', 'fp32', 'bf16')  # openpose_ros.acceleration.PRECISIONS
+PRECISION_CHOICES = ('auto', 'fp32', 'bf16')  # openpose_ros.runtime.selection.PRECISIONS
 BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')  # openpose_ros.network.BACKBONES, without importing torch
 INPUT_TYPES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')

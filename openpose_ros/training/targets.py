@@ -11,14 +11,14 @@ The definitions are the reference's (its datasets/coco.py), value for value:
 - loss mask: 1, 0 over the given segmentations (crowds; the reference masks only these, ``generate_targets``
   also masks people annotated without keypoints unless told not to), averaged over each map pixel's
   stride x stride block.
-Keypoints are (N, 18, 3) rows of x, y, state in input pixels; state > 0 means labelled (see openpose_ros.coco).
+Keypoints are (N, 18, 3) rows of x, y, state in input pixels; state > 0 means labelled (see openpose_ros.formats.coco).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
+from openpose_ros.inference.preprocess import letterbox
 from openpose_ros.keypoints import LIMBS, NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS
-from openpose_ros.preprocess import letterbox
 
 SIGMA = 7.0
 PAF_THICKNESS = 1.0

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from openpose_ros.image import ImageRejected
+from openpose_ros.inference.image import ImageRejected
 
 # The network input is base_height high and as wide as the image scaled to that height: a 1x200 strip would
 # make it 51200 pixels wide (gigabytes). Images whose longer side exceeds this many times the shorter one are

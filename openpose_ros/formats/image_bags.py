@@ -1,7 +1,7 @@
 """Writing camera bags: image frames (a video, a list of arrays) into a ROS 2 bag, as a camera driver and
 `ros2 bag record` would have. For trying bag_eval on a video, and for tests.
 
-    from openpose_ros.rosbag.images import video_to_bag
+    from openpose_ros.formats.image_bags import video_to_bag
     video_to_bag('vtest.avi', 'vtest_bag', storage='mcap', compressed=True)
 """
 from pathlib import Path
@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openpose_ros.rosbag import messages
+from openpose_ros.messages import typestore as messages
 
 DEFAULT_TOPIC = '/camera/image_raw'
 # encoding -> conversion from BGR, channels

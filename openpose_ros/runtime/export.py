@@ -4,8 +4,8 @@ import warnings
 
 import torch
 
-from openpose_ros.backends import INPUT_NAME, OUTPUT_NAMES
 from openpose_ros.files import atomic_path
+from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES
 
 
 class _LastStage(torch.nn.Module):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openpose_ros.files import file_sha256
-from openpose_ros.quantize import QUANTIZED_SUFFIX
+from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX
 
 LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: the SHA-256 of each weight file ('sha256'), the int8 model by name ('int8')

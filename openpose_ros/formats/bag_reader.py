@@ -6,14 +6,14 @@ that breaks off (a killed recording: no summary or footer, its last record cut s
 complete record with mcap's stream reader, and `recovered_messages` says how many messages were recovered.
 Frames come in the bag's log-time order. Each frame's stamp is its header stamp, or its log time (the time the
 recorder received it) when the header stamp is zero. Image decoding follows the node's rules
-(openpose_ros.ros.conversions, which needs no rclpy): sensor_msgs/Image in bgr8, rgb8, bgra8, rgba8, mono8,
+(openpose_ros.messages.conversions, which needs no rclpy): sensor_msgs/Image in bgr8, rgb8, bgra8, rgba8, mono8,
 mono16 (and 8UC1/8UC3/8UC4/16UC1), rows padded to `step`; sensor_msgs/CompressedImage in any format
 OpenCV decodes (JPEG, PNG). A frame that cannot be decoded is rejected with the reason; it never stops a run.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_ros.rosbag.messages import COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, stamp_ns
+from openpose_ros.messages.typestore import COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, stamp_ns
 
 STORAGES = ('sqlite3', 'mcap')
 _SUFFIX_STORAGE = {'.db3': 'sqlite3', '.mcap': 'mcap'}
@@ -285,7 +285,7 @@ class BagInput:
 
 def decode(frame):
     """The frame's image as BGR uint8 (h, w, 3); ValueError with the reason when it cannot be decoded."""
-    from openpose_ros.ros.conversions import compressed_msg_to_bgr, image_msg_to_bgr
+    from openpose_ros.messages.conversions import compressed_msg_to_bgr, image_msg_to_bgr
     if frame.error:
         raise ValueError(frame.error)
     if frame.msgtype == COMPRESSED_IMAGE:

@@ -1,34 +1,41 @@
-"""The inference pipeline: image -> network input -> maps -> poses -> track ids -> smoothed keypoints.
+"""Image -> network input -> maps -> poses, with one backend (openpose_ros.inference.pipeline adds tracks and
+smoothing over a stream).
 
 Free of torch: it runs whatever backend it is given.
 """
-import math
 import time
 from contextlib import contextmanager
+from typing import Dict, List
 
 import cv2
 import numpy as np
 
-from openpose_ros.decode import (DecoderConfig, candidate_peaks, group, poses_to_arrays, refine_peaks, score_limbs,
-                                 suppress)
-from openpose_ros.image import to_bgr8
+from openpose_ros.inference.decode import (DecoderConfig, candidate_peaks, group, poses_to_arrays, refine_peaks,
+                                           score_limbs, suppress)
+from openpose_ros.inference.image import to_bgr8
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio, prepare
 from openpose_ros.pose import Pose
-from openpose_ros.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio, prepare
-from openpose_ros.smoothing import PoseSmoother
-from openpose_ros.tracking import PoseTracker
 
-STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking')
+STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking', 'smoothing')
+
+
+@contextmanager
+def timed(timings: Dict[str, float], stage: str):
+    """Adds the milliseconds its block takes to timings[stage]."""
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
 
 
 class PoseEstimator:
-    """Turns images into tracked, smoothed poses with one backend; keeps per-stream tracking state.
+    """Turns images into poses with one backend; stateless from frame to frame (but for reused buffers).
 
     `timings` holds the milliseconds each stage took in the last call. Images more than `max_aspect_ratio` times
-    wider than high (or higher than wide) raise openpose_ros.image.ImageRejected before any work.
+    wider than high (or higher than wide) raise openpose_ros.inference.image.ImageRejected before any work.
     """
 
     def __init__(self, backend, stride, base_height=256, img_mean=(128, 128, 128), img_scale=1 / 256,
-                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(), tracker=None, smoother=None,
+                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(),
                  max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
         if base_height < stride or base_height > 4096:
             raise ValueError(f'base_height must be in [{stride}, 4096], got {base_height}')
@@ -41,16 +48,11 @@ class PoseEstimator:
         self.scales = tuple(scales)
         self.max_aspect_ratio = check_max_aspect_ratio(max_aspect_ratio)
         self.decoder = decoder
-        self.tracker = tracker or PoseTracker()
-        self.smoother = smoother or PoseSmoother()
         self.timings = {}
         self._inputs = {}  # scale -> the network input array, reused from frame to frame
 
-    @contextmanager
     def _timed(self, stage):
-        start = time.perf_counter()
-        yield
-        self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
+        return timed(self.timings, stage)
 
     def maps(self, image):
         """Heatmaps (19, H, W) and PAFs (38, H, W) at the network stride, and the geometry of the first scale.
@@ -76,27 +78,12 @@ class PoseEstimator:
         averaged /= len(self.scales)
         return averaged[:heatmaps.shape[1]], averaged[heatmaps.shape[1]:], reference
 
-    def estimate(self, image, upsample_ratio=4, track=True, smooth=True, stamp=None):
-        """Poses in original image coordinates, with track ids and smoothing when asked.
-
-        `stamp` (seconds) is the image's time; by default the monotonic clock. Tracking and smoothing use it.
-        """
+    def detect(self, image, upsample_ratio: int = 4) -> List[Pose]:
+        """The poses in `image`, in its pixel coordinates, without track ids (id -1 until a tracker gives one)."""
         if upsample_ratio < 1 or upsample_ratio > 16:
             raise ValueError(f'upsample_ratio must be in [1, 16], got {upsample_ratio}')
-        stamp = time.monotonic() if stamp is None else float(stamp)
-        if not math.isfinite(stamp):  # tracking and smoothing divide by stamp differences
-            raise ValueError(f'stamp must be a finite number of seconds, got {stamp}')
         heatmaps, pafs, box = self.maps(image)
-        poses = self.decode(heatmaps, pafs, box, upsample_ratio)
-        with self._timed('tracking'):
-            if track or smooth:
-                self.tracker.update(poses, stamp)
-            if smooth:
-                self.smoother.update(poses, stamp)
-            if not track:
-                for pose in poses:
-                    pose.id = -1
-        return poses
+        return self.decode(heatmaps, pafs, box, upsample_ratio)
 
     def decode(self, heatmaps, pafs, box, upsample_ratio=4):
         """Maps in the network-input geometry `box` -> `Pose` objects in original image coordinates."""
@@ -113,11 +100,6 @@ class PoseEstimator:
             # A keypoint found in the padding left of or above the image sits on its edge, never at x < 0 (missing).
             keypoints[found] = np.maximum(box.to_image(keypoints[found]), 0.0)
             return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
-
-    def reset(self):
-        """Starts a new stream (a new video, camera or bag): forgets tracks and filter states."""
-        self.tracker.reset()
-        self.smoother.reset()
 
 
 def _resample(maps, source, target, stride):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.bodies import normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.keypoints import NUM_KEYPOINTS, SKELETON2D_KEYPOINTS
+from openpose_ros.messages.bodies import normalized_roi, normalized_skeleton, skeleton2d_order
 
 PACKAGE = 'openpose_ros'
 MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray', 'Keypoint3D', 'Pose3D', 'Pose3DArray')
@@ -119,7 +119,7 @@ def stamp_ns(header_msg):
 
 def pose_array(store, poses, header_msg):
     """Poses (openpose_ros.pose.Pose) -> openpose_ros/msg/Pose2DArray, with the rules of the node's
-    openpose_ros.ros.conversions.poses_to_msg: scores clipped to [0, 1], missing keypoints valid = false,
+    openpose_ros.messages.conversions.poses_to_msg: scores clipped to [0, 1], missing keypoints valid = false,
     x = y = -1, score 0."""
     types = store.types
     Pose2DArray, Pose2D = types[POSE_ARRAY], types[f'{PACKAGE}/msg/Pose2D']

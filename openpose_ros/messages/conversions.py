@@ -4,15 +4,15 @@ The image readers only read attributes (encoding, height, width, step, is_bigend
 compressed images), so they also take the messages that `rosbags` deserialises, without rclpy. The message
 types are imported where messages are made.
 
-Every malformed message raises openpose_ros.image.ImageRejected (a ValueError) with a message that says what is
-wrong.
+Every malformed message raises openpose_ros.inference.image.ImageRejected (a ValueError) with a message that says
+what is wrong.
 """
 import array
 
 import cv2
 import numpy as np
 
-from openpose_ros.image import ImageRejected, check_pixel_count, decode
+from openpose_ros.inference.image import ImageRejected, check_pixel_count, decode
 from openpose_ros.keypoints import NUM_KEYPOINTS
 
 # encoding -> (channels, bytes per channel, conversion to BGR: a cv2 colour code, None for none, or 'scale')
@@ -88,7 +88,7 @@ def compressed_msg_to_bgr(msg):
     """sensor_msgs/CompressedImage (JPEG or PNG) -> BGR uint8 array (h, w, 3).
 
     The size the header declares is checked against the pixel limit before decoding, and cut JPEGs are refused
-    (openpose_ros.image.decode)."""
+    (openpose_ros.inference.image.decode)."""
     data = np.ascontiguousarray(_bytes_view(msg.data, 'compressed image'))
     described = f'compressed image (format {getattr(msg, "format", "")!r}, {data.size} bytes)'
     return decode(data, cv2.IMREAD_COLOR, described)
@@ -164,7 +164,7 @@ def msg_to_poses(msg):
 
 
 def poses_3d_to_msg(poses, lifted, header=None):
-    """Poses and their openpose_ros.lifting.LiftedPoses -> openpose_ros/Pose3DArray.
+    """Poses and their openpose_ros.inference.lifting.LiftedPoses -> openpose_ros/Pose3DArray.
 
     Per pose: the track id and confidence of the 2D pose, keypoint scores clipped to [0, 1]; keypoints and
     centres without valid depth get valid = false and position 0, 0, 0 (never NaN).

@@ -1,15 +1,16 @@
 """The node's model: the learner built from the node's parameters, on the chosen backend, and its release.
 
 Free of rclpy. Every problem a user can fix (no weights, a failed download, weights that do not fit, a backend
-that cannot run here) raises `ModelError` (openpose_ros.models') with a message that says what to do.
+that cannot run here) raises `ModelError` (openpose_ros.runtime.loading's) with a message that says what to do.
 """
 import ctypes
 import ctypes.util
 import gc
 from dataclasses import dataclass
 
-from openpose_ros.models import ModelError
-from openpose_ros.ros.params import DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
+from openpose_ros.inference.pipeline import DepthSettings, StreamSettings
+from openpose_ros.parameters import DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
+from openpose_ros.runtime.loading import ModelError
 
 
 @dataclass
@@ -22,9 +23,9 @@ class LoadedModel:
 
 def load_model(settings, temp_dir):
     """A learner ready to infer, configured from the node's parameter values `settings` (a dict), loaded the way
-    every executable loads it (openpose_ros.models.load_for_inference). ONNX models exported (or quantised) at
+    every executable loads it (openpose_ros.runtime.loading.load_for_inference). ONNX models exported (or quantised) at
     start are written under `temp_dir`. Raises ModelError, whose message starts with the weights parameter."""
-    from openpose_ros.models import load_for_inference
+    from openpose_ros.runtime.loading import load_for_inference
 
     stages = settings['num_refinement_stages']
     try:
@@ -52,6 +53,17 @@ def apply_settings(learner, settings):
         setattr(learner.tracker, field, settings[name])
     for name in LEARNER_ATTRIBUTE_PARAMS:
         setattr(learner, name, settings[name])
+
+
+def stream_settings(settings) -> StreamSettings:
+    """The per-frame switches of the pipeline from the parameters."""
+    return StreamSettings(settings['upsample_ratio'], settings['track'], settings['smooth'],
+                          settings['min_pose_score'])
+
+
+def depth_settings(settings) -> DepthSettings:
+    """How keypoints are lifted to 3D, from the depth_* parameters."""
+    return DepthSettings(settings['depth_min_range'], settings['depth_max_range'], settings['depth_window_scale'])
 
 
 def release_memory():

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.decode import DecoderConfig
-from openpose_ros.estimator import PoseEstimator
 from openpose_ros.files import atomic_path
-from openpose_ros.image import read_pixels, to_bgr8
+from openpose_ros.inference.decode import DecoderConfig
+from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.inference.image import read_pixels, to_bgr8
+from openpose_ros.inference.preprocess import prepare
 from openpose_ros.keypoints import SIGMAS
-from openpose_ros.preprocess import prepare
 
 QUANTIZED_SUFFIX = '.int8.onnx'
 DEFAULT_CALIBRATION_COUNT = 64
@@ -42,7 +42,7 @@ def quantized_path(onnx_path):
 def default_data_root():
     """The folder of real images shipped beside the project (../shared/data), or $OPENPOSE_ROS_DATA; None if absent."""
     candidates = [os.environ.get(DATA_VARIABLE)] if os.environ.get(DATA_VARIABLE) else []
-    candidates.append(Path(__file__).resolve().parents[2] / 'shared' / 'data')
+    candidates.append(Path(__file__).resolve().parents[3] / 'shared' / 'data')
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)

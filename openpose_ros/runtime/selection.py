@@ -10,9 +10,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_ros.openvino_backend import PRECISIONS
-from openpose_ros.quantize import QUANTIZED_SUFFIX, quantized_path
-from openpose_ros.saved_model import read_saved_model, verified_model_file
+from openpose_ros.runtime.openvino import PRECISIONS
+from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
+from openpose_ros.runtime.saved_model import read_saved_model, verified_model_file
 
 BACKENDS = ('int8', 'onnx', 'openvino', 'torch')
 AUTO = 'auto'
@@ -124,7 +124,7 @@ def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvi
 
 
 def _openvino_choice(fp32, int8, precision, device, capabilities, why):
-    from openpose_ros.openvino_backend import device_capabilities, resolve_precision
+    from openpose_ros.runtime.openvino import device_capabilities, resolve_precision
     if precision == AUTO and int8 is not None:
         return BackendChoice('openvino', int8, f'{why}: quantised model {int8.name}', 'int8', device)
     capabilities = device_capabilities(device) if capabilities is None else capabilities
@@ -138,11 +138,11 @@ def apply_backend(learner, choice, calibration_images=None):
     """Puts `learner` on `choice` (see choose_backend): loads the ONNX file it names, or exports (and for int8
     quantises, calibrating on `calibration_images`) from the learner's torch model. Returns the backend's
     descriptive name, e.g. 'onnxruntime-cpu-int8', for logs."""
-    from openpose_ros.backends import OnnxBackend
+    from openpose_ros.runtime.backends import OnnxBackend
     if choice.name == 'torch':
         learner.ort_session = None
     elif choice.name == 'openvino' and choice.model is not None:
-        from openpose_ros.openvino_backend import OpenVinoBackend
+        from openpose_ros.runtime.openvino import OpenVinoBackend
         learner.ort_session = OpenVinoBackend(verified_model_file(choice.model), choice.precision,
                                               choice.openvino_device)
     elif choice.name == 'openvino':

@@ -13,10 +13,10 @@ import warnings
 
 import numpy as np
 
-from openpose_ros.coco import load_coco_keypoints, to_coco_results
 from openpose_ros.files import write_text
+from openpose_ros.formats.coco import load_coco_keypoints, to_coco_results
 from openpose_ros.keypoints import NUM_KEYPOINTS
-from openpose_ros.targets import BASE_HEIGHT, PAF_THICKNESS, SIGMA, STRIDE, render_oracle_maps
+from openpose_ros.training.targets import BASE_HEIGHT, PAF_THICKNESS, SIGMA, STRIDE, render_oracle_maps
 
 METRICS = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
 
@@ -112,12 +112,12 @@ def oracle_results(records, decoder=None, base_height=BASE_HEIGHT, stride=STRIDE
     """Decode the oracle maps of ImageRecords and return the poses as COCO result dicts.
 
     decoder(heatmaps, pafs, stride=, upsample_ratio=) -> (keypoints (N, 18, 2) in network-input pixels, -1
-    where missing, keypoint_scores (N, 18), pose_scores (N,)); default openpose_ros.decode.decode_poses.
+    where missing, keypoint_scores (N, 18), pose_scores (N,)); default openpose_ros.inference.decode.decode_poses.
     noise_std adds Gaussian noise (seeded) to every heatmap and PAF channel; blur_sigma blurs every channel
     (in map pixels). offset and bbox are passed to to_coco_results.
     """
     if decoder is None:
-        from openpose_ros.decode import decode_poses as decoder
+        from openpose_ros.inference.decode import decode_poses as decoder
     rng = np.random.default_rng(seed)
     results = []
     for record in records:

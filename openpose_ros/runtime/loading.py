@@ -16,7 +16,7 @@ def default_download_dir():
 
 
 def weights_help(download_dir=None):
-    from openpose_ros.download import MIRROR_VARIABLE, ORIGINAL_CHECKPOINT_URL
+    from openpose_ros.runtime.download import MIRROR_VARIABLE, ORIGINAL_CHECKPOINT_URL
     folder = download_dir or default_download_dir()
     return (f'Pass a folder saved by learner.save() or a checkpoint file, or "{DOWNLOAD}" to fetch the published '
             f'model ({ORIGINAL_CHECKPOINT_URL}) into {folder}; offline, fetch that file elsewhere and copy it '
@@ -27,7 +27,7 @@ def resolve_weights(weights, download_dir=None):
     """The weights argument -> an existing path; "download" fetches the published model. Raises ModelError."""
     folder = Path(download_dir).expanduser() if download_dir else default_download_dir()
     if str(weights) == DOWNLOAD:
-        from openpose_ros.download import DownloadError, download
+        from openpose_ros.runtime.download import DownloadError, download
         try:
             return Path(download(folder, 'pretrained'))
         except DownloadError as error:
@@ -54,8 +54,8 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
 
     Raises ModelError, saying what to do, for anything a user can fix.
     """
-    from openpose_ros.acceleration import apply_backend, choose_backend
-    from openpose_ros.checkpoints import extract_state_dict, read_checkpoint
+    from openpose_ros.runtime.selection import apply_backend, choose_backend
+    from openpose_ros.runtime.checkpoints import extract_state_dict, read_checkpoint
     from openpose_ros.learner import LightweightOpenPoseLearner, check_base_height
 
     path = resolve_weights(weights, download_dir)

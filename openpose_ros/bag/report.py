@@ -196,7 +196,7 @@ def realtime_summary(records, rate, busy_s):
 
 def coco_metrics(coco, results, annotated_frames, results_path=None):
     """COCO keypoint AP over the annotated frames that were processed (results of the others are absent)."""
-    from openpose_ros.evaluation import evaluate_keypoints, write_results
+    from openpose_ros.evaluation.metrics import evaluate_keypoints, write_results
     annotated_ids = {int(image['id']) for image in coco['images']}
     evaluated = sorted(annotated_frames)
     out = {'annotated_frames': len(annotated_ids), 'evaluated_frames': len(evaluated),

@@ -11,10 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openpose_ros.coco import load_coco_keypoints, to_coco_results
-from openpose_ros.datasets import resolve_coco
-from openpose_ros.evaluation import evaluate_keypoints, load_ground_truth, write_results
+from openpose_ros.evaluation.metrics import evaluate_keypoints, load_ground_truth, write_results
+from openpose_ros.formats.coco import load_coco_keypoints, to_coco_results
 from openpose_ros.pose import draw
+from openpose_ros.training.datasets import resolve_coco
 
 SUBSET_SEED = 0
 VISUALIZATION_FOLDER = 'visualization'
@@ -89,7 +89,7 @@ def evaluate(learner, dataset, silent=False, verbose=True, use_subset=True, subs
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(f'cannot read image {path}')
-        poses = estimator.estimate(image, upsample_ratio, track=False, smooth=False)
+        poses = estimator.detect(image, upsample_ratio)
         results += poses_to_results(record.image_id, poses)
         if learner.visualize:
             _show_or_write(image, poses, record.file_name, visualization, display)

@@ -33,8 +33,8 @@ import torch
 from torch import nn, optim
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from openpose_ros.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint, save_checkpoint
-from openpose_ros.datasets import Augmentation, CocoKeypoints, CocoTrainDataset, ExternalDataset
+from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint, save_checkpoint
+from openpose_ros.training.datasets import Augmentation, CocoKeypoints, CocoTrainDataset, ExternalDataset
 
 LOG = logging.getLogger(__name__)
 WEIGHT_DECAY = 5e-4
@@ -435,7 +435,7 @@ def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_siz
             return
         state['validated'] = state['iteration']
         if dist.is_main:
-            from openpose_ros.evaluating import evaluate
+            from openpose_ros.evaluation.learner_eval import evaluate
             logger.say(f'validation at iteration {state["iteration"]}')
             result.stats = evaluate(learner, val_dataset, silent=silent, verbose=verbose, use_subset=use_val_subset,
                                     subset_size=val_subset_size, images_folder_name=val_images_folder_name,

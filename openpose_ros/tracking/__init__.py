@@ -1,0 +1,1 @@
+"""Across frames: track ids (tracker) and keypoint smoothing (smoothing)."""

@@ -1,0 +1,1 @@
+"""Training: COCO datasets with their targets and the training loop."""
