@@ -34,7 +34,8 @@ def imports(path: Path):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ''
             if node.level:
-                base = '.'.join(package.split('.')[:len(package.split('.')) - node.level + 1] + ([base] if base else []))
+                parts = package.split('.')
+                base = '.'.join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
             yield base, node.lineno
             yield from ((f'{base}.{alias.name}', node.lineno) for alias in node.names)
 
