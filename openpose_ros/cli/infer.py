@@ -23,18 +23,20 @@ import cv2
 from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
                               command_parser, exit_status, number_in)
 from openpose_ros.files import check_writable_folder, refuse_replacing
-from openpose_ros.formats.poses_json import frame_record
+from openpose_ros.formats import media
+from openpose_ros.formats.media import (IMAGE_SUFFIXES, VIDEO_OUTPUTS, VIDEO_SUFFIXES, annotated_video_name,
+                                        open_writer, read_image, video_frames)
+from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
+from openpose_ros.inference.pipeline import StreamSettings
 from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.pose import draw
 from openpose_ros.runtime.loading import ModelError
-from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger('openpose_ros.infer')
-VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 RESULTS_NAME = 'poses.json'
 MAX_FPS = 1000.0
 BASE_HEIGHT_RANGE = (32, 2048)  # as the node's base_height parameter
-VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')
 
@@ -112,54 +114,11 @@ def classify_input(path):
                      f'{" ".join(IMAGE_SUFFIXES)}; videos: {" ".join(VIDEO_SUFFIXES)}')
 
 
-def read_image(path):
-    """An image file -> 8-bit BGR array; ValueError or FileNotFoundError, naming the file and saying why it
-    cannot be used."""
-    from openpose_ros.inference.image import read_pixels, to_bgr8
-    pixels = read_pixels(path)
-    try:
-        return to_bgr8(pixels)
-    except ValueError as error:
-        raise ValueError(f'{path}: {error}') from error
-
-
 def folder_images(folder):
-    images = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = media.folder_images(folder)
     if not images:
         raise UsageError(f'folder {folder} holds no images ({" ".join(IMAGE_SUFFIXES)})')
     return images
-
-
-def video_frames(capture, fps):
-    """Yields (index, stamp in seconds, frame) from an opened capture; stamps from the video's own time stamps
-    (CAP_PROP_POS_MSEC), or index / fps when the container gives none that advance."""
-    index, previous, from_index = 0, None, False
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return
-        msec = capture.get(cv2.CAP_PROP_POS_MSEC)
-        if not from_index and index > 0 and not msec > previous:
-            LOG.warning('the video has no usable time stamps from frame %d on; using frame index / %.3g fps',
-                        index, fps)
-            from_index = True
-        stamp = index / fps if from_index else msec / 1000.0
-        previous = msec
-        yield index, stamp, frame
-        index += 1
-
-
-def open_writer(output, stem, fps, size):
-    """An mp4 writer (mp4v), or an avi/MJPG one where mp4 cannot be written; returns (writer, path)."""
-    for suffix, codec in VIDEO_OUTPUTS:
-        path = output / f'{stem}_poses{suffix}'
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-        if writer.isOpened():
-            return writer, path
-        writer.release()
-        path.unlink(missing_ok=True)
-        LOG.warning('cannot write %s video here; trying the next format', suffix)
-    raise RuntimeError(f'OpenCV can write neither mp4 nor avi/MJPG video in {output}')
 
 
 # --- outputs -----------------------------------------------------------------------------------------------
@@ -169,7 +128,7 @@ def planned_outputs(kind, source, paths, output, images=True):
     if not images:
         names = []
     elif kind == 'video':
-        names = [f'{source.stem}_poses{suffix}' for suffix, _ in VIDEO_OUTPUTS]
+        names = [annotated_video_name(source.stem, suffix) for suffix, _ in VIDEO_OUTPUTS]
     else:  # an image that cannot be written in its own format is written as .png
         names = [name for path in paths for name in (path.name, path.with_suffix('.png').name)]
     return [output / name for name in names + [RESULTS_NAME]]
@@ -274,11 +233,6 @@ def _progress(iterable, total, args, unit):
     return tqdm(iterable, total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
-def _annotate(image, poses, track):
-    from openpose_ros.pose import draw
-    return draw(image.copy(), poses, track=track)
-
-
 def check_arguments(args):
     """What the run reads and writes, checked before the model loads: (kind, source, paths, output, first image);
     UsageError or FileExistsError (a file in the way) otherwise."""
@@ -312,72 +266,43 @@ def check_arguments(args):
 
 
 class Run:
-    """One run's results so far: the frame records, the skipped inputs and the annotated files written."""
+    """One run's results so far: the frame records, the skipped inputs and the annotated files written.
+
+    Its frames go through the learner's PoseStream (openpose_ros.inference.pipeline), as the node's do."""
 
     def __init__(self, args, learner, output):
         self.args, self.learner, self.output = args, learner, output
-        self.track, self.smooth = not args.no_track, not args.no_smooth
+        self.settings = StreamSettings(args.upsample_ratio, track=not args.no_track, smooth=not args.no_smooth)
         self.frames, self.errors, self.written = [], [], []
 
-    def infer(self, image, stamp):
-        return self.learner.infer(image, self.args.upsample_ratio, self.track, self.smooth, stamp)
+    def poses(self, image, stamp):
+        return self.learner.stream.process(image, stamp, self.settings).poses
 
-    def video(self, source):
-        args = self.args
-        capture = cv2.VideoCapture(str(source))
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        fps = fps if fps and fps > 0 else args.fps
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        if args.max_frames:
-            total = min(total or args.max_frames, args.max_frames)
-        writer = None
+    def annotated(self, image, poses):
+        return draw(image.copy(), poses, track=self.settings.track)
+
+    def add_video_frame(self, source, frame, index, stamp):
+        """The poses of one frame of the video `source`, recorded."""
         try:
-            for index, stamp, frame in _progress(video_frames(capture, args.fps), total, args, 'frame'):
-                if args.max_frames and index >= args.max_frames:
-                    break
-                try:
-                    poses = self.infer(frame, stamp)
-                except ImageRejected as error:  # every frame of a video has the same size
-                    raise UsageError(f'{source}: {error}; --max-aspect-ratio sets the bound') from error
-                self.frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1],
-                                                height=frame.shape[0]))
-                if not args.no_images:
-                    if writer is None:
-                        writer, path = open_writer(self.output, source.stem, fps, (frame.shape[1], frame.shape[0]))
-                        self.written.append(str(path))
-                    writer.write(_annotate(frame, poses, self.track))
-        finally:  # released on Ctrl-C too: the video written so far stays playable
-            capture.release()
-            if writer is not None:
-                writer.release()
+            poses = self.poses(frame, stamp)
+        except ImageRejected as error:  # every frame of a video has the same size
+            raise UsageError(f'{source}: {error}; --max-aspect-ratio sets the bound') from error
+        self.frames.append(frame_record(poses, stamp, frame=index, width=frame.shape[1], height=frame.shape[0]))
+        return poses
 
-    def images(self, kind, source, paths, first):
-        args = self.args
-        for index, path in enumerate(_progress(paths, len(paths), args, 'image') if kind == 'folder' else paths):
-            try:
-                image = first if kind == 'image' else read_image(path)
-            except (ValueError, OSError) as error:
-                LOG.error('skipping: %s', error)
-                self.errors.append({'file': str(path.relative_to(source) if kind == 'folder' else path),
-                                    'error': str(error)})
-                continue
-            if kind == 'folder' and args.sequence:
-                stamp = index / args.fps
-            else:
-                self.learner.reset()  # independent photos: no tracking or smoothing across them
-                stamp = 0.0
-            try:
-                poses = self.infer(image, stamp)
-            except ImageRejected as error:
-                if kind == 'image':
-                    raise UsageError(f'{path}: {error}; --max-aspect-ratio sets the bound') from error
-                LOG.error('skipping: %s: %s', path, error)
-                self.errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
-                continue
-            self.frames.append(frame_record(poses, stamp, file=path.name, width=image.shape[1],
-                                            height=image.shape[0]))
-            if not args.no_images:
-                self.written.append(str(self.write_image(path.name, _annotate(image, poses, self.track))))
+    def open_video(self, source, fps, frame):
+        writer, path = open_writer(self.output, source.stem, fps, (frame.shape[1], frame.shape[0]))
+        self.written.append(str(path))
+        return writer
+
+    def add_image(self, path, image, poses, stamp):
+        """Records an image's poses and writes its annotated copy."""
+        self.frames.append(frame_record(poses, stamp, file=path.name, width=image.shape[1], height=image.shape[0]))
+        if not self.args.no_images:
+            self.written.append(str(self.write_image(path.name, self.annotated(image, poses))))
+
+    def skip(self, source, path, error):
+        self.errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
 
     def write_image(self, name, image):
         """Writes the annotated image under `name`, else as .png (a format OpenCV cannot write); its path."""
@@ -387,9 +312,71 @@ class Run:
         raise OSError(f'OpenCV could not write {target}')
 
 
-def run(args):
-    from openpose_ros.formats.poses_json import document, write_document
+# --- the video path ----------------------------------------------------------------------------------------
+def run_video(run, source):
+    """The frames of a video as one stream, on the video's own stamps; the annotated video written as it goes."""
+    args = run.args
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else args.fps
+    writer = None
+    try:
+        for index, stamp, frame in _progress(video_frames(capture, args.fps), _frame_count(capture, args.max_frames),
+                                             args, 'frame'):
+            if args.max_frames and index >= args.max_frames:
+                break
+            poses = run.add_video_frame(source, frame, index, stamp)
+            if not args.no_images:
+                writer = writer or run.open_video(source, fps, frame)
+                writer.write(run.annotated(frame, poses))
+    finally:  # released on Ctrl-C too: the video written so far stays playable
+        capture.release()
+        if writer is not None:
+            writer.release()
 
+
+def _frame_count(capture, max_frames):
+    """The number of frames the run will take, where the container says how many it holds (for the progress)."""
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    return min(total or max_frames, max_frames) if max_frames else total
+
+
+# --- the images path ---------------------------------------------------------------------------------------
+def run_image(run, path, image):
+    """One photo; an image the network refuses is an error of the run."""
+    run.learner.stream.reset()
+    try:
+        poses = run.poses(image, 0.0)
+    except ImageRejected as error:
+        raise UsageError(f'{path}: {error}; --max-aspect-ratio sets the bound') from error
+    run.add_image(path, image, poses, 0.0)
+
+
+def run_folder(run, source, paths):
+    """The images of a folder: independent photos (tracking and smoothing restart for each), or with --sequence
+    the frames of one stream at --fps. Images that cannot be read or are refused are skipped and reported."""
+    args = run.args
+    for index, path in enumerate(_progress(paths, len(paths), args, 'image')):
+        try:
+            image = read_image(path)
+        except (ValueError, OSError) as error:
+            LOG.error('skipping: %s', error)
+            run.skip(source, path, error)
+            continue
+        if not args.sequence:
+            run.learner.stream.reset()
+        stamp = index / args.fps if args.sequence else 0.0
+        try:
+            poses = run.poses(image, stamp)
+        except ImageRejected as error:
+            LOG.error('skipping: %s: %s', path, error)
+            run.skip(source, path, error)
+            continue
+        run.add_image(path, image, poses, stamp)
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+def run(args):
     kind, source, paths, output, first = check_arguments(args)
     if args.random_weights:
         LOG.warning(RANDOM_WEIGHTS_WARNING)
@@ -397,34 +384,48 @@ def run(args):
     learner.max_aspect_ratio = args.max_aspect_ratio
     LOG.info('backend: %s (%s)', backend_name, choice.reason)
     done = Run(args, learner, output)
-    interrupted, started = False, time.perf_counter()
-    try:
-        if kind == 'video':
-            done.video(source)
-        else:
-            done.images(kind, source, paths, first)
-    except KeyboardInterrupt:
-        interrupted = True
-        LOG.warning('interrupted: writing the poses of the %d frames processed so far', len(done.frames))
-    except OSError as error:
-        raise UsageError(f'cannot write the outputs into {output}: {error.strerror or error}') from error
+    interrupted, seconds = _process(done, kind, source, paths, first)
     if not done.frames and not interrupted:
         raise UsageError(f'{source}: no frame could be decoded (corrupt or unsupported video)' if kind == 'video'
                          else f'none of the {len(paths)} images of {source} could be read')
-    seconds = time.perf_counter() - started
-    doc = document(done.frames, source=str(source), input_type=kind, backend=backend_name,
-                   weights=None if args.random_weights else str(args.weights), random_weights=args.random_weights,
-                   settings={'base_height': learner.base_height, 'upsample_ratio': args.upsample_ratio,
-                             'track': done.track, 'smooth': done.smooth, 'sequence': args.sequence},
-                   interrupted=interrupted, errors=done.errors)
-    try:
-        results = write_document(output / RESULTS_NAME, doc)
-    except OSError as error:
-        raise UsageError(f'cannot write {output / RESULTS_NAME}: {error.strerror or error}') from error
+    results = _write_results(done, kind, source, backend_name, interrupted)
     _log_summary(args, kind, done, seconds, results)
     if interrupted:
         return INTERRUPTED_STATUS
     return 1 if done.errors else 0
+
+
+def _process(done, kind, source, paths, first):
+    """Runs the input through the path of its kind; (interrupted, seconds). Ctrl-C ends it early."""
+    started = time.perf_counter()
+    try:
+        if kind == 'video':
+            run_video(done, source)
+        elif kind == 'image':
+            run_image(done, source, first)
+        else:
+            run_folder(done, source, paths)
+    except KeyboardInterrupt:
+        LOG.warning('interrupted: writing the poses of the %d frames processed so far', len(done.frames))
+        return True, time.perf_counter() - started
+    except OSError as error:
+        raise UsageError(f'cannot write the outputs into {done.output}: {error.strerror or error}') from error
+    return False, time.perf_counter() - started
+
+
+def _write_results(done, kind, source, backend_name, interrupted):
+    """Writes poses.json; its path."""
+    args, path = done.args, done.output / RESULTS_NAME
+    doc = document(done.frames, source=str(source), input_type=kind, backend=backend_name,
+                   weights=None if args.random_weights else str(args.weights), random_weights=args.random_weights,
+                   settings={'base_height': done.learner.base_height, 'upsample_ratio': args.upsample_ratio,
+                             'track': done.settings.track, 'smooth': done.settings.smooth,
+                             'sequence': args.sequence},
+                   interrupted=interrupted, errors=done.errors)
+    try:
+        return write_document(path, doc)
+    except OSError as error:
+        raise UsageError(f'cannot write {path}: {error.strerror or error}') from error
 
 
 def _log_summary(args, kind, done, seconds, results):

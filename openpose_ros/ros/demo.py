@@ -34,6 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openpose_ros.formats.media import open_writer
+from openpose_ros.formats.poses_json import document, frame_record, write_document
+from openpose_ros.ros.worker import span_rate
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VIDEO = ROOT.parent / 'shared' / 'data' / 'video' / 'vtest.avi'
 DEFAULT_PARAMS = ROOT / 'config' / 'pose_estimation.yaml'
@@ -122,15 +126,34 @@ def run(args):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from openpose_ros.formats.poses_json import document, frame_record, write_document
-    from openpose_ros.ros.worker import span_rate
-
     video = Path(args.video)
     if not video.exists():
         print(f'demo: error: {video} does not exist', file=sys.stderr)
         return 2
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    env = _ros_environment()
+    node, node_log = _start_node(args, env)
+    rclpy.init()
+    recorder_node = rclpy.create_node('demo_recorder', namespace=NAMESPACE)
+    executor = SingleThreadedExecutor()
+    executor.add_node(recorder_node)
+    recorder = Recorder(recorder_node)
+    try:
+        if not _node_subscribed(args, node, node_log, recorder_node, executor):
+            return 1
+        published, seconds = _publish(args, video, env, executor, recorder)
+    finally:
+        node_status = _stop(node)
+        recorder_node.destroy_node()
+        rclpy.try_shutdown()
+    if published is None:
+        return 1
+    return _write_outputs(args, video, output, published, recorder, seconds, node_status)
+
+
+def _ros_environment():
+    """The environment of the demo's processes (and of this one): DDS on this machine, in a domain of its own."""
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(50, 99)))
@@ -138,97 +161,88 @@ def run(args):
     os.environ.update({key: env[key] for key in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID')})
     print(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, topics under {NAMESPACE} (watch: rviz2 -d '
           f'config/openpose.rviz --ros-args -r /image_annotated:={NAMESPACE}/image_annotated)', file=sys.stderr)
+    return env
 
-    node_command = [sys.executable, '-m', 'openpose_ros.ros.node', '--ros-args', '--params-file', args.params_file,
-                    '-r', f'__ns:={NAMESPACE}', '-p', f'weights:={args.weights}', '-p', 'annotated_max_rate:=0.0',
-                    '-p', 'publish_annotated:=true']
+
+def _start_node(args, env):
+    """The pose estimation node's process, its output echoed and its last lines kept; (process, lines)."""
+    command = [sys.executable, '-m', 'openpose_ros.ros.node', '--ros-args', '--params-file', args.params_file,
+               '-r', f'__ns:={NAMESPACE}', '-p', f'weights:={args.weights}', '-p', 'annotated_max_rate:=0.0',
+               '-p', 'publish_annotated:=true']
     for parameter in args.param:
-        node_command += ['-p', parameter]
-    node_log = deque(maxlen=200)
-    node = subprocess.Popen(node_command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    threading.Thread(target=_tail, args=(node.stdout, node_log, True), daemon=True).start()
+        command += ['-p', parameter]
+    lines = deque(maxlen=200)
+    node = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    threading.Thread(target=_tail, args=(node.stdout, lines, True), daemon=True).start()
+    return node, lines
 
-    rclpy.init()
-    recorder_node = rclpy.create_node('demo_recorder', namespace=NAMESPACE)
-    executor = SingleThreadedExecutor()
-    executor.add_node(recorder_node)
-    recorder = Recorder(recorder_node)
-    publisher = None
+
+def _node_subscribed(args, node, node_log, recorder_node, executor):
+    """Waits until the node subscribes to the images, which it does once its model is loaded; False (said why)
+    when it ends or times out first."""
+    deadline = time.monotonic() + args.startup_timeout
+    while recorder_node.count_subscribers(f'{NAMESPACE}/image') == 0:
+        if node.poll() is not None:
+            time.sleep(0.2)
+            errors = [line for line in node_log if 'ERROR' in line or 'error' in line] or list(node_log)[-5:]
+            print('demo: the pose estimation node did not start (exit status '
+                  f'{node.returncode}):\n  ' + '\n  '.join(errors), file=sys.stderr)
+            if args.weights == 'download':
+                print('demo: give a model with --weights (make demo WEIGHTS=<model folder or checkpoint>)',
+                      file=sys.stderr)
+            return False
+        if time.monotonic() > deadline:
+            print(f'demo: the node did not subscribe within {args.startup_timeout:g} s', file=sys.stderr)
+            return False
+        executor.spin_once(timeout_sec=0.1)
+    return True
+
+
+def _publish(args, video, env, executor, recorder):
+    """Runs the video publisher and records the node's outputs meanwhile, then those of the last frames;
+    (the publisher's summary or None when it failed, seconds)."""
+    command = [sys.executable, '-m', 'openpose_ros.ros.video_publisher', str(video), '--topic', f'{NAMESPACE}/image',
+               '--wait', '30']
+    if args.rate:
+        command += ['--rate', str(args.rate)]
+    if args.max_frames:
+        command += ['--count', str(args.max_frames)]
+    if args.every_frame:
+        command += ['--lockstep', f'{NAMESPACE}/poses']
+    publisher = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    started = last_report = time.monotonic()
     try:
-        # The node subscribes once its model is loaded.
-        deadline = time.monotonic() + args.startup_timeout
-        while recorder_node.count_subscribers(f'{NAMESPACE}/image') == 0:
-            if node.poll() is not None:
-                time.sleep(0.2)
-                errors = [line for line in node_log if 'ERROR' in line or 'error' in line] or list(node_log)[-5:]
-                print('demo: the pose estimation node did not start (exit status '
-                      f'{node.returncode}):\n  ' + '\n  '.join(errors), file=sys.stderr)
-                if args.weights == 'download':
-                    print('demo: give a model with --weights (make demo WEIGHTS=<model folder or checkpoint>)',
-                          file=sys.stderr)
-                return 1
-            if time.monotonic() > deadline:
-                print(f'demo: the node did not subscribe within {args.startup_timeout:g} s', file=sys.stderr)
-                return 1
-            executor.spin_once(timeout_sec=0.1)
-
-        publisher_command = [sys.executable, '-m', 'openpose_ros.ros.video_publisher', str(video),
-                             '--topic', f'{NAMESPACE}/image', '--wait', '30']
-        if args.rate:
-            publisher_command += ['--rate', str(args.rate)]
-        if args.max_frames:
-            publisher_command += ['--count', str(args.max_frames)]
-        if args.every_frame:
-            publisher_command += ['--lockstep', f'{NAMESPACE}/poses']
-        publisher = subprocess.Popen(publisher_command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        started = time.monotonic()
-        last_report = started
         while publisher.poll() is None:
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
                 print(f'demo: {len(recorder.poses)} frames processed so far', file=sys.stderr)
-        published = json.loads(publisher.stdout.read().strip().splitlines()[-1]) if publisher.returncode == 0 \
-            else None
-        if published is None:
-            print(f'demo: the video publisher failed (exit status {publisher.returncode})', file=sys.stderr)
-            return 1
-        # The last frames are still in the node.
-        stamps = [tuple(stamp) for stamp in published['stamps']]
-        end = time.monotonic() + 10.0
-        while time.monotonic() < end and stamps and stamps[-1] not in recorder.poses:
-            executor.spin_once(timeout_sec=0.05)
-        end = time.monotonic() + 1.5  # the last annotated image and one more diagnostics message
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
-        seconds = time.monotonic() - started
     finally:
-        if publisher is not None and publisher.poll() is None:
+        if publisher.poll() is None:
             _stop(publisher)
-        node_status = _stop(node)
-        recorder_node.destroy_node()
-        rclpy.try_shutdown()
+    if publisher.returncode != 0:
+        print(f'demo: the video publisher failed (exit status {publisher.returncode})', file=sys.stderr)
+        return None, time.monotonic() - started
+    published = json.loads(publisher.stdout.read().strip().splitlines()[-1])
+    last = tuple(published['stamps'][-1]) if published['stamps'] else None
+    _spin_while(executor, 10.0, lambda: last is not None and last not in recorder.poses)  # still in the node
+    _spin_while(executor, 1.5, lambda: True)  # the last annotated image and one more diagnostics message
+    return published, time.monotonic() - started
 
+
+def _spin_while(executor, seconds, condition):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and condition():
+        executor.spin_once(timeout_sec=0.05)
+
+
+def _write_outputs(args, video, output, published, recorder, seconds, node_status):
+    """The annotated video, poses.json and summary.json; the exit status (1 when the node published nothing)."""
+    stamps = [tuple(stamp) for stamp in published['stamps']]
     fps = published.get('source_fps') or args.rate or 10.0
-    frames, written, last = [], 0, None
-    writer = video_path = None
-    for index, stamp in enumerate(stamps):
-        if stamp in recorder.poses:
-            poses, _ = recorder.poses[stamp]
-            frames.append(frame_record(poses, frame_seconds(stamp), frame=index))
-        encoded = recorder.annotated.get(stamp)
-        if encoded is not None:
-            last = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
-        if last is None:
-            continue
-        if writer is None:
-            from openpose_ros.cli.infer import open_writer
-            writer, video_path = open_writer(output, video.stem, fps, (last.shape[1], last.shape[0]))
-        writer.write(last)
-        written += 1
-    if writer is not None:
-        writer.release()
+    video_path, written = _write_annotated_video(output, video.stem, fps, stamps, recorder)
+    frames = [frame_record(recorder.poses[stamp][0], frame_seconds(stamp), frame=index)
+              for index, stamp in enumerate(stamps) if stamp in recorder.poses]
     results = write_document(output / 'poses.json', document(
         frames, source=str(video), input_type='ros2 topic', weights=args.weights,
         settings={'every_frame': args.every_frame, 'namespace': NAMESPACE}))
@@ -251,6 +265,26 @@ def run(args):
         print('demo: the node published no poses', file=sys.stderr)
         return 1
     return 0
+
+
+def _write_annotated_video(output, stem, fps, stamps, recorder):
+    """The node's annotated images at the video's frame rate, a frame it skipped showing the last annotated one
+    (as a live viewer saw it); (path or None, frames written)."""
+    writer = path = last = None
+    written = 0
+    for stamp in stamps:
+        encoded = recorder.annotated.get(stamp)
+        if encoded is not None:
+            last = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+        if last is None:
+            continue
+        if writer is None:
+            writer, path = open_writer(output, stem, fps, (last.shape[1], last.shape[0]))
+        writer.write(last)
+        written += 1
+    if writer is not None:
+        writer.release()
+    return path, written
 
 
 def frame_seconds(stamp):
