@@ -162,7 +162,8 @@ def test_installed_python_package(workspace):
     _, site, run_env, tmp = workspace
     package = site / PACKAGE
     assert (package / '__init__.py').read_text() == (ROOT / PACKAGE / '__init__.py').read_text()
-    assert (package / 'keypoints.py').is_file() and (package / 'ros' / 'conversions.py').is_file()
+    assert (package / 'keypoints.py').is_file() and (package / 'inference' / 'pipeline.py').is_file()
+    assert (package / 'ros' / 'pose_estimation.py').is_file()
     assert (package / 'msg' / '__init__.py').is_file()
     # Run from outside the source tree, everything comes from the install, found through the ament index.
     code = ('import openpose_ros, openpose_ros.keypoints, openpose_ros.msg;'
