@@ -228,19 +228,19 @@ def test_body_frames_from_3d_centres_go_to_tf_under_the_body_ids(client):
     from tf2_msgs.msg import TFMessage
 
     from openpose_ros.ros.hri import HriBodies
-    from openpose_ros.ros.pose_estimation import _output_qos
+    from openpose_ros.ros.pose_estimation import output_qos
 
     frames = client.listen('/tf', TFMessage)
-    bodies = HriBodies(client.node, _output_qos(10))
+    bodies = HriBodies(client.node, output_qos(10))
     try:
         poses = [Pose(np.full((18, 2), 50.0 * (track + 1), np.float32), 0.9, id=track) for track in (3, 4)]
         header = Header(frame_id='camera_optical')
         header.stamp.sec = 42
         bodies.publish(poses, header, 640, 480, alive_tracks=[3, 4])
-        ids = bodies._ids.bodies
+        ids = bodies.body_ids
         centres = {3: (0.5, -0.2, 2.5), 9: (1.0, 1.0, 1.0)}  # track 9 has no body
         bodies.publish_body_frames(centres, header)  # the first call creates the /tf publisher
-        client.wait_until(lambda: bodies._tf.get_subscription_count() > 0, 10, 'the /tf subscription to match')
+        client.wait_until(lambda: bodies.tf_subscription_count() > 0, 10, 'the /tf subscription to match')
         bodies.publish_body_frames(centres, header)
         client.wait_until(lambda: frames, 10, 'a /tf message')
         transforms = frames[-1][1].transforms

@@ -46,6 +46,15 @@ class HriBodies:
         self._publishers = {}  # body id -> (roi publisher, skeleton2d publisher)
         self._tf = None        # /tf, created with the first body frames
 
+    @property
+    def body_ids(self) -> dict:
+        """Track id -> body id of the bodies alive now."""
+        return dict(self._ids.bodies)
+
+    def tf_subscription_count(self) -> int:
+        """Subscribers of the body frames on /tf (0 before the first body frames)."""
+        return self._tf.get_subscription_count() if self._tf is not None else 0
+
     def publish(self, poses, header, width, height, alive_tracks):
         """Publishes the frame's bodies: `poses` are the published poses, `alive_tracks` the tracker's ids."""
         changes, bodies = self._ids.assign(poses, alive_tracks)

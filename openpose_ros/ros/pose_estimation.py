@@ -220,8 +220,8 @@ class PoseEstimationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         if not self._load():
             return TransitionCallbackReturn.FAILURE
-        self._poses_publisher = self.create_lifecycle_publisher(Pose2DArray, 'poses', _output_qos(10))
-        self._annotated_publisher = self.create_lifecycle_publisher(Image, 'image_annotated', _output_qos(1))
+        self._poses_publisher = self.create_lifecycle_publisher(Pose2DArray, 'poses', output_qos(10))
+        self._annotated_publisher = self.create_lifecycle_publisher(Image, 'image_annotated', output_qos(1))
         self._create_hri()
         self._create_depth_publishers()
         self._state = 'inactive'
@@ -435,7 +435,7 @@ class PoseEstimationNode(LifecycleNode):
     def _create_hri(self):
         if self._settings['hri'] and self._hri is None:
             from openpose_ros.ros.hri import HriBodies
-            self._hri = HriBodies(self, _output_qos(10))
+            self._hri = HriBodies(self, output_qos(10))
 
     def _publish_hri(self, activation, poses, header, shape, alive_tracks):
         """The frame's bodies, unless the activation was closed meanwhile (untracked poses, id -1, are none)."""
@@ -465,8 +465,8 @@ class PoseEstimationNode(LifecycleNode):
             return
         from openpose_ros.msg import Pose3DArray
         from visualization_msgs.msg import MarkerArray
-        self._poses_3d_publisher = self.create_lifecycle_publisher(Pose3DArray, 'poses_3d', _output_qos(10))
-        self._markers_publisher = self.create_lifecycle_publisher(MarkerArray, 'skeleton_markers', _output_qos(1))
+        self._poses_3d_publisher = self.create_lifecycle_publisher(Pose3DArray, 'poses_3d', output_qos(10))
+        self._markers_publisher = self.create_lifecycle_publisher(MarkerArray, 'skeleton_markers', output_qos(1))
 
     def _destroy_depth_publishers(self):
         for publisher in (self._poses_3d_publisher, self._markers_publisher):
@@ -614,7 +614,7 @@ def _format(value):
     return str(value)
 
 
-def _output_qos(depth):
+def output_qos(depth):
     # Reliable publishers serve both reliable and best-effort subscribers.
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
