@@ -16,6 +16,10 @@ data-parallel training under torchrun.
 - Distributed: launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the network is wrapped
   in DistributedDataParallel (nccl on CUDA, gloo on CPU), the data split by a DistributedSampler, and only
   rank 0 writes checkpoints, logs and validates.
+
+fit(learner, dataset, val_dataset, TrainingOptions(...)) runs a Trainer: resume(), then step() per batch, with
+log(), save() and validate() at their intervals; Ctrl-C asks it to stop before the next batch
+(openpose_ros.interrupts).
 """
 import contextlib
 import json
