@@ -239,10 +239,13 @@ class LightweightOpenPoseLearner:
         """Trains the network on `dataset` (ExternalDataset of type COCO, or a dataset of training samples);
         validates on `val_dataset` every val_after iterations. Returns the last validation stats ({} without).
         Data-parallel when launched by torchrun. See openpose_ros.training.trainer."""
-        from openpose_ros.training import trainer as training
-        result = training.fit(self, dataset, val_dataset, logging_path, logging_flush_secs, silent, verbose, epochs,
-                              use_val_subset, val_subset_size, images_folder_name, annotations_filename,
-                              val_images_folder_name, val_annotations_filename)
+        from openpose_ros.training.trainer import TrainingOptions, fit
+        options = TrainingOptions(
+            logging_path=logging_path, logging_flush_secs=logging_flush_secs, silent=silent, verbose=verbose,
+            epochs=epochs, use_val_subset=use_val_subset, val_subset_size=val_subset_size,
+            images_folder_name=images_folder_name, annotations_filename=annotations_filename,
+            val_images_folder_name=val_images_folder_name, val_annotations_filename=val_annotations_filename)
+        result = fit(self, dataset, val_dataset, options)
         self._weights_meant = True
         self._invalidate()
         return result.stats

@@ -13,13 +13,10 @@ The pipeline is configured like pose_estimation_node: its parameter defaults (op
 values of a ROS 2 parameter file (node_settings), applied with the node's own
 openpose_ros.runtime.configured_model.apply_settings, so that the output bag holds what the node would publish.
 """
-import contextlib
 import json
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +31,7 @@ from openpose_ros.formats.bag_reader import STORAGES, BagError, BagInput, decode
 from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.pipeline import PoseStream
+from openpose_ros.interrupts import StopRequests
 from openpose_ros.messages import typestore as messages
 from openpose_ros.messages.bodies import BodyIds, FrameBodies
 from openpose_ros.runtime.configured_model import stream_settings
@@ -245,29 +243,10 @@ def load_frame_annotations(path):
 
 
 # --- interruption ---------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def stop_requests():
-    """Yields a function telling whether Ctrl-C (SIGINT) or SIGTERM asked the run to stop. The first signal
-    lets the current frame finish so that the outputs are closed cleanly; a second SIGINT raises
-    KeyboardInterrupt at once. Outside the main thread signals cannot be caught: nothing is installed."""
-    requested = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum, _frame):
-        if requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested.append(signum)
-        LOG.warning('stopping after this frame; the output bag and the report will be closed '
-                    '(Ctrl-C again to abort at once)')
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: bool(requested)
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+def _say_stopping(_signum: int) -> None:
+    """The first Ctrl-C or SIGTERM lets the current frame finish, so that the outputs are closed cleanly."""
+    LOG.warning('stopping after this frame; the output bag and the report will be closed '
+                '(Ctrl-C again to abort at once)')
 
 
 # --- the run ----------------------------------------------------------------------------------------------
@@ -485,7 +464,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         frames = source.frames(topic, start_ns, end_ns)
         total = topic.count if start_ns is None and end_ns is None else None
         try:
-            with stop_requests() as stop:
+            with StopRequests(on_request=_say_stopping) as stop:
                 for frame in _progress(frames, total, options.progress):
                     if worker is None:
                         run.process(frame, run.record(frame))
@@ -494,7 +473,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
                         record = run.record(frame, status='dropped')
                         record.arrival_s = worker.arrival_of(frame.log_time_ns)
                         worker.arrive((frame, record), frame.log_time_ns)
-                    if stop():
+                    if stop.requested:
                         interrupted = True
                         break
                 if worker is not None:

@@ -116,15 +116,17 @@ def main(argv=None):
                                     center_perturbation=args.center_perturbation, flip_prob=args.flip_prob)
         dataset = ExternalDataset(args.dataset_path, args.dataset_type)
         val_dataset = ExternalDataset(args.val_dataset_path, args.dataset_type) if args.val_dataset_path else None
+        options = training.TrainingOptions(
+            logging_path=args.logging_path, logging_flush_secs=args.logging_flush_secs, silent=args.silent,
+            verbose=args.verbose, epochs=args.epochs, use_val_subset=args.use_val_subset,
+            val_subset_size=args.val_subset_size, images_folder_name=args.images_folder_name,
+            annotations_filename=args.annotations_filename, val_images_folder_name=args.val_images_folder_name,
+            val_annotations_filename=args.val_annotations_filename, augmentation=augmentation, seed=args.seed,
+            max_iterations=args.max_iterations, init_weights='current' if args.weights else 'auto')
     except (ValueError, TypeError, FileNotFoundError) as error:
         parser.error(str(error))
     try:
-        result = training.fit(
-            learner, dataset, val_dataset, args.logging_path, args.logging_flush_secs, args.silent, args.verbose,
-            args.epochs, args.use_val_subset, args.val_subset_size, args.images_folder_name,
-            args.annotations_filename, args.val_images_folder_name, args.val_annotations_filename,
-            augmentation=augmentation, seed=args.seed, max_iterations=args.max_iterations,
-            init_weights='current' if args.weights else 'auto')
+        result = training.fit(learner, dataset, val_dataset, options)
     except KeyboardInterrupt:
         latest = training.latest_checkpoint_iter(args.temp_path, args.experiment_name)
         print(f'interrupted; resume with --checkpoint-load-iter {latest} --no-weights-only', file=sys.stderr)

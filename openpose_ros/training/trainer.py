@@ -16,6 +16,10 @@ data-parallel training under torchrun.
 - Distributed: launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the network is wrapped
   in DistributedDataParallel (nccl on CUDA, gloo on CPU), the data split by a DistributedSampler, and only
   rank 0 writes checkpoints, logs and validates.
+
+fit(learner, dataset, val_dataset, TrainingOptions(...)) runs a Trainer: resume(), then step() per batch, with
+log(), save() and validate() at their intervals; Ctrl-C asks it to stop before the next batch
+(openpose_ros.interrupts).
 """
 import contextlib
 import json
@@ -24,15 +28,15 @@ import math
 import os
 import re
 import signal
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn, optim
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from openpose_ros.interrupts import StopRequests
 from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint, save_checkpoint
 from openpose_ros.training.datasets import Augmentation, CocoKeypoints, CocoTrainDataset, ExternalDataset
 
@@ -42,6 +46,7 @@ DEFAULT_MILESTONES = (100, 200, 260)
 DEFAULT_GAMMA = 0.333
 IMAGENET_FILE = 'mobilenet_sgd_68.848.pth.tar'
 LOSS_LOG = 'losses.jsonl'
+INIT_WEIGHTS = ('auto', 'current')
 _CHECKPOINT_NAME = re.compile(r'^checkpoint_iter_(\d+)\.pth$')
 
 
@@ -215,47 +220,20 @@ class SkipSampler(Sampler):
         return max(len(self.sampler) - self.skip, 0)
 
 
-class _Interrupt:
-    """Ctrl-C (SIGINT) during training: noted, and raised as KeyboardInterrupt by check() at the start of the
-    next batch, so that it never lands in a finaliser (where Python would swallow it) or half-way through an
-    optimiser step. A second Ctrl-C raises at once."""
-
-    def __init__(self):
-        self.pending = False
-        self.installed = threading.current_thread() is threading.main_thread()
-        if self.installed:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.pending:
-            raise KeyboardInterrupt
-        self.pending = True
-
-    def check(self):
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    def restore(self):
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.SIG_DFL)
-            self.installed = False
-
-
 # --- the loop ------------------------------------------------------------------------------------------
 @dataclass
 class FitResult:
     """What a fit() did: the last validation stats ({} without validation), where it stopped, its logs."""
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
     iteration: int = 0
     epoch: int = 0
-    losses: list = field(default_factory=list)
-    checkpoint: Path = None
+    losses: list[dict] = field(default_factory=list)
+    checkpoint: Path | None = None
     seconds: float = 0.0
     iterations_run: int = 0
 
     @property
-    def iterations_per_second(self):
+    def iterations_per_second(self) -> float:
         return self.iterations_run / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -351,183 +329,274 @@ def read_losses(temp_path, experiment_name):
     return [entries[key] for key in sorted(entries)]
 
 
-def fit(learner, dataset, val_dataset=None, logging_path='', logging_flush_secs=30, silent=False, verbose=True,
-        epochs=None, use_val_subset=True, val_subset_size=250, images_folder_name='train2017',
-        annotations_filename='person_keypoints_train2017.json', val_images_folder_name='val2017',
-        val_annotations_filename='person_keypoints_val2017.json', augmentation=None, seed=0,
-        max_iterations=None, init_weights='auto'):
-    """Trains ``learner.model`` with the learner's settings (lr, batch_size, epochs, lr_schedule, ...).
+@dataclass
+class TrainingOptions:
+    """fit()'s arguments beyond the learner's own settings (lr, batch_size, epochs, checkpoints, ... are the
+    learner's). The first eleven are OpenDR's fit() arguments; then ``augmentation`` (datasets.Augmentation)
+    of an ExternalDataset or CocoKeypoints, ``seed`` of the data order and augmentation, ``max_iterations`` to
+    stop early (after a checkpoint), and ``init_weights``: 'auto' starts a fresh run (no checkpoint_load_iter)
+    from the ImageNet MobileNet in temp_path when it is there (OpenDR's behaviour), 'current' from the
+    learner's present weights."""
+    logging_path: str | os.PathLike = ''  # TensorBoard folder; '' for none
+    logging_flush_secs: int = 30
+    silent: bool = False
+    verbose: bool = True
+    epochs: int | None = None  # None: the learner's
+    use_val_subset: bool = True
+    val_subset_size: int = 250
+    images_folder_name: str = 'train2017'
+    annotations_filename: str = 'person_keypoints_train2017.json'
+    val_images_folder_name: str = 'val2017'
+    val_annotations_filename: str = 'person_keypoints_val2017.json'
+    augmentation: Augmentation | None = None
+    seed: int = 0
+    max_iterations: int | None = None
+    init_weights: str = 'auto'
 
-    Beyond OpenDR's arguments: ``augmentation`` (datasets.Augmentation) for an ExternalDataset, ``seed`` of
-    the data order and augmentation, ``max_iterations`` to stop early (after a checkpoint), and
-    ``init_weights``: 'auto' starts a fresh run (no checkpoint_load_iter) from the ImageNet MobileNet in
-    temp_path when it is there (OpenDR's behaviour), 'current' from the learner's present weights.
+    def __post_init__(self) -> None:
+        if self.init_weights not in INIT_WEIGHTS:
+            raise ValueError(f"init_weights must be 'auto' or 'current', not {self.init_weights!r}")
+
+
+@dataclass
+class Position:
+    """Where a run is: the iterations done, the epoch, and the batches of the epoch that those iterations took."""
+    iteration: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+class _LossWindow:
+    """The stage losses of the iterations since the last log, summed, and the time they took."""
+
+    def __init__(self, size):
+        self.sums = torch.zeros(size, dtype=torch.float64)
+        self.reset()
+
+    def add(self, losses, batches_per_iter):
+        self.sums += torch.tensor([value.item() for value in losses], dtype=torch.float64) / batches_per_iter
+
+    def reset(self):
+        self.sums.zero_()
+        self.iterations, self.start = 0, time.perf_counter()
+
+    def rate(self):
+        elapsed = time.perf_counter() - self.start
+        return self.iterations / elapsed if elapsed > 0 else 0.0
+
+
+def fit(learner, dataset, val_dataset=None, options: TrainingOptions | None = None, **settings) -> FitResult:
+    """Trains ``learner.model`` with the learner's settings (lr, batch_size, epochs, lr_schedule, ...) and
+    `options`, or TrainingOptions with `settings` by name: fit(learner, data, silent=True, max_iterations=2).
     Returns a FitResult.
     """
-    if init_weights not in ('auto', 'current'):
-        raise ValueError(f"init_weights must be 'auto' or 'current', not {init_weights!r}")
-    total_epochs = int(epochs if epochs is not None else learner.epochs)
-    batch_size, batches_per_iter = int(learner.batch_size), int(learner.batches_per_iter)
-    device = learner.device
-    dist = distributed_setup(device)
-    if dist.enabled and str(device).startswith('cuda'):
-        device = f'cuda:{dist.local_rank}'
+    options = replace(options or TrainingOptions(), **settings)
+    dist = distributed_setup(learner.device)
     folder = checkpoints_folder(learner.temp_path, learner.experiment_name)
-    logger = _Logger(folder, logging_path, logging_flush_secs, silent, verbose, dist.is_main)
+    logger = _Logger(folder, options.logging_path, options.logging_flush_secs, options.silent, options.verbose,
+                     dist.is_main)
     try:
-        return _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_size, batches_per_iter,
-                    device, dist, logger, use_val_subset, val_subset_size, images_folder_name, annotations_filename,
-                    val_images_folder_name, val_annotations_filename, augmentation, seed, max_iterations,
-                    init_weights)
+        return Trainer(learner, dataset, val_dataset, options, dist, logger).run()
     finally:
         logger.close()
         dist.close()
 
 
-def _fit(learner, dataset, val_dataset, silent, verbose, total_epochs, batch_size, batches_per_iter, device, dist,
-         logger, use_val_subset, val_subset_size, images_folder_name, annotations_filename, val_images_folder_name,
-         val_annotations_filename, augmentation, seed, max_iterations, init_weights):
-    from tqdm import tqdm
+class Trainer:
+    """One fit() of a learner's network: its optimiser and schedule, where the run is (`position`), and what it
+    did (`result`). Built by fit(), which owns the process group and the logs."""
 
-    train_set = training_dataset(learner, dataset, images_folder_name, annotations_filename, augmentation, seed)
-    network = learner.model.to(device)
-    optimizer = make_optimizer(network, learner.lr)
-    scheduler = make_scheduler(learner.lr_schedule, optimizer)
-    iteration, epoch, position = 0, 0, 0
-    if learner.checkpoint_load_iter:
+    def __init__(self, learner, dataset, val_dataset, options: TrainingOptions, dist: Distributed,
+                 logger: _Logger) -> None:
+        self.learner, self.val_dataset, self.options = learner, val_dataset, options
+        self.dist, self.logger = dist, logger
+        self.epochs = int(options.epochs if options.epochs is not None else learner.epochs)
+        self.batch_size, self.batches_per_iter = int(learner.batch_size), int(learner.batches_per_iter)
+        self.device = learner.device
+        if dist.enabled and str(self.device).startswith('cuda'):
+            self.device = f'cuda:{dist.local_rank}'
+        self.train_set = training_dataset(learner, dataset, options.images_folder_name, options.annotations_filename,
+                                          options.augmentation, options.seed)
+        self.network = learner.model.to(self.device)
+        self.optimizer = make_optimizer(self.network, learner.lr)
+        self.scheduler = make_scheduler(learner.lr_schedule, self.optimizer)
+        self.position = Position()
+        self.result = FitResult()
+        self.window = _LossWindow(2 * (1 + self.network.num_refinement_stages))
+        self._accumulated = 0  # batches in the gradients of the iteration under way
+        self._saved = self._validated = None  # the iterations last saved and validated
+
+    @property
+    def finished(self) -> bool:
+        """Whether max_iterations is reached."""
+        return self.options.max_iterations is not None and self.position.iteration >= self.options.max_iterations
+
+    def resume(self) -> None:
+        """From learner.checkpoint_load_iter: the weights, and unless learner.weights_only the optimiser, schedule
+        and position too; without one, the ImageNet backbone when init_weights is 'auto'."""
+        learner = self.learner
+        if not learner.checkpoint_load_iter:
+            if self.options.init_weights == 'auto':
+                init_backbone(learner, self.network, self.logger.say)
+            return
         path = checkpoint_path(learner.temp_path, learner.experiment_name, learner.checkpoint_load_iter)
         checkpoint = read_checkpoint(path)
-        load_state_strictly(network, extract_state_dict(checkpoint))
-        if not learner.weights_only:
-            optimizer.load_state_dict(checkpoint['optimizer'])
-            scheduler.load_state_dict(checkpoint['scheduler'])
-            iteration = int(checkpoint['iter'])
-            epoch = int(checkpoint['current_epoch'])
-            position = int(checkpoint.get('batch_in_epoch', 0))
-        logger.say(f'loaded {path}' + ('' if learner.weights_only else
-                                       f': iteration {iteration}, epoch {epoch}, batch {position}'))
-    elif init_weights == 'auto':
-        init_backbone(learner, network, logger.say)
-
-    model = network
-    if dist.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            network, device_ids=[dist.local_rank] if str(device).startswith('cuda') else None)
-    sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed)
-    num_stages = 1 + network.num_refinement_stages
-    result = FitResult(iteration=iteration, epoch=epoch)
-    state = {'iteration': iteration, 'epoch': epoch, 'position': position, 'saved': None, 'validated': None}
-
-    def save():
-        if dist.is_main and state['iteration'] > 0 and state['saved'] != state['iteration']:
-            path = checkpoint_path(learner.temp_path, learner.experiment_name, state['iteration'])
-            save_checkpoint({'state_dict': network.state_dict(), 'optimizer': optimizer.state_dict(),
-                             'scheduler': scheduler.state_dict(), 'iter': state['iteration'],
-                             'current_epoch': state['epoch'], 'batch_in_epoch': state['position'],
-                             'seed': seed, 'world_size': dist.world_size, 'batch_size': batch_size,
-                             'batches_per_iter': batches_per_iter}, path)
-            result.checkpoint = path
-            logger.say(f'saved {path}')
-        state['saved'] = state['iteration']
-
-    def validate():
-        if val_dataset is None or state['validated'] == state['iteration']:
+        load_state_strictly(self.network, extract_state_dict(checkpoint))
+        if learner.weights_only:
+            self.logger.say(f'loaded {path}')
             return
-        state['validated'] = state['iteration']
-        if dist.is_main:
+        self.optimizer.load_state_dict(checkpoint['optimizer'])
+        self.scheduler.load_state_dict(checkpoint['scheduler'])
+        self.position = Position(int(checkpoint['iter']), int(checkpoint['current_epoch']),
+                                 int(checkpoint.get('batch_in_epoch', 0)))
+        self.logger.say(f'loaded {path}: iteration {self.position.iteration}, epoch {self.position.epoch}, '
+                        f'batch {self.position.batch}')
+
+    def run(self) -> FitResult:
+        """Resumes, trains to the last epoch or max_iterations, then saves and validates. Ctrl-C stops before
+        the next batch with a checkpoint to resume from, and raises KeyboardInterrupt."""
+        self.resume()
+        model = self.network
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                self.network, device_ids=[self.dist.local_rank] if str(self.device).startswith('cuda') else None)
+        sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                     shuffle=True, seed=self.options.seed)
+        self.window.reset()
+        started, start_iteration = time.perf_counter(), self.position.iteration
+        self.network.train()
+        # SIGTERM keeps its default (the process ends): only Ctrl-C, as documented, asks for a checkpoint.
+        with StopRequests(signals=(signal.SIGINT,)) as stop:
+            try:
+                while self.position.epoch < self.epochs and not self.finished:
+                    self._train_epoch(model, sampler, stop)
+            except KeyboardInterrupt:
+                # The weights and optimiser are those of the last completed iteration, and the position the batch
+                # after it: a run resumed from here repeats any batches of an unfinished accumulation.
+                self.logger.say('interrupted: saving a checkpoint to resume from')
+                self.save()
+                raise
+        self.result.seconds = time.perf_counter() - started
+        self.result.iterations_run = self.position.iteration - start_iteration
+        if self.dist.enabled:
+            # The parameters are equal on every rank; the batch-norm statistics of the last batches are not.
+            for buffer in self.network.buffers():
+                torch.distributed.broadcast(buffer, 0)
+        self.save()
+        self.validate()
+        self.network.eval()
+        self.result.iteration, self.result.epoch = self.position.iteration, self.position.epoch
+        return self.result
+
+    def _train_epoch(self, model, sampler, stop):
+        """The rest of the current epoch, from position.batch; the epoch ends unless max_iterations stops it."""
+        from tqdm import tqdm
+
+        epoch = self.position.epoch
+        sampler.set_epoch(epoch)
+        if hasattr(self.train_set, 'set_epoch'):
+            self.train_set.set_epoch(epoch)
+        loader = DataLoader(self.train_set, batch_size=self.batch_size,
+                            sampler=SkipSampler(sampler, self.position.batch * self.batch_size),
+                            num_workers=self.learner.num_workers, pin_memory=str(self.device).startswith('cuda'))
+        batches, self._accumulated = self.position.batch, 0
+        bar = tqdm(loader, total=len(loader), disable=self.options.silent or not self.dist.is_main, leave=False,
+                   desc=f'epoch {epoch}', initial=0)
+        for batch in bar:
+            stop.raise_if_requested()  # between batches, never inside an optimiser step
+            completed = self.step(model, batch)
+            batches += 1
+            if not completed:
+                continue
+            self.position.iteration += 1
+            self.position.batch = batches
+            self._after_iteration(bar)
+            if self.finished:
+                break
+        bar.close()
+        if batches >= math.ceil(len(sampler) / self.batch_size):
+            self.scheduler.step()
+            self.position.epoch, self.position.batch = epoch + 1, 0
+
+    def step(self, model, batch) -> bool:
+        """Forward and backward of one batch, its gradients added to those of the iteration's earlier batches;
+        on the iteration's last batch (batches_per_iter) the optimiser steps. True when it did.
+
+        Under DistributedDataParallel the gradients are reduced over the ranks on that last batch only."""
+        if self._accumulated == 0:
+            self.optimizer.zero_grad(set_to_none=True)
+        images, heatmaps, pafs, heatmap_mask, paf_mask = (t.to(self.device, non_blocking=True)
+                                                          for t in unpack_batch(batch))
+        last = self._accumulated + 1 == self.batches_per_iter
+        sync = model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+        with sync:
+            losses = stage_losses(model(images), heatmaps, pafs, heatmap_mask, paf_mask)
+            loss = sum(losses) / self.batches_per_iter
+            loss.backward()
+        self.window.add(losses, self.batches_per_iter)
+        self._accumulated += 1
+        if not last:
+            return False
+        self.optimizer.step()
+        self._accumulated = 0
+        self.window.iterations += 1
+        return True
+
+    def _after_iteration(self, bar):
+        iteration, learner = self.position.iteration, self.learner
+        if iteration % learner.log_after == 0:
+            self.log(bar)
+        if iteration % learner.checkpoint_after_iter == 0:
+            self.save()
+        if iteration % learner.val_after == 0:
+            self.validate()
+
+    def log(self, bar=None) -> None:
+        """The mean losses since the last log (over the ranks) to the losses file, TensorBoard and the user."""
+        means = self.window.sums / self.window.iterations
+        if self.dist.enabled:
+            torch.distributed.all_reduce(means)
+            means /= self.dist.world_size
+        entry = {'iter': self.position.iteration, 'epoch': self.position.epoch, 'loss': float(means.sum()),
+                 'stage_losses': [float(v) for v in means], 'lr': self.optimizer.param_groups[0]['lr'],
+                 'iterations_per_s': self.window.rate()}
+        self.result.losses.append(entry)
+        self.logger.losses(entry)
+        if bar is not None:
+            bar.set_postfix(loss=f'{entry["loss"]:.2f}')
+        self.logger.say(f'iteration {entry["iter"]}, epoch {entry["epoch"]}: {describe_loss(entry)}, '
+                        f'{entry["iterations_per_s"]:.2f} it/s')
+        self.window.reset()
+
+    def save(self) -> None:
+        """A checkpoint of the present iteration (rank 0, once per iteration, none before the first)."""
+        iteration = self.position.iteration
+        if self.dist.is_main and iteration > 0 and self._saved != iteration:
+            path = checkpoint_path(self.learner.temp_path, self.learner.experiment_name, iteration)
+            save_checkpoint({'state_dict': self.network.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                             'scheduler': self.scheduler.state_dict(), 'iter': iteration,
+                             'current_epoch': self.position.epoch, 'batch_in_epoch': self.position.batch,
+                             'seed': self.options.seed, 'world_size': self.dist.world_size,
+                             'batch_size': self.batch_size, 'batches_per_iter': self.batches_per_iter}, path)
+            self.result.checkpoint = path
+            self.logger.say(f'saved {path}')
+        self._saved = iteration
+
+    def validate(self) -> None:
+        """Evaluation on the validation set (rank 0, once per iteration), into result.stats."""
+        iteration, options = self.position.iteration, self.options
+        if self.val_dataset is None or self._validated == iteration:
+            return
+        self._validated = iteration
+        if self.dist.is_main:
             from openpose_ros.evaluation.learner_eval import evaluate
-            logger.say(f'validation at iteration {state["iteration"]}')
-            result.stats = evaluate(learner, val_dataset, silent=silent, verbose=verbose, use_subset=use_val_subset,
-                                    subset_size=val_subset_size, images_folder_name=val_images_folder_name,
-                                    annotations_filename=val_annotations_filename)
-            logger.stats(result.stats, state['iteration'])
-            logger.say('validation: ' + ', '.join(f'{k} {v:.4f}' for k, v in result.stats.items()))
-            network.train()
-        dist.barrier()
-
-    def done():
-        return max_iterations is not None and state['iteration'] >= max_iterations
-
-    window, window_iterations, window_start = torch.zeros(2 * num_stages, dtype=torch.float64), 0, time.perf_counter()
-    started, start_iteration = time.perf_counter(), iteration
-    network.train()
-    interrupt = _Interrupt()
-    try:
-        while state['epoch'] < total_epochs and not done():
-            sampler.set_epoch(state['epoch'])
-            if hasattr(train_set, 'set_epoch'):
-                train_set.set_epoch(state['epoch'])
-            loader = DataLoader(train_set, batch_size=batch_size,
-                                sampler=SkipSampler(sampler, state['position'] * batch_size),
-                                num_workers=learner.num_workers, pin_memory=str(device).startswith('cuda'))
-            batches, accumulated = state['position'], 0
-            bar = tqdm(loader, total=len(loader), disable=silent or not dist.is_main, leave=False,
-                       desc=f'epoch {state["epoch"]}', initial=0)
-            for batch in bar:
-                interrupt.check()
-                if accumulated == 0:
-                    optimizer.zero_grad(set_to_none=True)
-                images, heatmaps, pafs, heatmap_mask, paf_mask = (t.to(device, non_blocking=True)
-                                                                  for t in unpack_batch(batch))
-                step = accumulated + 1 == batches_per_iter
-                sync = model.no_sync() if dist.enabled and not step else contextlib.nullcontext()
-                with sync:
-                    losses = stage_losses(model(images), heatmaps, pafs, heatmap_mask, paf_mask)
-                    loss = sum(losses) / batches_per_iter
-                    loss.backward()
-                window += torch.tensor([value.item() for value in losses], dtype=torch.float64) / batches_per_iter
-                batches += 1
-                accumulated += 1
-                if not step:
-                    continue
-                optimizer.step()
-                accumulated = 0
-                state['iteration'] += 1
-                state['position'] = batches
-                window_iterations += 1
-                if state['iteration'] % learner.log_after == 0:
-                    means = window / window_iterations
-                    if dist.enabled:
-                        torch.distributed.all_reduce(means)
-                        means /= dist.world_size
-                    elapsed = time.perf_counter() - window_start
-                    entry = {'iter': state['iteration'], 'epoch': state['epoch'], 'loss': float(means.sum()),
-                             'stage_losses': [float(v) for v in means], 'lr': optimizer.param_groups[0]['lr'],
-                             'iterations_per_s': window_iterations / elapsed if elapsed > 0 else 0.0}
-                    result.losses.append(entry)
-                    logger.losses(entry)
-                    bar.set_postfix(loss=f'{entry["loss"]:.2f}')
-                    logger.say(f'iteration {entry["iter"]}, epoch {entry["epoch"]}: {describe_loss(entry)}, '
-                               f'{entry["iterations_per_s"]:.2f} it/s')
-                    window.zero_()
-                    window_iterations, window_start = 0, time.perf_counter()
-                if state['iteration'] % learner.checkpoint_after_iter == 0:
-                    save()
-                if state['iteration'] % learner.val_after == 0:
-                    validate()
-                if done():
-                    break
-            bar.close()
-            if batches >= math.ceil(len(sampler) / batch_size):  # else stopped by max_iterations
-                scheduler.step()
-                state['epoch'] += 1
-                state['position'] = 0
-    except KeyboardInterrupt:
-        # The weights and optimiser are those of the last completed iteration, and the position the batch
-        # after it: a run resumed from here repeats any batches of an unfinished accumulation.
-        logger.say('interrupted: saving a checkpoint to resume from')
-        save()
-        raise
-    finally:
-        interrupt.restore()
-    result.seconds = time.perf_counter() - started
-    result.iterations_run = state['iteration'] - start_iteration
-    if dist.enabled:
-        # The parameters are equal on every rank; the batch-norm statistics of the last batches are not.
-        for buffer in network.buffers():
-            torch.distributed.broadcast(buffer, 0)
-    save()
-    validate()
-    network.eval()
-    result.iteration, result.epoch = state['iteration'], state['epoch']
-    return result
+            self.logger.say(f'validation at iteration {iteration}')
+            self.result.stats = evaluate(
+                self.learner, self.val_dataset, silent=options.silent, verbose=options.verbose,
+                use_subset=options.use_val_subset, subset_size=options.val_subset_size,
+                images_folder_name=options.val_images_folder_name,
+                annotations_filename=options.val_annotations_filename)
+            self.logger.stats(self.result.stats, iteration)
+            self.logger.say('validation: ' + ', '.join(f'{k} {v:.4f}' for k, v in self.result.stats.items()))
+            self.network.train()
+        self.dist.barrier()
