@@ -388,12 +388,13 @@ def test_killed_run_leaves_the_last_checkpoint_loadable_and_resumable(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['ctrl_c', 'sigterm'])
+def test_ctrl_c_or_sigterm_saves_a_resumable_checkpoint(tmp_path, signum):
     process = subprocess.Popen(_train_command(tmp_path, '--checkpoint-after-iter', '100000'), env=ENV, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     losses = tmp_path / 'run' / 'default_checkpoints' / training.LOSS_LOG
     _wait_for(lambda: losses.is_file() and len(losses.read_text().splitlines()) >= 2, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, (process.returncode, stderr)
     assert '--checkpoint-load-iter' in stderr

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import re
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -465,8 +464,8 @@ class Trainer:
         self.window.reset()
         started, start_iteration = time.perf_counter(), self.position.iteration
         self.network.train()
-        # SIGTERM keeps its default (the process ends): only Ctrl-C, as documented, asks for a checkpoint.
-        with StopRequests(signals=(signal.SIGINT,)) as stop:
+        # SIGTERM too (a job scheduler's stop, `kill`): the run ends with a resumable checkpoint.
+        with StopRequests() as stop:
             try:
                 while self.position.epoch < self.epochs and not self.finished:
                     self._train_epoch(model, sampler, stop)
