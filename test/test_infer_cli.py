@@ -235,6 +235,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, caplog, make, message):
     assert message in caplog.text
 
 
+@pytest.mark.slow
 def test_a_saved_model_with_a_quantised_twin_runs_int8_by_default(tmp_path):
     """--save-model keeps the int8 model beside the weights; the next run's backend auto finds and uses it."""
     model = tmp_path / 'model'
@@ -340,6 +341,7 @@ def test_a_checkpoint_file_loads_with_its_refinement_stages_read_from_it(tmp_pat
                    '--output', tmp_path / 'bad') == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TEST_MODEL.exists(), reason=f'the trained test model {TEST_MODEL} is not there')
 def test_the_test_model_finds_its_people_through_the_executable_on_every_backend(tmp_path):
     """The photos the test model was trained on: its six people, on torch, ONNX Runtime, int8 and OpenVINO alike."""

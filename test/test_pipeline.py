@@ -79,6 +79,7 @@ def test_without_tracking_ids_are_minus_one_and_smoothing_still_follows_people(l
         np.testing.assert_allclose(got.data, want.data)  # the same smoothing as with ids
 
 
+@pytest.mark.slow
 def test_time_that_goes_back_restarts_tracking_and_smoothing(learner, frames):
     stream = stream_of(learner)
     first = run(stream, frames, start=10.0)

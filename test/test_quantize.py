@@ -23,6 +23,8 @@ from openpose_ros.runtime.quantize import (Preprocessing, compare_backends, defa
 from openpose_ros.runtime.selection import apply_backend, choose_backend, saved_onnx_models
 from test_infer_cli import OracleBackend
 
+pytestmark = pytest.mark.slow  # quantising and calibrating take seconds per test
+
 CALIBRATION = 8
 # Held out from calibration: real photos the quantiser has not seen.
 HELD_OUT = sorted(MMPOSE_IMAGES.glob('*.jpg')) + [DATA / 'images' / 'messi5.jpg']
