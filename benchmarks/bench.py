@@ -17,10 +17,13 @@ same estimator (preprocessing of the real photo, upsampling, keypoints, grouping
 `pipeline_with_people` adds them up: preprocess + network + post-processing of 3 or 11 people.
 
 Also reported: the fp32 floor (network GFLOP / this CPU's fp32 matmul GFLOP/s at that thread count), the peak
-RSS of each process, and that the ONNX Runtime processes never imported torch (nor the OpenVINO ones torch or
-onnxruntime). Every measurement records the CPU
-time other processes used meanwhile (other_processes_cpu_percent, of both cores; and the hypervisor's steal
-time): figures with more than a few percent are disturbed, and torch's 2-thread figures most of all.
+RSS of each measuring process, and that the ONNX Runtime processes never imported torch (nor the OpenVINO ones
+torch or onnxruntime). `user_process_peak_rss` is the memory a user's process needs: a process that imports what
+running the pipeline takes (cv2, the estimator, one backend) and nothing of this benchmark, runs the pipeline on
+the photo and reports its peak RSS (VmHWM), in MiB and in MB (10^6 bytes, the issues' unit). Every measurement
+records the CPU time other processes used meanwhile (other_processes_cpu_percent, of both cores; and the
+hypervisor's steal time): figures with more than a few percent are disturbed, and torch's 2-thread figures most
+of all.
 """
 import argparse
 import json
@@ -224,6 +227,35 @@ def worker_floor(spec):
 
 WORKERS = {'pipeline': worker_pipeline, 'people': worker_people, 'floor': worker_floor}
 
+# What a user's process runs with ONNX Runtime or OpenVINO: the pipeline and nothing else (run with `python -c`,
+# so that none of this benchmark's own imports count).
+USER_PROCESS = '''
+import json
+import sys
+
+import cv2
+
+from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.inference.pipeline import PoseStream, StreamSettings
+
+spec = json.loads(sys.argv[1])
+cv2.setNumThreads(spec['threads'])
+if spec['backend'].startswith('openvino-'):
+    from openpose_ros.runtime.openvino import OpenVinoBackend
+    backend = OpenVinoBackend(spec['model'], spec['backend'].split('-')[1], threads=spec['threads'])
+else:
+    from openpose_ros.runtime.backends import OnnxBackend
+    backend = OnnxBackend(spec['model'], 'cpu', threads=spec['threads'])
+stream = PoseStream(PoseEstimator(backend, spec['stride'], spec['base_height']))
+image = cv2.imread(spec['image'])
+for index in range(spec['frames']):
+    stream.process(image, index * 0.1, StreamSettings(spec['upsample_ratio']))
+status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+print(json.dumps({'peak_rss_kib': int(status['VmHWM'].split()[0]),
+                  'imported': sorted(name for name in ('torch', 'onnxruntime', 'openvino') if name in sys.modules)}))
+'''
+USER_FRAMES = 20
+
 
 DISTURBED_PERCENT = 5.0
 
@@ -239,20 +271,36 @@ def run_measurement(spec, retries):
             best = result
         if result['other_processes_cpu_percent'] <= DISTURBED_PERCENT:
             break
-        log(f'  disturbed ({result["other_processes_cpu_percent"]}% CPU by others): measuring again')
+        log(f'  disturbed ({result["other_processes_cpu_percent"]}% CPU by others)'
+            + (': measuring again' if attempt < retries else ''))
     return best
 
 
 def run_worker(spec):
     """Runs one worker in a fresh process limited to spec['threads'] threads; returns its JSON result."""
+    return _run_process(['--worker'], spec)
+
+
+def _run_process(command, spec):
+    """`python <command> <spec as JSON>` (command: this script's arguments, or ['-c', code]) in a fresh process
+    limited to spec['threads'] threads; returns the JSON document of its last line of output."""
     threads = str(spec['threads'])
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    process = subprocess.run([sys.executable, __file__, '--worker', json.dumps(spec)], env=env, text=True,
+    script = [] if command[0] == '-c' else [__file__]
+    process = subprocess.run([sys.executable, *script, *command, json.dumps(spec)], env=env, text=True,
                              capture_output=True, timeout=900)
     if process.returncode != 0:
-        raise RuntimeError(f'worker {spec["kind"]} failed:\n{process.stderr[-3000:]}')
+        raise RuntimeError(f'{spec.get("kind", "process")} failed:\n{process.stderr[-3000:]}')
     return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def user_process_peak_rss(spec):
+    """Peak RSS (MiB) of a user's process running the pipeline on `spec['backend']` (not torch), and the
+    heavy modules it imported."""
+    result = _run_process(['-c', USER_PROCESS], dict(spec, base_height=BASE_HEIGHT, upsample_ratio=UPSAMPLE_RATIO,
+                                                     frames=USER_FRAMES))
+    return round(result['peak_rss_kib'] / 1024, 1), result['imported']
 
 
 # --- preparation (this process: torch, export, quantisation) ------------------------------------------------
@@ -320,6 +368,43 @@ def machine():
     return info
 
 
+def _process_label(backend):
+    return ('torch process' if backend == 'torch' else f'openvino-only process ({backend})'
+            if backend in OPENVINO_MODELS else f'onnxruntime-only process ({backend})')
+
+
+def _mib_and_mb(values):
+    return {'min_mib': min(values), 'max_mib': max(values),
+            'min_mb': round(min(values) * 2 ** 20 / 1e6, 1), 'max_mb': round(max(values) * 2 ** 20 / 1e6, 1)}
+
+
+def peak_rss_summary(doc, configs, backends):
+    """Peak RSS of the measuring processes (MiB: min and max over configurations and thread counts) and of the
+    user's processes (MiB and MB, overall and per configuration); raises if a process imported a runtime it
+    does not run."""
+    measuring, user = {}, {}
+    for name in configs:
+        for row in doc['configs'][name]['threads'].values():
+            for backend in backends:
+                measured, label = row[backend], _process_label(backend)
+                measuring.setdefault(label, []).append(measured['peak_rss_mib'])
+                if backend == 'torch':
+                    continue
+                user.setdefault(label, {}).setdefault(name, []).append(measured['user_process_peak_rss_mib'])
+                imported = set(measured['user_process_imported']) | {
+                    module for module in ('torch', 'onnxruntime') if measured[f'{module}_imported']}
+                unexpected = imported & ({'torch', 'onnxruntime'} if backend in OPENVINO_MODELS else {'torch'})
+                if unexpected:
+                    raise RuntimeError(f'a {backend} process imported {", ".join(sorted(unexpected))}')
+    measuring = {label: {'min': min(v), 'max': max(v)} for label, v in measuring.items()}
+    measuring['onnxruntime_only_processes_imported_torch'] = False
+    measuring['openvino_only_processes_imported_torch_or_onnxruntime'] = False
+    user = {label: dict(_mib_and_mb([v for values in per_config.values() for v in values]),
+                        per_configuration={name: _mib_and_mb(values) for name, values in per_config.items()})
+            for label, per_config in user.items()}
+    return measuring, user
+
+
 def ratio(a, b):
     return round(a / b, 2) if a and b else None
 
@@ -348,12 +433,12 @@ def targets(doc, config='mobilenet-1stage-stride8', threads='2 threads'):
     most = doc['postprocessing'][f'stride {doc["configs"][config]["stride"]}'][threads]['11 people']
     result['pre_and_postprocessing_11_people_ms (target <= 3)'] = round(
         most['preprocess_ms'] + most['postprocessing_ms'], 2)
-    rss = [value['max'] for label, value in doc['peak_rss_mib'].items() if label.startswith('onnxruntime-only')]
-    if rss:
-        result['onnxruntime_only_peak_rss_MB_all_configurations (target < 160)'] = round(max(rss) * 2 ** 20 / 1e6, 1)
-    rss = [value['max'] for label, value in doc['peak_rss_mib'].items() if label.startswith('openvino-only')]
-    if rss:
-        result['openvino_only_peak_rss_MB_all_configurations (target < 160)'] = round(max(rss) * 2 ** 20 / 1e6, 1)
+    for runtime in ('onnxruntime', 'openvino'):
+        rss = [value for label, value in doc['user_process_peak_rss'].items() if label.startswith(f'{runtime}-only')]
+        if rss:
+            result[f'{runtime}_only_user_process_peak_rss_MB (target < 160)'] = {
+                'this configuration': max(value['per_configuration'][config]['max_mb'] for value in rss),
+                'all configurations': max(value['max_mb'] for value in rss)}
     return result
 
 
@@ -425,6 +510,10 @@ def main(argv=None):
                         'kind': 'pipeline', 'backend': backend, 'model': paths[backend], 'threads': count,
                         'network': info['network'], 'stride': info['stride'], 'image': str(REFERENCE_IMAGE),
                         'runs': runs, 'warmup': warmup}, args.retries)
+                    if backend != 'torch':
+                        row[backend]['user_process_peak_rss_mib'], row[backend]['user_process_imported'] = \
+                            user_process_peak_rss({'backend': backend, 'model': paths[backend], 'threads': count,
+                                                   'stride': info['stride'], 'image': str(REFERENCE_IMAGE)})
                 if 'torch' in row:
                     row['speedup_vs_torch_eager'] = {b: ratio(row['torch']['total_ms'], row[b]['total_ms'])
                                                      for b in backends if b != 'torch'}
@@ -471,20 +560,7 @@ def main(argv=None):
                     for label in PEOPLE}
             summary[key] = row
         doc['pipeline_with_people'][name] = summary
-    rss = {}
-    for name in configs:
-        for key, row in doc['configs'][name]['threads'].items():
-            for backend in backends:
-                label = ('torch process' if backend == 'torch' else f'openvino-only process ({backend})'
-                         if backend in OPENVINO_MODELS else f'onnxruntime-only process ({backend})')
-                rss.setdefault(label, []).append(row[backend]['peak_rss_mib'])
-                if backend != 'torch' and row[backend]['torch_imported']:
-                    raise RuntimeError(f'the {backend} worker imported torch')
-                if backend in OPENVINO_MODELS and row[backend]['onnxruntime_imported']:
-                    raise RuntimeError(f'the {backend} worker imported onnxruntime')
-    doc['peak_rss_mib'] = {label: {'min': min(v), 'max': max(v)} for label, v in rss.items()}
-    doc['peak_rss_mib']['onnxruntime_only_processes_imported_torch'] = False
-    doc['peak_rss_mib']['openvino_only_processes_imported_torch_or_onnxruntime'] = False
+    doc['peak_rss_mib'], doc['user_process_peak_rss'] = peak_rss_summary(doc, configs, backends)
     measured = [r for c in doc['configs'].values() for row in c['threads'].values() for r in row.values()
                 if isinstance(r, dict) and 'other_processes_cpu_percent' in r]
     measured += [r for block in doc['postprocessing'].values() for cases in block.values() for r in cases.values()]

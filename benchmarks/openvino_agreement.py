@@ -4,8 +4,10 @@ agreement on real images, measured as int8_agreement.py measures int8.
     python benchmarks/openvino_agreement.py --weights test/models/tiny_coco [--precisions fp32,bf16,int8]
 
 Evaluation images: the coco-mini val2017 photos, the mmpose-tests photos, the opencv-doc photos and every 40th
-frame of vtest.avi, plus the --evaluate-train-ids photos (the ones a test model knows). int8 quantises the model
-(minmax) on coco-mini train2017 photos, disjoint from those. Prints one JSON document: per precision,
+frame of vtest.avi, plus the --evaluate-train-ids photos (the ones a test model knows), plus with
+--all-train-photos every other coco-mini train2017 photo that int8 does not calibrate on (a larger sample: bf16
+and fp32 calibrate on nothing). int8 quantises the model (minmax) on coco-mini train2017 photos, disjoint from
+those. Prints one JSON document: per precision,
 compare_backends' figures and the network's time on one photo beside ONNX Runtime fp32's.
 """
 import argparse
@@ -27,6 +29,8 @@ def main(argv=None):
     parser.add_argument('--evaluate-train-ids', default='',
                         help='coco-mini train2017 image ids to evaluate on too (and keep out of calibration), e.g. '
                              'the images a test model was trained on: 30752,37666,183872,234748,442450')
+    parser.add_argument('--all-train-photos', action='store_true',
+                        help='also evaluate on every other coco-mini train2017 photo not used for int8 calibration')
     parser.add_argument('--output', help='also write the JSON here')
     args = parser.parse_args(argv)
     precisions = [p.strip() for p in args.precisions.split(',') if p.strip()]
@@ -45,21 +49,24 @@ def main(argv=None):
                                   tuple(learner.pad_value))
     extra = [COCO / 'coco-mini' / 'train2017' / f'{int(i):012d}.jpg' for i in args.evaluate_train_ids.split(',')
              if i.strip()]
-    images = evaluation_images(extra)
+    calibration = calibration_images(args.calibration_images, exclude=extra) if 'int8' in precisions else []
+    others = ([p for p in sorted((COCO / 'coco-mini' / 'train2017').glob('*.jpg')) if p not in extra + calibration]
+              if args.all_train_photos else [])
+    images = evaluation_images(extra + others)
     photo = cv2.imread(str(COCO / 'mmpose-tests' / '000000000785.jpg'))
     doc = {'weights': args.weights, 'base_height': learner.base_height, 'stride': learner.stride,
            'threads': args.threads, 'cpu_capabilities': list(device_capabilities()),
            'reference': 'ONNX Runtime fp32',
-           'evaluation': f'{len(images)} real images ({len(extra)} coco-mini train2017, the val2017 ones, '
-                         f'mmpose-tests, opencv-doc photos, vtest.avi every 40th frame)', 'precisions': {}}
+           'evaluation': f'{len(images)} real images ({len(extra)} coco-mini train2017 the model knows, '
+                         f'{len(others)} other coco-mini train2017, the val2017 ones, mmpose-tests, opencv-doc photos, '
+                         f'vtest.avi every 40th frame)', 'precisions': {}}
     with tempfile.TemporaryDirectory() as work:
         fp32 = export_onnx(learner.model.eval(), Path(work) / 'model.onnx')
         reference = OnnxBackend(fp32, threads=args.threads)
         doc['onnxruntime_fp32_network_ms'] = network_ms(reference, photo, preprocessing)
         for precision in precisions:
             if precision == 'int8':
-                model = quantize_onnx(fp32, Path(work) / 'model.int8.onnx',
-                                      calibration_images(args.calibration_images, exclude=extra), preprocessing)
+                model = quantize_onnx(fp32, Path(work) / 'model.int8.onnx', calibration, preprocessing)
                 candidate = OpenVinoBackend(model, threads=args.threads)
             else:
                 candidate = OpenVinoBackend(fp32, precision, threads=args.threads)
