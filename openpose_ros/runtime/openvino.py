@@ -2,8 +2,9 @@
 
 Same interface as openpose_ros.runtime.backends: `run(batch) -> (heatmaps, pafs)`. Imports neither torch nor
 onnxruntime, so an OpenVINO-only process pays for neither, nor for OpenVINO's model-conversion API (see _openvino).
-The model is compiled once per input size (a camera's size does not change) and the compiled models of the last few sizes are
-kept: each holds its own copy of the weights in the layout the device computes with, and its own activations.
+The model is compiled once per input size (a camera's size does not change) and the compiled models of the last
+few sizes are kept: each holds its own copy of the weights in the layout the device computes with, and its own
+activations.
 """
 import logging
 import sys
