@@ -444,7 +444,7 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
     bag = make_bag(tmp_path / 'camera', count=5)
     original = BagInput.frames
 
-    def breaking(self, topic, start_ns=None, end_ns=None):
+    def breaking(self, topic, *selection):
         real = self.reader.messages
 
         def messages_then_error(connections):
@@ -453,7 +453,7 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
                     raise OSError('read error')
                 yield item
         self.reader.messages = messages_then_error
-        return original(self, topic, start_ns, end_ns)
+        return original(self, topic, *selection)
     monkeypatch.setattr(BagInput, 'frames', breaking)
     with pytest.raises(BagError, match='reading stopped after 3 messages'):
         run_eval(learner, bag, tmp_path / 'out', plots=False)
