@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip('rosbags')
 
 from conftest import DATA, ROOT, TEST_MODEL  # noqa: E402
+from test_lifting import PERSON_DEPTHS  # noqa: E402
 import openpose_ros.messages.typestore as messages  # noqa: E402
 from openpose_ros.bag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
 from openpose_ros.bag.realtime import NewestFrameWorker  # noqa: E402
@@ -443,7 +444,7 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
     bag = make_bag(tmp_path / 'camera', count=5)
     original = BagInput.frames
 
-    def breaking(self, topic, start_ns=None, end_ns=None):
+    def breaking(self, topic, *selection):
         real = self.reader.messages
 
         def messages_then_error(connections):
@@ -452,7 +453,7 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
                     raise OSError('read error')
                 yield item
         self.reader.messages = messages_then_error
-        return original(self, topic, start_ns, end_ns)
+        return original(self, topic, *selection)
     monkeypatch.setattr(BagInput, 'frames', breaking)
     with pytest.raises(BagError, match='reading stopped after 3 messages'):
         run_eval(learner, bag, tmp_path / 'out', plots=False)
@@ -515,3 +516,181 @@ def test_ctrl_c_leaves_a_readable_output_bag_and_says_so_in_the_report(model, tm
     processed = report['frames']['processed']
     assert 5 <= processed < count and len(output['/poses']) == len(output['/image_annotated/compressed']) == processed
     assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == [T0 + i * PERIOD for i in range(processed)]
+
+
+# --- depth: people in metres ------------------------------------------------------------------------------------
+COLOUR_TOPIC, DEPTH_TOPIC = '/camera/color/image_raw', '/camera/depth/image_raw'
+INFO_TOPIC = '/camera/depth/camera_info'
+DEPTH_FRAME = 'camera_depth_optical_frame'
+DEPTH_OFF_NS = 50_000_000          # the last frame's depth image is 50 ms off: beyond the default slop (10 ms)
+
+
+def depth_scenes():
+    """(photo, depth, intrinsics, labels) of the photos the test model learnt: each annotated person at a known
+    distance before a farther tilted wall (test_lifting's scenes), the depth in 16UC1 mm and 32FC1 m in turn."""
+    from pycocotools.coco import COCO
+    from test_lifting import PHOTOS, TRAIN_IMAGES, camera, person_labels, render
+    coco = COCO(str(TRAIN_ANNOTATIONS))
+    scenes = []
+    for index, image_id in enumerate(PHOTOS):
+        photo = cv2.imread(str(TRAIN_IMAGES / coco.loadImgs(image_id)[0]['file_name']))
+        labels = person_labels(coco, image_id, photo.shape)
+        intrinsics = camera(photo.shape[1], photo.shape[0])
+        scenes.append((photo, render(labels, intrinsics, millimetres=index % 2 == 0), intrinsics, labels))
+    return scenes
+
+
+def depth_image_msg(store, depth, header):
+    encoding, size = ('16UC1', 2) if depth.dtype == np.uint16 else ('32FC1', 4)
+    return store.types[messages.IMAGE](header=header, height=depth.shape[0], width=depth.shape[1],
+                                       encoding=encoding, is_bigendian=0, step=depth.shape[1] * size,
+                                       data=np.frombuffer(depth.astype(depth.dtype.newbyteorder('<')).tobytes(),
+                                                          np.uint8))
+
+
+def camera_info_msg(store, intrinsics, header):
+    return store.types[messages.CAMERA_INFO](
+        header=header, height=intrinsics.height, width=intrinsics.width, distortion_model='plumb_bob',
+        d=intrinsics.d.copy(), k=intrinsics.k.reshape(-1).copy(), r=np.eye(3).reshape(-1),
+        p=np.column_stack([intrinsics.k, np.zeros(3)]).reshape(-1), binning_x=0, binning_y=0,
+        roi=store.types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
+                                                            do_rectify=False))
+
+
+def make_depth_bag(path, scenes, storage='sqlite3'):
+    """A camera bag with colour, aligned depth and CameraInfo; the last frame's depth (and its CameraInfo) is
+    stamped DEPTH_OFF_NS after the colour frame. Returns the colour stamps."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    store = messages.typestore()
+    stamps = [T0 + i * PERIOD for i in range(len(scenes))]
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        colour = writer.add_connection(COLOUR_TOPIC, messages.IMAGE, typestore=store)
+        depth = writer.add_connection(DEPTH_TOPIC, messages.IMAGE, typestore=store)
+        info = writer.add_connection(INFO_TOPIC, messages.CAMERA_INFO, typestore=store)
+        for index, (stamp, (photo, depth_image, intrinsics, _)) in enumerate(zip(stamps, scenes)):
+            depth_stamp = stamp + (DEPTH_OFF_NS if index == len(scenes) - 1 else 0)
+            depth_header = messages.header(store, depth_stamp, DEPTH_FRAME)
+            writer.write(colour, stamp + LOG_DELAY, bytes(store.serialize_cdr(
+                image_msg(store, photo, messages.header(store, stamp, 'camera_color_optical_frame')),
+                messages.IMAGE)))
+            writer.write(depth, stamp + 2 * LOG_DELAY, bytes(store.serialize_cdr(
+                depth_image_msg(store, depth_image, depth_header), messages.IMAGE)))
+            writer.write(info, stamp + 2 * LOG_DELAY, bytes(store.serialize_cdr(
+                camera_info_msg(store, intrinsics, depth_header), messages.CAMERA_INFO)))
+    return stamps
+
+
+@pytest.fixture(scope='module')
+def depth_bag(tmp_path_factory):
+    scenes = depth_scenes()
+    path = tmp_path_factory.mktemp('depth') / 'rgbd'
+    return path, make_depth_bag(path, scenes), scenes
+
+
+def test_a_bag_with_depth_gives_poses_3d_and_markers_of_the_frames_with_a_matching_depth(
+        learner, depth_bag, tmp_path):
+    from openpose_ros.bag.evaluate import node_settings
+    from openpose_ros.inference.pipeline import lift
+    from openpose_ros.runtime.configured_model import depth_settings
+    bag, stamps, scenes = depth_bag
+    result = run_eval(learner, bag, tmp_path / 'out', annotated='none', plots=False)
+    output, types = read_bag(result.output_bag)
+    assert types == {'/poses': messages.POSE_ARRAY, '/poses_3d': messages.POSE_3D_ARRAY,
+                     '/skeleton_markers': messages.MARKER_ARRAY}
+    poses_2d = [msg_to_poses(m) for _, m in output['/poses']]
+    assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == stamps
+    # The last frame's depth image is 50 ms off: no 3D for it, and it is counted.
+    poses_3d = [m for _, m in output['/poses_3d']]
+    assert [messages.stamp_ns(m.header) for m in poses_3d] == stamps[:-1]
+    assert {m.header.frame_id for m in poses_3d} == {DEPTH_FRAME}
+    assert [log for log, _ in output['/poses_3d']] == [s + LOG_DELAY for s in stamps[:-1]]
+    # Each frame's 3D keypoints are lift() of its published 2D poses on its depth, with the node's settings.
+    settings = depth_settings(node_settings())
+    found = with_depth = on_person = right_depth = 0
+    for poses, msg, (photo, depth, intrinsics, labels) in zip(poses_2d, poses_3d, scenes):
+        lifted = lift(poses, depth, intrinsics, photo.shape, settings)
+        assert len(msg.poses) == len(poses) and [p.track_id for p in msg.poses] == [p.id for p in poses]
+        for pose, pose_msg, points, valid in zip(poses, msg.poses, lifted.points, lifted.valid):
+            got = np.array([(k.position.x, k.position.y, k.position.z) for k in pose_msg.keypoints])
+            assert [k.valid for k in pose_msg.keypoints] == valid.tolist()
+            np.testing.assert_allclose(got[valid], points[valid], atol=1e-6)
+            assert not got[~valid].any()
+            found += int(pose.found.sum())
+            with_depth += int(valid.sum())
+            # Independently of the lifting code: a valid keypoint well inside a person's mask is at that
+            # person's known distance (millimetre depth images round to 1 mm).
+            for (x, y), z in zip(np.round(pose.data[valid]).astype(int), got[valid][:, 2]):
+                patch = labels[max(y - 3, 0):y + 4, max(x - 3, 0):x + 4]
+                if patch.min() >= 0 and (patch == patch[0, 0]).all():
+                    on_person += 1
+                    right_depth += abs(z - PERSON_DEPTHS[patch[0, 0]]) <= 2e-3
+    assert found >= 40 and with_depth >= 0.5 * found
+    assert on_person >= 10 and right_depth >= 0.9 * on_person, (right_depth, on_person)
+    markers = [m for _, m in output['/skeleton_markers']]
+    assert len(markers) == len(poses_3d)
+    for array, msg in zip(markers, poses_3d):
+        spheres = [m for m in array.markers if m.type == m.SPHERE_LIST]
+        assert sum(len(m.points) for m in spheres) == sum(k.valid for p in msg.poses for k in p.keypoints)
+        assert all(m.header.frame_id == DEPTH_FRAME and m.lifetime.nanosec > 0 for m in array.markers)
+    report = result.report['depth']
+    assert (report['topic'], report['info_topic']) == (DEPTH_TOPIC, INFO_TOPIC)
+    assert (report['frames_with_depth'], report['frames_without_depth'], report['depth_rejected']) == (4, 1, 0)
+    assert (report['keypoints_found'], report['keypoints_with_depth']) == (found, with_depth)
+    assert report['valid_depth_fraction'] == round(with_depth / found, 4)
+    last = result.report['per_frame'][-1]
+    assert last['depth'] == 'unmatched' and last['depth_reason'] == 'no depth image with a matching stamp'
+    assert f'{100 * with_depth / found:.1f}% of the found keypoints with valid depth' in \
+        result.summary_path.read_text()
+
+
+def test_poses_3d_and_markers_of_a_bag_deserialise_in_rclpy(learner, depth_bag, tmp_path):
+    pytest.importorskip('rclpy')
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+    from openpose_ros.msg import Pose3DArray
+    from visualization_msgs.msg import MarkerArray
+    result = run_eval(learner, depth_bag[0], tmp_path / 'out', annotated='none', plots=False)
+    store = messages.typestore()
+    with Reader(result.output_bag) as reader:
+        for topic, rclpy_type in (('/poses_3d', Pose3DArray), ('/skeleton_markers', MarkerArray)):
+            connection = next(c for c in reader.connections if c.topic == topic)
+            _, _, raw = next(reader.messages([connection]))
+            msg, mine = deserialize_message(bytes(raw), rclpy_type), store.deserialize_cdr(raw, connection.msgtype)
+            if topic == '/poses_3d':
+                assert msg.header.frame_id == DEPTH_FRAME
+                assert len(msg.poses) == len(mine.poses) >= 1
+                assert [k.position.z for k in msg.poses[0].keypoints] == \
+                    [k.position.z for k in mine.poses[0].keypoints]
+            else:
+                assert [m.type for m in msg.markers] == [m.type for m in mine.markers] and msg.markers
+                assert {m.header.frame_id for m in msg.markers} == {DEPTH_FRAME}
+
+
+def test_bag_eval_executable_on_a_bag_with_depth_and_its_flags(model, depth_bag, tmp_path):
+    bag, stamps, _ = depth_bag
+    # A slop of 60 ms covers the last frame's 50 ms: every frame has depth.
+    done = subprocess.run([sys.executable, '-m', 'openpose_ros.cli.bag_eval', str(bag), '--weights', str(model),
+                           '-o', str(tmp_path / 'out'), '--quiet', '--no-plots', '--annotated', 'none',
+                           '--depth-topic', DEPTH_TOPIC, '--depth-info-topic', INFO_TOPIC, '--depth-slop', '0.06'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert 'frames with depth' in done.stdout
+    report = read_report(tmp_path / 'out' / 'report.json')
+    assert report['depth']['frames_with_depth'] == len(stamps) and report['depth']['slop_s'] == 0.06
+    output, _ = read_bag(tmp_path / 'out' / 'rgbd_poses')
+    assert [messages.stamp_ns(m.header) for _, m in output['/poses_3d']] == stamps
+    # --no-depth: the colour topic is still found beside the depth topic, and nothing in 3D.
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'flat', '--no-depth', '--no-plots') == 0
+    report = read_report(tmp_path / 'flat' / 'report.json')
+    assert report['depth'] is None and report['input']['topic'] == COLOUR_TOPIC
+    assert set(read_bag(tmp_path / 'flat' / 'rgbd_poses')[1]) == {'/poses', '/image_annotated/compressed'}
+    # A named depth topic that is not there is a clear error.
+    assert run_cli(bag, '--weights', model, '-o', tmp_path / 'bad', '--depth-topic', '/nowhere') == 2
+
+
+def test_a_bag_without_depth_gives_what_it_gave_before(learner, tmp_path):
+    result = run_eval(learner, make_bag(tmp_path / 'camera', count=2), tmp_path / 'out', plots=False)
+    assert set(read_bag(result.output_bag)[1]) == {'/poses', '/image_annotated/compressed'}
+    assert result.report['depth'] is None and 'frames with depth' not in result.summary_path.read_text()
+    assert all('depth' not in frame for frame in result.report['per_frame'])

@@ -396,7 +396,7 @@ def test_skeleton_markers_show_valid_keypoints_and_limbs_with_a_colour_per_track
 def test_depth_images_read_as_millimetres_or_metres_with_padded_rows_and_either_byte_order():
     from sensor_msgs.msg import Image
 
-    from openpose_ros.ros.depth import depth_msg_to_array
+    from openpose_ros.messages.conversions import depth_msg_to_array
 
     millimetres = np.arange(12, dtype=np.uint16).reshape(3, 4) * 250
     for bigendian in (False, True):

@@ -37,6 +37,15 @@ def background_plane(intrinsics):
     return offset / (rays @ normal[:2] + normal[2])
 
 
+def person_labels(coco, image_id, shape):
+    """The label image of a photo's annotated people (pycocotools COCO): k for the k-th person, -1 background."""
+    people = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False))
+    labels = np.full(shape[:2], -1)
+    for index in reversed(range(len(people))):       # farther people first: nearer ones hide them
+        labels[coco.annToMask(people[index]) > 0] = index
+    return labels
+
+
 @pytest.fixture(scope='module')
 def scenes():
     """Per photo: the colour image, its real detections, the people's label image (-1: background)."""
@@ -48,10 +57,7 @@ def scenes():
     for image_id in PHOTOS:
         info = coco.loadImgs(image_id)[0]
         image = cv2.imread(str(TRAIN_IMAGES / info['file_name']))
-        people = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False))
-        labels = np.full(image.shape[:2], -1)
-        for index in reversed(range(len(people))):       # farther people first: nearer ones hide them
-            labels[coco.annToMask(people[index]) > 0] = index
+        labels = person_labels(coco, image_id, image.shape)
         poses = learner.infer(image, track=False, smooth=False)
         scenes.append((image, poses, labels))
     assert sum(len(poses) for _, poses, _ in scenes) >= 5, 'the test model should find the people it learnt'

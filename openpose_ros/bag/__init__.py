@@ -4,7 +4,7 @@ library (pip install 'openpose_ros[bags]'); never rclpy.
 
     messages   typestore with the openpose_ros messages, message builders
     reader     BagInput: image topics and frames of a bag (sqlite3, mcap), decoding
-    writer     OutputBag: Pose2DArray and annotated images under the node's topic names
+    writer     OutputBag: Pose2DArray, annotated images, Pose3DArray and skeleton markers under the node's topic names
     realtime   NewestFrameWorker: the live node's newest-frame worker replayed on a bag's clock
     report     report.json, report.txt and plots
     evaluate   evaluate_bag(): the whole run

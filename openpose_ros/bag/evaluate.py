@@ -30,11 +30,14 @@ from openpose_ros.files import refuse_replacing
 from openpose_ros.formats.bag_reader import STORAGES, BagError, BagInput, decode
 from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
-from openpose_ros.inference.pipeline import PoseStream
+from openpose_ros.inference.lifting import Intrinsics
+from openpose_ros.inference.pipeline import PoseStream, lift
 from openpose_ros.interrupts import StopRequests
 from openpose_ros.messages import typestore as messages
 from openpose_ros.messages.bodies import BodyIds, FrameBodies
-from openpose_ros.runtime.configured_model import stream_settings
+from openpose_ros.messages.conversions import depth_msg_to_array, poses_3d_to_msg
+from openpose_ros.messages.types import StoreTypes, with_frame
+from openpose_ros.runtime.configured_model import depth_settings, stream_settings
 
 LOG = logging.getLogger(__name__)
 POSES_NAME = 'poses.json'
@@ -64,6 +67,7 @@ PIPELINE_PARAMS = ('base_height', 'max_aspect_ratio', 'upsample_ratio', 'peak_th
                    'success_ratio', 'min_keypoints', 'grouping_min_score', 'min_pose_score', 'track',
                    'tracker_max_missed', 'tracker_min_similarity', 'smooth', 'smoothing_min_cutoff', 'smoothing_beta',
                    'smoothing_d_cutoff')
+DEPTH_PARAMS = ('depth_min_range', 'depth_max_range', 'depth_window_scale')
 
 
 def read_params_file(path, node=NODE_NAME):
@@ -125,6 +129,9 @@ class BagEvalOptions:
     annotations: COCO keypoint file naming frames (see load_frame_annotations); settings: the node's parameter
     values (node_settings(); None: the node's defaults); plots: write PNG plots; progress: a progress bar on
     stderr; overwrite: replace an existing output bag of bag_eval (see writer.check_output_bag).
+    depth: lift the poses to 3D when the bag holds a depth topic and its CameraInfo (paired by stamp within the
+    settings' depth_slop); depth_topic, depth_info_topic: those topics (default: found as BagInput.select_depth
+    finds them).
     """
     bag: str
     output: str
@@ -141,6 +148,9 @@ class BagEvalOptions:
     plots: bool = True
     progress: bool = True
     overwrite: bool = False
+    depth: bool = True
+    depth_topic: str = None
+    depth_info_topic: str = None
 
     def validate(self):
         if self.storage not in ('same',) + STORAGES:
@@ -163,7 +173,8 @@ class BagEvalOptions:
 class FrameRecord:
     """What happened to one input frame. status: 'processed', 'rejected' (reason says why) or 'dropped'
     (realtime: superseded while the worker was busy). Times in milliseconds; realtime times in seconds of
-    playback from the first frame."""
+    playback from the first frame. depth (with a depth topic, for the published frames): 'paired', 'unmatched'
+    or 'rejected', depth_reason why not paired; keypoints_found and keypoints_with_depth of a paired frame."""
     index: int
     log_time_ns: int
     stamp_ns: int
@@ -182,6 +193,10 @@ class FrameRecord:
     start_s: float = None
     publish_s: float = None
     output_log_time_ns: int = None
+    depth: str = None
+    depth_reason: str = None
+    keypoints_found: int = None
+    keypoints_with_depth: int = None
 
     def as_dict(self):
         out = {'index': self.index, 'stamp_ns': self.stamp_ns, 'log_time_ns': self.log_time_ns,
@@ -194,6 +209,9 @@ class FrameRecord:
                        processing_ms=_round(self.processing_ms),
                        stages_ms={k: _round(v) for k, v in self.stages_ms.items()},
                        output_log_time_ns=self.output_log_time_ns)
+        if self.depth is not None:
+            out.update(depth=self.depth, depth_reason=self.depth_reason, keypoints_found=self.keypoints_found,
+                       keypoints_with_depth=self.keypoints_with_depth)
         if self.arrival_s is not None:
             out['arrival_s'] = _round(self.arrival_s, 6)
             if self.publish_s is not None:
@@ -269,6 +287,8 @@ class _Run:
                                  keep_unsmoothed=annotations is not None)
         self.stream_settings = stream_settings(settings)
         self.bodies = BodyIds() if settings['hri'] else None  # REP-155 body ids, as the node gives them
+        self.types = StoreTypes(store)
+        self.depth_settings = depth_settings(settings)
 
     def record(self, frame, status='processed'):
         record = FrameRecord(frame.index, frame.log_time_ns, frame.stamp_ns, frame.stamp_source, status)
@@ -334,8 +354,27 @@ class _Run:
         if self.out.annotated != 'none':
             from openpose_ros.pose import draw
             annotated = draw(np.array(image, copy=True), poses, track=self.settings['track'])
-        self.out.write(frame.header, poses, annotated, log_time_ns, bodies)
+        poses_3d = self._lift(frame, record, poses, image.shape) if self.out.depth else None
+        self.out.write(frame.header, poses, annotated, log_time_ns, bodies, poses_3d)
         record.output_log_time_ns = int(log_time_ns)
+
+    def _lift(self, frame, record, poses, image_shape):
+        """The frame's Pose3DArray, as the node's: the colour image's stamp, the CameraInfo's frame_id. None for
+        a frame without a matching depth image, or with one that cannot be used (the record says which)."""
+        if frame.depth is None:
+            record.depth, record.depth_reason = 'unmatched', frame.depth_note
+            return None
+        try:
+            lifted = lift(poses, depth_msg_to_array(frame.depth), Intrinsics.from_camera_info(frame.camera_info),
+                          image_shape, self.depth_settings)
+        except ValueError as error:
+            record.depth, record.depth_reason = 'rejected', f'depth not used: {error}'
+            return None
+        record.depth = 'paired'
+        record.keypoints_found = int(sum(int(pose.found.sum()) for pose in poses))
+        record.keypoints_with_depth = int(lifted.valid.sum())
+        header = with_frame(self.types, frame.header, frame.camera_info.header.frame_id)
+        return poses_3d_to_msg(poses, lifted, header, self.types)
 
     def _follow_tracks(self, record, poses):
         for pose in poses:
@@ -435,6 +474,8 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         for warning in source.warnings:
             LOG.warning('%s', warning)
         topic = source.select_topic(options.topic)
+        depth = source.select_depth(topic, options.depth_topic, options.depth_info_topic, settings['depth_slop']) \
+            if options.depth else None
         start_ns = source.start_ns + round(options.start * 1e9) if options.start is not None else None
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
@@ -443,7 +484,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         learner.reset()  # the run starts a new stream (its tracker and smoother are the learner's)
         check_outputs(options)
         out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite,
-                        hri=settings['hri'])
+                        hri=settings['hri'], depth=depth is not None)
         run = _Run(learner, options, settings, out, store, annotations)
         worker = None
         if options.realtime is not None:
@@ -461,7 +502,7 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
 
             worker = NewestFrameWorker(options.realtime, process, published, dropped)
         interrupted, errors, crash, started = False, [], None, time.perf_counter()
-        frames = source.frames(topic, start_ns, end_ns)
+        frames = source.frames(topic, start_ns, end_ns, depth)
         total = topic.count if start_ns is None and end_ns is None else None
         try:
             with StopRequests(on_request=_say_stopping) as stop:
@@ -512,6 +553,9 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
             'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
                           device=learner.device, warmup_ms=_round(run.warmup_ms),
                           node_settings={name: settings[name] for name in PIPELINE_PARAMS}),
+            'depth': None if depth is None else {
+                'topic': depth.image, 'info_topic': depth.info, 'slop_s': settings['depth_slop'],
+                'settings': {name: settings[name] for name in DEPTH_PARAMS}},
             'warnings': list(source.warnings),
         }
     report = reporting.build_report(run.records, run.tracks, meta, wall_s=wall_s, realtime=options.realtime,

@@ -25,6 +25,11 @@ report.json (format 'openpose_ros.bag_eval', version 1):
   realtime     (with --realtime) rate, input_frame_rate_hz, frames_offered, processed, processed_fraction,
                dropped, age_ms percentiles (arrival of a frame to the publication of its poses, in playback
                time), busy_fraction, recorded_delay_ms (log time - header stamp in the input bag)
+  depth        (with a depth topic, else null) topic, info_topic, slop_s and settings (depth_min_range,
+               depth_max_range, depth_window_scale) used; of the published frames: frames_with_depth (paired with
+               a depth image, so with poses_3d), frames_without_depth (no depth image of a matching stamp, or no
+               CameraInfo), depth_rejected (a depth image or CameraInfo that cannot be used), keypoints_found (of
+               the frames with depth), keypoints_with_depth, valid_depth_fraction (their ratio; null with none)
   coco         (with annotations) AP, AP50, ... of the published (smoothed) poses, unsmoothed {AP, ...} of the
                same poses before smoothing, annotated_frames, evaluated_frames, not_processed, detections
   per_frame    one entry per frame read (see FrameRecord.as_dict); track_list: one entry per track id
@@ -145,6 +150,8 @@ def build_report(records, tracks, meta, wall_s, realtime=None, busy_s=None, stam
               'tracks': track_summary(tracks, processed), 'realtime': None, 'coco': None}
     if realtime is not None:
         report['realtime'] = realtime_summary(records, realtime, busy_s)
+    if report.get('depth') is not None:
+        report['depth'] = dict(report['depth'], **depth_summary(records))
     report['per_frame'] = [r.as_dict() for r in records]
     report['track_list'] = [_track_entry(t) for t in sorted(tracks.values(), key=lambda t: t['id'])]
     return report
@@ -172,6 +179,18 @@ def track_summary(tracks, processed):
             born_later = sum(1 for t in tracks.values() if t['first_stamp_ns'] > first)
             out['new_ids_per_minute'] = round(born_later / minutes, 3)
     return out
+
+
+def depth_summary(records):
+    """The depth figures of the published frames (see the module docstring)."""
+    paired = [r for r in records if r.depth == 'paired']
+    found = sum(r.keypoints_found for r in paired)
+    valid = sum(r.keypoints_with_depth for r in paired)
+    return {'frames_with_depth': len(paired),
+            'frames_without_depth': sum(1 for r in records if r.depth == 'unmatched'),
+            'depth_rejected': sum(1 for r in records if r.depth == 'rejected'),
+            'keypoints_found': found, 'keypoints_with_depth': valid,
+            'valid_depth_fraction': round(valid / found, 4) if found else None}
 
 
 def realtime_summary(records, rate, busy_s):
@@ -260,6 +279,13 @@ def summary_text(report):
                      f"{_fmt(rt['input_frame_rate_hz'], ' Hz')} input; age of published poses p50 "
                      f"{_fmt(age.get('p50'), ' ms')}, p90 {_fmt(age.get('p90'), ' ms')}, "
                      f"max {_fmt(age.get('max'), ' ms')}")
+    depth = report.get('depth')
+    if depth:
+        fraction = depth['valid_depth_fraction']
+        lines.append(f"depth {depth['topic']}: {depth['frames_with_depth']} frames with depth, "
+                     f"{depth['frames_without_depth']} without a matching depth image, {depth['depth_rejected']} "
+                     f"rejected; {_fmt(100 * fraction if fraction is not None else None, '%')} of the found "
+                     f"keypoints with valid depth ({depth['keypoints_with_depth']}/{depth['keypoints_found']})")
     coco = report.get('coco')
     if coco:
         if 'AP' in coco:

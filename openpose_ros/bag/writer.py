@@ -5,6 +5,9 @@ Topics (relative to `namespace`, as the node's are to its namespace):
   image_annotated/compressed  sensor_msgs/msg/CompressedImage, JPEG: the frame with the skeletons drawn, as
                               image_transport's compressed plugin names it                (annotated='compressed')
   image_annotated             sensor_msgs/msg/Image, bgr8 (ten times larger or more)             (annotated='raw')
+With depth (the input bag's depth topic paired with the frames), also, for each frame paired with a depth image:
+  poses_3d                    openpose_ros/msg/Pose3DArray: the frame's stamp, the depth CameraInfo's frame_id
+  skeleton_markers            visualization_msgs/msg/MarkerArray (openpose_ros.messages.markers)
 With hri, also the node's REP-155 topics (absolute names, as the node's): /humans/bodies/tracked
 (hri_msgs/msg/IdsList) every frame, and /humans/bodies/<id>/roi and /humans/bodies/<id>/skeleton2d for each
 body seen in the frame.
@@ -29,8 +32,12 @@ from openpose_ros.files import check_writable_folder, write_text
 from openpose_ros.formats.bag_reader import STORAGES
 from openpose_ros.messages.bodies import TRACKED_TOPIC, body_topic
 from openpose_ros.messages import typestore as messages
+from openpose_ros.messages.markers import skeleton_markers
+from openpose_ros.messages.types import StoreTypes
 
 POSES_TOPIC = 'poses'
+POSES_3D_TOPIC = 'poses_3d'
+MARKERS_TOPIC = 'skeleton_markers'
 ANNOTATED_TOPIC = 'image_annotated'
 ANNOTATED_MODES = ('compressed', 'raw', 'none')
 MARKER_NAME = '.openpose_bag_eval.json'
@@ -141,7 +148,7 @@ class OutputBag:
     when it cannot be written."""
 
     def __init__(self, path, storage, store, namespace='', annotated='compressed', overwrite=False,
-                 jpeg_quality=90, hri=False):
+                 jpeg_quality=90, hri=False, depth=False):
         from rosbags.rosbag2 import StoragePlugin, Writer
         if storage not in STORAGES:
             raise ValueError(f'storage must be one of {", ".join(STORAGES)}, not {storage!r}')
@@ -173,6 +180,14 @@ class OutputBag:
             msgtype = messages.IMAGE if annotated == 'raw' else messages.COMPRESSED_IMAGE
             self.topics['image_annotated'] = topic_name(namespace, name)
             self._image = self.writer.add_connection(self.topics['image_annotated'], msgtype, typestore=store)
+        self.depth = depth
+        self._depth = []    # (connection, message type) of poses_3d and skeleton_markers
+        if depth:
+            for key, name, msgtype in (('poses_3d', POSES_3D_TOPIC, messages.POSE_3D_ARRAY),
+                                       ('skeleton_markers', MARKERS_TOPIC, messages.MARKER_ARRAY)):
+                self.topics[key] = topic_name(namespace, name)
+                self._depth.append((self.writer.add_connection(self.topics[key], msgtype, typestore=store),
+                                    msgtype))
         self._hri = {}  # topic -> connection of the REP-155 topics, added as bodies appear
         if hri:
             self.topics['hri_tracked'] = TRACKED_TOPIC
@@ -181,11 +196,17 @@ class OutputBag:
         self.closed = False
         self.broken = False         # a write failed in a way that rosbags cannot close cleanly (mcap)
 
-    def write(self, header, poses, annotated_bgr, log_time_ns, bodies=None):
-        """Writes one frame's Pose2DArray, (unless annotated='none') its annotated image and (with hri) its REP-155
-        messages from `bodies` (openpose_ros.messages.bodies.FrameBodies). OutputError when the disk is nearly full
-        (nothing written) or the write fails."""
+    def write(self, header, poses, annotated_bgr, log_time_ns, bodies=None, poses_3d=None):
+        """Writes one frame's Pose2DArray, (unless annotated='none') its annotated image, (with hri) its REP-155
+        messages from `bodies` (openpose_ros.messages.bodies.FrameBodies) and (with depth) its Pose3DArray
+        `poses_3d` with its skeleton markers. OutputError when the disk is nearly full (nothing written) or the
+        write fails."""
         pose_bytes = self.store.serialize_cdr(messages.pose_array(self.store, poses, header), messages.POSE_ARRAY)
+        depth = []
+        if poses_3d is not None:
+            markers = skeleton_markers(poses_3d, types=StoreTypes(self.store))
+            depth = [(connection, self.store.serialize_cdr(msg, msgtype))
+                     for (connection, msgtype), msg in zip(self._depth, (poses_3d, markers))]
         hri = self._hri_messages(header, bodies) if self._hri else []
         image_bytes = None
         if self._image is not None:
@@ -197,12 +218,14 @@ class OutputBag:
             image_bytes = self.store.serialize_cdr(msg, msgtype)
         # Everything serialised and the space checked first, so that a frame is written whole or not at all.
         self._check_space(len(pose_bytes) + (len(image_bytes) if image_bytes is not None else 0)
-                          + sum(len(data) for _, _, data in hri))
+                          + sum(len(data) for _, _, data in hri) + sum(len(data) for _, data in depth))
         before = (dict(self.writer.counts), self.writer.min_timestamp, self.writer.max_timestamp)
         try:
             self.writer.write(self._poses, int(log_time_ns), bytes(pose_bytes))
             if image_bytes is not None:
                 self.writer.write(self._image, int(log_time_ns), bytes(image_bytes))
+            for connection, data in depth:
+                self.writer.write(connection, int(log_time_ns), bytes(data))
             for topic, msgtype, data in hri:
                 if topic not in self._hri:
                     self._hri[topic] = self.writer.add_connection(topic, msgtype, typestore=self.store)
@@ -216,6 +239,8 @@ class OutputBag:
         self.counts[self.topics['poses']] += 1
         if image_bytes is not None:
             self.counts[self.topics['image_annotated']] += 1
+        for connection, _ in depth:
+            self.counts[connection.topic] += 1
         for topic, _, _ in hri:
             self.counts[topic] = self.counts.get(topic, 0) + 1
 

@@ -7,7 +7,8 @@
 
 Reads ROS 2 bags (sqlite3 or mcap; a folder, a .db3 or an .mcap file; what a truncated mcap file holds) without
 ROS. Writes to --output: the output bag <bag name>_poses (Pose2DArray on `poses`, JPEG annotated images on
-`image_annotated/compressed`, headers copied from the input frames), poses.json, report.json, report.txt and PNG
+`image_annotated/compressed`, headers copied from the input frames; with a depth topic and its CameraInfo in the
+bag, Pose3DArray on `poses_3d` and MarkerArray on `skeleton_markers`), poses.json, report.json, report.txt and PNG
 plots (see openpose_ros.bag.report). Ctrl-C stops after the current frame and closes the output bag and the
 report (a second Ctrl-C aborts at once); so does an error (a full disk, a bag breaking off).
 Exit status: 0 done, 1 done but some frames were rejected (see the report), 2 error, 130 interrupted.
@@ -68,6 +69,14 @@ def build_parser():
                         help='replay what the live node would publish with the bag played at RATE x its speed '
                              '(newest frame only, frames dropped while busy, real processing times); RATE in '
                              f'[{REALTIME_RANGE[0]:g}, {REALTIME_RANGE[1]:g}]')
+    depth = parser.add_argument_group('depth (people in metres)')
+    depth.add_argument('--depth-topic', help='depth image topic (sensor_msgs/Image, 16UC1 mm or 32FC1 m, aligned to '
+                       'the colour image); default: the only Image topic named like depth or in 16UC1/32FC1')
+    depth.add_argument('--depth-info-topic', help="its CameraInfo topic (default: camera_info beside the depth topic)")
+    depth.add_argument('--depth-slop', type=_node_parameter('depth_slop'), metavar='SECONDS',
+                       help="largest stamp difference of a colour and a depth image paired, 0 to 1 (default: the "
+                            "parameter file's depth_slop, 0.01)")
+    depth.add_argument('--no-depth', action='store_true', help='no 3D poses, even when the bag holds depth')
     frames.add_argument('--annotations', metavar='COCO_JSON', type=regular_file,
                         help='COCO keypoint annotations of frames (images named by "stamp_ns", by '
                              '"frame_index", else their "id" is the frame index): report COCO keypoint AP')
@@ -108,16 +117,20 @@ def run(args):
     from openpose_ros.formats.bag_reader import BagInput
 
     settings = node_settings(args.params_file, base_height=args.base_height, upsample_ratio=args.upsample_ratio,
-                             max_aspect_ratio=args.max_aspect_ratio, hri=args.hri or None)
+                             max_aspect_ratio=args.max_aspect_ratio, hri=args.hri or None,
+                             depth_slop=args.depth_slop)
     options = BagEvalOptions(
         bag=args.bag, output=args.output or _default_output(args.bag), topic=args.topic, start=args.start,
         end=args.end, storage=args.storage, output_bag=args.output_bag, namespace=args.namespace,
         annotated=args.annotated, realtime=args.realtime, annotations=args.annotations, settings=settings,
-        plots=not args.no_plots, progress=not args.quiet, overwrite=args.overwrite)
+        plots=not args.no_plots, progress=not args.quiet, overwrite=args.overwrite, depth=not args.no_depth,
+        depth_topic=args.depth_topic, depth_info_topic=args.depth_info_topic)
     options.validate()
     # bag, output and message definition problems first: they cost no model loading
     with BagInput(args.bag, typestore(hri=settings['hri'])) as bag:
         topic = bag.select_topic(args.topic)
+        if options.depth:
+            bag.select_depth(topic, args.depth_topic, args.depth_info_topic, settings['depth_slop'])
     check_outputs(options)
     LOG.info('reading %s (%s, %d messages)', topic.name, topic.msgtype, topic.count)
     with tempfile.TemporaryDirectory(prefix='openpose_bag_eval_') as temporary:  # exported ONNX models

@@ -9,13 +9,24 @@ recorder received it) when the header stamp is zero. Image decoding follows the 
 (openpose_ros.messages.conversions, which needs no rclpy): sensor_msgs/Image in bgr8, rgb8, bgra8, rgba8, mono8,
 mono16 (and 8UC1/8UC3/8UC4/16UC1), rows padded to `step`; sensor_msgs/CompressedImage in any format
 OpenCV decodes (JPEG, PNG). A frame that cannot be decoded is rejected with the reason; it never stops a run.
+
+Depth: a bag may also hold a depth image topic (sensor_msgs/Image named like depth, or in 16UC1 or 32FC1) and
+its CameraInfo (camera_info in the depth topic's namespace). `frames(..., depth=DepthTopics)` pairs each colour
+frame with the depth image of the same stamp, or of the nearest stamp within the slop (never another), and with
+the CameraInfo of the nearest stamp read so far; a frame without such a depth image says why (depth_note).
 """
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_ros.messages.typestore import COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, stamp_ns
+from openpose_ros.messages.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, IMAGE_TYPES, stamp_ns
 
 STORAGES = ('sqlite3', 'mcap')
+DEPTH_TOPIC_ENCODINGS = ('16UC1', '32FC1')
+# A colour frame waits for its depth image until the bag has been read this far past it (log time) ...
+PAIRING_HORIZON_NS = 1_000_000_000
+# ... among the last KEPT_DEPTH depth images and CameraInfos (about a second of a 30 Hz camera).
+KEPT_DEPTH = 32
 _SUFFIX_STORAGE = {'.db3': 'sqlite3', '.mcap': 'mcap'}
 
 
@@ -96,6 +107,14 @@ class ImageTopic:
     count: int
 
 
+@dataclass(frozen=True)
+class DepthTopics:
+    """The depth image topic, its CameraInfo topic, and the largest stamp difference (ns) of a pair."""
+    image: str
+    info: str
+    slop_ns: int
+
+
 @dataclass
 class Frame:
     """One message of the image topic.
@@ -104,6 +123,8 @@ class Frame:
     log_time_ns: when the recorder received it; stamp_ns: the header stamp, or log_time_ns when that is zero
     (stamp_source 'header' or 'log'); header: the message's std_msgs/Header (None when the message could
     not be deserialised); msg: the deserialised message; error: why it cannot be used, else None.
+    With depth pairing: depth (the paired sensor_msgs/Image) and camera_info, or depth_note saying why there
+    are none.
     """
     index: int
     log_time_ns: int
@@ -113,6 +134,9 @@ class Frame:
     header: object = None
     msg: object = None
     error: str = None
+    depth: object = None
+    camera_info: object = None
+    depth_note: str = None
 
 
 def _storage_file(folder):
@@ -238,9 +262,66 @@ class BagInput:
                            + (f'image topics: {listing}' if images else self._no_images()))
         if not images:
             raise BagError(self._no_images())
-        if len(images) > 1:
+        colour = [t for t in images if not self._is_depth(t)] if len(images) > 1 else images
+        if len(colour) > 1:
             raise BagError(f'{self.path} has several image topics: {listing}; choose one with --topic')
-        return images[0]
+        return (colour or images)[0]
+
+    def _is_depth(self, topic):
+        """Whether an image topic holds depth: a sensor_msgs/Image named like depth, or in a depth encoding."""
+        if topic.msgtype != IMAGE:
+            return False
+        if 'depth' in topic.name.lower():
+            return True
+        first = self._first_message(topic.name, IMAGE)
+        return first is not None and first.encoding in DEPTH_TOPIC_ENCODINGS
+
+    def _first_message(self, name, msgtype):
+        connections = [c for c in self.reader.connections if c.topic == name and c.msgtype == msgtype]
+        messages = self.reader.messages(connections)
+        try:
+            _, _, raw = next(messages)
+            return self.store.deserialize_cdr(raw, msgtype)
+        except Exception:  # none, or not readable: not a depth topic
+            return None
+        finally:
+            messages.close()
+
+    def _topic_types(self, name):
+        return self.topics().get(name, [])
+
+    def select_depth(self, colour, depth_topic=None, info_topic=None, slop_s=0.0):
+        """The depth topics to pair with the colour topic `colour` (an ImageTopic), or None (no depth).
+
+        `depth_topic` when given (a sensor_msgs/Image topic), else the bag's only depth topic other than the
+        colour one; `info_topic` when given, else camera_info beside the depth topic. BagError for named topics
+        that are not there or hold something else, and for several depth topics; a depth topic found without its
+        CameraInfo (neither named) gives a warning and None."""
+        asked = depth_topic is not None or info_topic is not None
+        if depth_topic is not None:
+            if IMAGE not in self._topic_types(depth_topic):
+                raise BagError(f'the depth topic {depth_topic} is not a {IMAGE} topic of {self.path} '
+                               f'({", ".join(self._topic_types(depth_topic)) or "no such topic"})')
+        else:
+            found = [t.name for t in self.image_topics() if t.name != colour.name and self._is_depth(t)]
+            if len(found) > 1:
+                raise BagError(f'{self.path} has several depth topics: {", ".join(found)}; choose one with '
+                               f'--depth-topic, or --no-depth')
+            if not found:
+                if asked:
+                    raise BagError(f'{self.path} has no depth topic for {info_topic}; name it with --depth-topic')
+                return None
+            depth_topic = found[0]
+        named = info_topic is not None
+        info_topic = info_topic if named else f'{depth_topic.rsplit("/", 1)[0]}/camera_info'
+        if CAMERA_INFO not in self._topic_types(info_topic):
+            refusal = (f'no {CAMERA_INFO} on {info_topic} for the depth topic {depth_topic}'
+                       f'{"" if named else "; name it with --depth-info-topic"}')
+            if asked:
+                raise BagError(refusal)
+            self.warnings.append(f'{refusal}: no 3D poses')
+            return None
+        return DepthTopics(depth_topic, info_topic, round(slop_s * 1e9))
 
     def _no_images(self):
         topics = self.topics()
@@ -248,27 +329,58 @@ class BagInput:
         return (f'{self.path} holds no image topic ({IMAGE} or {COMPRESSED_IMAGE}); its topics: {found}')
 
     # --- frames --------------------------------------------------------------------------------------------
-    def frames(self, topic, start_ns=None, end_ns=None):
+    def frames(self, topic, start_ns=None, end_ns=None, depth=None):
         """Frames of `topic` (an ImageTopic) whose log time is in [start_ns, end_ns) (absolute nanoseconds,
-        None: unbounded), deserialised but not decoded. A bag that breaks off mid-way raises BagError after the
-        frames before the break."""
-        connections = [c for c in self.reader.connections if c.topic == topic.name and c.msgtype == topic.msgtype]
+        None: unbounded), deserialised but not decoded, paired with their depth images when `depth`
+        (DepthTopics) is given. A bag that breaks off mid-way raises BagError after the frames before the
+        break."""
+        pairs = DepthPairs(depth.slop_ns) if depth is not None else None
+        wanted = {(topic.name, topic.msgtype)}
+        if depth is not None:
+            wanted |= {(depth.image, IMAGE), (depth.info, CAMERA_INFO)}
+        connections = [c for c in self.reader.connections if (c.topic, c.msgtype) in wanted]
         messages = iter(self.reader.messages(connections))
-        index = -1
+        index, ended = -1, False
         while True:
             try:
-                _, log_time, raw = next(messages)
+                connection, log_time, raw = next(messages)
             except StopIteration:
-                return
+                break
             except Exception as error:
+                if pairs is not None:
+                    yield from pairs.ready(None)
                 raise BagError(f'{self.path} is corrupt or truncated: reading stopped after {index + 1} messages '
                                f'of {topic.name} ({type(error).__name__}: {error})') from error
-            index += 1
-            if start_ns is not None and log_time < start_ns:
-                continue
-            if end_ns is not None and log_time >= end_ns:
+            if connection.topic != topic.name:
+                pairs.add(connection.msgtype, self._stamped(raw, connection.msgtype, int(log_time)))
+            else:
+                index += 1
+                if start_ns is not None and log_time < start_ns:
+                    continue
+                if end_ns is not None and log_time >= end_ns:
+                    if pairs is None:
+                        return
+                    ended = True  # the depth of the last frames may still follow
+                elif not ended:
+                    frame = self._frame(index, int(log_time), raw, topic.msgtype)
+                    if pairs is None:
+                        yield frame
+                        continue
+                    pairs.pending.append(frame)
+            yield from pairs.ready(int(log_time))
+            if ended and not pairs.pending:
                 return
-            yield self._frame(index, int(log_time), raw, topic.msgtype)
+        if pairs is not None:
+            yield from pairs.ready(None)
+
+    def _stamped(self, raw, msgtype, log_time):
+        """(stamp ns, message) of a depth image or CameraInfo (the log time where the header stamp is zero),
+        None when it cannot be deserialised."""
+        try:
+            msg = self.store.deserialize_cdr(raw, msgtype)
+            return stamp_ns(msg.header) or log_time, msg
+        except Exception:
+            return None
 
     def _frame(self, index, log_time, raw, msgtype):
         try:
@@ -291,3 +403,58 @@ def decode(frame):
     if frame.msgtype == COMPRESSED_IMAGE:
         return compressed_msg_to_bgr(frame.msg)
     return image_msg_to_bgr(frame.msg)
+
+
+class DepthPairs:
+    """Colour frames waiting for their depth image. A frame is paired with the depth image of its stamp, else of
+    the nearest stamp within `slop_ns`, and with the CameraInfo nearest that depth image's stamp, once that is
+    decided: the exact stamp was read, or a depth image stamped after the frame's stamp + slop (a nearer one
+    cannot follow), and a CameraInfo as late as the depth image; or the bag was read PAIRING_HORIZON_NS past
+    the frame, or it ended."""
+
+    def __init__(self, slop_ns, horizon_ns=PAIRING_HORIZON_NS, kept=KEPT_DEPTH):
+        self.slop_ns, self.horizon_ns = slop_ns, horizon_ns
+        self.pending = deque()
+        self.depths, self.infos = deque(maxlen=kept), deque(maxlen=kept)
+        self.latest_depth_ns = None
+
+    def add(self, msgtype, stamped):
+        if stamped is None:      # a message that cannot be read pairs with nothing
+            return
+        if msgtype == CAMERA_INFO:
+            self.infos.append(stamped)
+            return
+        self.depths.append(stamped)
+        self.latest_depth_ns = max(stamped[0], self.latest_depth_ns or stamped[0])
+
+    def ready(self, log_time_ns):
+        """The waiting frames whose pairing is decided at `log_time_ns` (None: the bag ended), paired."""
+        while self.pending and self._decided(self.pending[0], log_time_ns):
+            yield self._paired(self.pending.popleft())
+
+    def _decided(self, frame, log_time_ns):
+        if log_time_ns is None or log_time_ns - frame.log_time_ns > self.horizon_ns:
+            return True
+        match = self._match(frame)
+        if match is None or match[0] != frame.stamp_ns:      # a nearer depth image may still come
+            if self.latest_depth_ns is None or self.latest_depth_ns <= frame.stamp_ns + self.slop_ns:
+                return False
+        # and the CameraInfo of the depth image (or a later one) has been read: it may change from frame to frame
+        return match is None or any(stamp >= match[0] for stamp, _ in self.infos)
+
+    def _match(self, frame):
+        """(stamp, message) of the depth image nearest the frame's stamp within the slop, or None."""
+        near = [(abs(stamp - frame.stamp_ns), stamp, msg) for stamp, msg in self.depths
+                if abs(stamp - frame.stamp_ns) <= self.slop_ns]
+        return min(near, key=lambda item: item[:2])[1:] if near else None
+
+    def _paired(self, frame):
+        match = self._match(frame)
+        if match is None:
+            frame.depth_note = 'no depth image with a matching stamp'
+        elif not self.infos:
+            frame.depth_note = 'no camera info'
+        else:
+            depth_stamp, frame.depth = match
+            frame.camera_info = min(self.infos, key=lambda item: abs(item[0] - depth_stamp))[1]
+        return frame

@@ -14,6 +14,10 @@ import numpy as np
 
 from openpose_ros.inference.image import ImageRejected, check_pixel_count, decode
 from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.messages.types import RCLPY_TYPES, header as make_header
+
+POINT = 'geometry_msgs/msg/Point'
+POSE_3D_ARRAY = 'openpose_ros/msg/Pose3DArray'
 
 # encoding -> (channels, bytes per channel, conversion to BGR: a cv2 colour code, None for none, or 'scale')
 _ENCODINGS = {
@@ -163,19 +167,15 @@ def msg_to_poses(msg):
     return poses
 
 
-def poses_3d_to_msg(poses, lifted, header=None):
-    """Poses and their openpose_ros.inference.lifting.LiftedPoses -> openpose_ros/Pose3DArray.
+def poses_3d_to_msg(poses, lifted, header=None, types=RCLPY_TYPES):
+    """Poses and their openpose_ros.inference.lifting.LiftedPoses -> openpose_ros/Pose3DArray, of `types`
+    (openpose_ros.messages.types: rclpy's classes by default, a bag typestore's with StoreTypes).
 
     Per pose: the track id and confidence of the 2D pose, keypoint scores clipped to [0, 1]; keypoints and
     centres without valid depth get valid = false and position 0, 0, 0 (never NaN).
     """
-    from geometry_msgs.msg import Point
-    from std_msgs.msg import Header
-
-    from openpose_ros.msg import Keypoint3D, Pose3D, Pose3DArray
-
-    msg = Pose3DArray()
-    msg.header = header if header is not None else Header()
+    Point, Keypoint3D = types[POINT], types['openpose_ros/msg/Keypoint3D']
+    Pose3D, Pose3DArray = types['openpose_ros/msg/Pose3D'], types[POSE_3D_ARRAY]
     out = []
     for index, pose in enumerate(poses):
         valid = np.asarray(lifted.valid[index], bool)
@@ -191,5 +191,24 @@ def poses_3d_to_msg(poses, lifted, header=None):
             center=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
             center_valid=center_valid,
         ))
-    msg.poses = out
-    return msg
+    return Pose3DArray(header=header if header is not None else make_header(types), poses=out)
+
+
+_DEPTH_ENCODINGS = {'16UC1': np.dtype('<u2'), 'mono16': np.dtype('<u2'), '32FC1': np.dtype('<f4')}
+DEPTH_ENCODINGS = tuple(_DEPTH_ENCODINGS)
+
+
+def depth_msg_to_array(msg):
+    """sensor_msgs/Image 16UC1 (mm) or 32FC1 (m) -> (height, width) uint16 or float32 array (a copy)."""
+    dtype = _DEPTH_ENCODINGS.get(msg.encoding)
+    if dtype is None:
+        raise ValueError(f'unsupported depth encoding {msg.encoding!r} (use 16UC1 millimetres or 32FC1 metres)')
+    if msg.is_bigendian:
+        dtype = dtype.newbyteorder('>')
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    check_pixel_count(width, height, 'the depth image')
+    data = _bytes_view(msg.data, 'depth image')
+    if step < width * dtype.itemsize or data.size < step * height:
+        raise ValueError(f'malformed depth image: {width}x{height}, step {step}, {data.size} bytes')
+    rows = data[:step * height].reshape(height, step)[:, :width * dtype.itemsize]
+    return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder('='))

@@ -23,6 +23,9 @@ MSG_DIR_VARIABLE = 'OPENPOSE_ROS_MSG_DIR'
 POSE_ARRAY = f'{PACKAGE}/msg/Pose2DArray'
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+POSE_3D_ARRAY = f'{PACKAGE}/msg/Pose3DArray'
+MARKER_ARRAY = 'visualization_msgs/msg/MarkerArray'   # in rosbags' Kilted typestore, with rosidl's hashes
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
 

@@ -7,31 +7,9 @@ keeps only the newest frame, so most matches are never asked for and age out of 
 import threading
 from collections import OrderedDict
 
-import numpy as np
-
-from openpose_ros.inference.image import check_pixel_count
-
 MATCH_WAIT = 0.1       # seconds the worker waits for the match of its frame (the depth may arrive a bit later)
 KEPT_MATCHES = 8       # matches kept: more than the frames that arrive while one is processed
 SYNC_QUEUE = 10        # message_filters queue per topic
-
-_DEPTH_ENCODINGS = {'16UC1': np.dtype('<u2'), 'mono16': np.dtype('<u2'), '32FC1': np.dtype('<f4')}
-
-
-def depth_msg_to_array(msg):
-    """sensor_msgs/Image 16UC1 (mm) or 32FC1 (m) -> (height, width) uint16 or float32 array (a copy)."""
-    dtype = _DEPTH_ENCODINGS.get(msg.encoding)
-    if dtype is None:
-        raise ValueError(f'unsupported depth encoding {msg.encoding!r} (use 16UC1 millimetres or 32FC1 metres)')
-    if msg.is_bigendian:
-        dtype = dtype.newbyteorder('>')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    check_pixel_count(width, height, 'the depth image')
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    if step < width * dtype.itemsize or data.size < step * height:
-        raise ValueError(f'malformed depth image: {width}x{height}, step {step}, {data.size} bytes')
-    rows = data[:step * height].reshape(height, step)[:, :width * dtype.itemsize]
-    return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder('='))
 
 
 class DepthPairing:

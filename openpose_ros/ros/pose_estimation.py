@@ -499,9 +499,8 @@ class PoseEstimationNode(LifecycleNode):
         a frame without a matching depth image is counted and publishes nothing in 3D."""
         from openpose_ros.inference.lifting import Intrinsics
         from openpose_ros.inference.pipeline import lift
-        from openpose_ros.messages.conversions import poses_3d_to_msg
+        from openpose_ros.messages.conversions import depth_msg_to_array, poses_3d_to_msg
         from openpose_ros.messages.markers import skeleton_markers
-        from openpose_ros.ros.depth import depth_msg_to_array
         pairing = self._depth_pairing
         match = pairing.match(msg.header.stamp) if pairing is not None else None
         if match is None:
