@@ -63,12 +63,13 @@ def test_matching_stamps_give_poses_3d_in_the_depth_frame_and_markers_with_a_lif
     poses_2d = client.listen(depth_node.poses_topic, Pose2DArray)
     markers = client.listen(f'{depth_node.namespace}/skeleton_markers', MarkerArray)
     client.wait_for_publisher(f'{depth_node.namespace}/poses_3d')
+    client.wait_for_publisher(depth_node.poses_topic)
     now = round(time.time(), 3)
     stamp = stamp_of(publish_frame(client, depth_node, photo, now, now))
     client.wait_until(lambda: stamp in poses_by_stamp(poses_3d), 30, 'poses_3d of the frame')
     msg = poses_by_stamp(poses_3d)[stamp]
     assert msg.header.frame_id == DEPTH_FRAME
-    assert stamp in poses_by_stamp(poses_2d)                   # the 2D poses still flow
+    client.wait_until(lambda: stamp in poses_by_stamp(poses_2d), 10, 'the 2D poses of the frame')  # still flow
     assert len(msg.poses) == len(poses_by_stamp(poses_2d)[stamp].poses) >= 1
     valid = [k for pose in msg.poses for k in pose.keypoints if k.valid]
     assert len(valid) >= 10
@@ -115,6 +116,7 @@ def test_depth_pairing_comes_back_after_deactivate_and_activate(client, depth_no
     assert client.node.count_subscribers(f'{depth_node.namespace}/depth/image') == 0     # unsubscribed
     assert client.change_state(depth_node.name, 'activate')
     client.wait_for_publisher(f'{depth_node.namespace}/poses_3d')
+    client.wait_for_publisher(depth_node.poses_topic)
     now = round(time.time(), 3)
     stamp = stamp_of(publish_frame(client, depth_node, photo, now, now))
     client.wait_until(lambda: stamp in poses_by_stamp(poses_3d), 30, 'poses_3d after activate')

@@ -468,7 +468,6 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
     options.validate()
     settings = options.settings if options.settings is not None else node_settings()
     store = messages.typestore(hri=settings['hri'])
-    output = Path(options.output)
     annotations = load_frame_annotations(options.annotations) if options.annotations else None
     with BagInput(options.bag, store) as source:
         for warning in source.warnings:
@@ -479,91 +478,132 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         start_ns = source.start_ns + round(options.start * 1e9) if options.start is not None else None
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
-        output_bag = output_bag_path(options)
         apply_node_settings(learner, settings)  # a value the learner refuses is refused before any output exists
         learner.reset()  # the run starts a new stream (its tracker and smoother are the learner's)
         check_outputs(options)
-        out = OutputBag(output_bag, storage, store, options.namespace, options.annotated, options.overwrite,
-                        hri=settings['hri'], depth=depth is not None)
+        out = OutputBag(output_bag_path(options), storage, store, options.namespace, options.annotated,
+                        options.overwrite, hri=settings['hri'], depth=depth is not None)
         run = _Run(learner, options, settings, out, store, annotations)
-        worker = None
-        if options.realtime is not None:
-            def process(item):
-                return run.process(*item)
-
-            def published(event):
-                frame, record = event.item
-                record.start_s, record.publish_s = event.start, event.publish
-                if record.status == 'processed':
-                    run.publish(worker.bag_time_ns(event.publish))
-
-            def dropped(item, _arrival):
-                item[1].reason = 'superseded by a newer frame while the worker was busy'
-
-            worker = NewestFrameWorker(options.realtime, process, published, dropped)
-        interrupted, errors, crash, started = False, [], None, time.perf_counter()
+        worker = _realtime_worker(run, options.realtime) if options.realtime is not None else None
+        started = time.perf_counter()
         frames = source.frames(topic, start_ns, end_ns, depth)
         total = topic.count if start_ns is None and end_ns is None else None
-        try:
-            with StopRequests(on_request=_say_stopping) as stop:
-                for frame in _progress(frames, total, options.progress):
-                    if worker is None:
-                        run.process(frame, run.record(frame))
-                        run.publish(frame.log_time_ns)
-                    else:
-                        record = run.record(frame, status='dropped')
-                        record.arrival_s = worker.arrival_of(frame.log_time_ns)
-                        worker.arrive((frame, record), frame.log_time_ns)
-                    if stop.requested:
-                        interrupted = True
-                        break
-                if worker is not None:
-                    if interrupted:
-                        waiting = worker.discard_pending()
-                        if waiting is not None:
-                            waiting[0][1].reason = 'not processed: the run was interrupted'
-                    else:
-                        worker.finish()
-        except (BagError, OutputError) as broken:
-            errors.append(broken)
-        except KeyboardInterrupt:
-            interrupted = True
-        except Exception as unexpected:  # reported, then raised again once the outputs are closed
-            errors.append(RuntimeError(f'{type(unexpected).__name__}: {unexpected}'))
-            crash = unexpected
-        finally:
-            frames.close()
-            try:
-                out.close()
-            except OutputError as unfinished:
-                errors.append(unfinished)
-                # What the bag holds is what was read back: the frames after those were lost with its end.
-                published = [record for record in run.records if record.output_log_time_ns is not None]
-                for record in published[out.counts[out.topics['poses']]:]:
-                    record.output_log_time_ns = None
+        interrupted, errors, crash = _play(frames, total, run, worker, options.progress)
         wall_s = time.perf_counter() - started
-        meta = {
-            'input': {'bag': str(options.bag), 'storage': source.storage, 'topic': topic.name,
-                      'msgtype': topic.msgtype, 'messages_on_topic': topic.count,
-                      'bag_start_ns': source.start_ns, 'bag_duration_s': round(source.duration_s, 6),
-                      'start_s': options.start, 'end_s': options.end,
-                      'recovered_messages': source.recovered_messages},
-            'output': {'bag': str(output_bag), 'storage': storage, 'topics': dict(out.topics),
-                       'messages': dict(out.counts), 'annotated': options.annotated},
-            'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
-                          device=learner.device, warmup_ms=_round(run.warmup_ms),
-                          node_settings={name: settings[name] for name in PIPELINE_PARAMS}),
-            'depth': None if depth is None else {
-                'topic': depth.image, 'info_topic': depth.info, 'slop_s': settings['depth_slop'],
-                'settings': {name: settings[name] for name in DEPTH_PARAMS}},
-            'warnings': list(source.warnings),
-        }
+        meta = _run_meta(source, topic, depth, out, options, settings, learner, run, backend_name, model_info)
     report = reporting.build_report(run.records, run.tracks, meta, wall_s=wall_s, realtime=options.realtime,
                                     busy_s=worker.busy if worker else None,
                                     stamps_not_increasing=run.stamps_not_increasing,
                                     interrupted=interrupted, error='; '.join(map(str, errors)) or None)
     errors += _write_secondary_outputs(report, run, options, settings, backend_name, learner, annotations)
+    return _finish(report, errors, crash, options, out.path, interrupted)
+
+
+def _realtime_worker(run, rate):
+    """The node's newest-frame worker on the bag's clock at `rate`, processing and publishing through `run`."""
+    worker = None
+
+    def process(item):
+        return run.process(*item)
+
+    def published(event):
+        frame, record = event.item
+        record.start_s, record.publish_s = event.start, event.publish
+        if record.status == 'processed':
+            run.publish(worker.bag_time_ns(event.publish))
+
+    def dropped(item, _arrival):
+        item[1].reason = 'superseded by a newer frame while the worker was busy'
+
+    worker = NewestFrameWorker(rate, process, published, dropped)
+    return worker
+
+
+def _play(frames, total, run, worker, progress):
+    """Feeds the bag's frames to the run (directly, or to the real-time worker) until the end, a stop request or
+    an error, and closes the output bag. Returns (interrupted, errors, the unexpected exception or None)."""
+    interrupted, errors, crash = False, [], None
+    try:
+        with StopRequests(on_request=_say_stopping) as stop:
+            for frame in _progress(frames, total, progress):
+                _feed(frame, run, worker)
+                if stop.requested:
+                    interrupted = True
+                    break
+            if worker is not None:
+                _drain(worker, interrupted)
+    except (BagError, OutputError) as broken:
+        errors.append(broken)
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception as unexpected:  # reported, then raised again once the outputs are closed
+        errors.append(RuntimeError(f'{type(unexpected).__name__}: {unexpected}'))
+        crash = unexpected
+    finally:
+        frames.close()
+        errors += _close_output(run)
+    return interrupted, errors, crash
+
+
+def _feed(frame, run, worker):
+    if worker is None:
+        run.process(frame, run.record(frame))
+        run.publish(frame.log_time_ns)
+    else:
+        record = run.record(frame, status='dropped')
+        record.arrival_s = worker.arrival_of(frame.log_time_ns)
+        worker.arrive((frame, record), frame.log_time_ns)
+
+
+def _drain(worker, interrupted):
+    """Lets the worker finish its frames, or drops the one still waiting when the run was interrupted."""
+    if not interrupted:
+        worker.finish()
+        return
+    waiting = worker.discard_pending()
+    if waiting is not None:
+        waiting[0][1].reason = 'not processed: the run was interrupted'
+
+
+def _close_output(run):
+    """Closes the output bag; returns the OutputError of a bag that could not be finished (its records then say
+    which frames it lost)."""
+    out = run.out
+    try:
+        out.close()
+    except OutputError as unfinished:
+        # What the bag holds is what was read back: the frames after those were lost with its end.
+        published = [record for record in run.records if record.output_log_time_ns is not None]
+        for record in published[out.counts[out.topics['poses']]:]:
+            record.output_log_time_ns = None
+        return [unfinished]
+    return []
+
+
+def _run_meta(source, topic, depth, out, options, settings, learner, run, backend_name, model_info):
+    """The report's description of the input, the output, the model and the depth pairing."""
+    return {
+        'input': {'bag': str(options.bag), 'storage': source.storage, 'topic': topic.name,
+                  'msgtype': topic.msgtype, 'messages_on_topic': topic.count,
+                  'bag_start_ns': source.start_ns, 'bag_duration_s': round(source.duration_s, 6),
+                  'start_s': options.start, 'end_s': options.end,
+                  'recovered_messages': source.recovered_messages},
+        'output': {'bag': str(out.path), 'storage': out.storage, 'topics': dict(out.topics),
+                   'messages': dict(out.counts), 'annotated': options.annotated},
+        'model': dict(model_info or {}, backend=backend_name, base_height=learner.base_height,
+                      device=learner.device, warmup_ms=_round(run.warmup_ms),
+                      node_settings={name: settings[name] for name in PIPELINE_PARAMS}),
+        'depth': None if depth is None else {
+            'topic': depth.image, 'info_topic': depth.info, 'slop_s': settings['depth_slop'],
+            'settings': {name: settings[name] for name in DEPTH_PARAMS}},
+        'warnings': list(source.warnings),
+    }
+
+
+def _finish(report, errors, crash, options, output_bag, interrupted):
+    """Writes the report; raises what went wrong (after the report), else returns the BagEvalResult."""
     report['error'] = '; '.join(map(str, errors)) or None
+    output = Path(options.output)
     try:
         report_path, summary_path = reporting.write_report(report, output)
     except OSError as failed:
