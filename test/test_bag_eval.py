@@ -23,9 +23,10 @@ from openpose_ros.bag.realtime import NewestFrameWorker  # noqa: E402
 from openpose_ros.bag.report import read_report  # noqa: E402
 from openpose_ros.cli import bag_eval  # noqa: E402
 from openpose_ros.formats.bag_reader import BagError, BagInput, decode  # noqa: E402
-from openpose_ros.formats.image_bags import image_msg, write_image_bag  # noqa: E402
+from openpose_ros.formats.image_bags import write_image_bag  # noqa: E402
 from openpose_ros.formats.poses_json import read_document  # noqa: E402
-from openpose_ros.messages.conversions import msg_to_poses  # noqa: E402
+from openpose_ros.messages.conversions import bgr_to_image_msg, msg_to_poses  # noqa: E402
+from openpose_ros.messages.types import StoreTypes, header as make_header  # noqa: E402
 from openpose_ros.runtime.loading import load_for_inference  # noqa: E402
 
 # A training image of the test model with two people (coco-mini train2017); the model finds these people.
@@ -188,7 +189,8 @@ def test_every_supported_encoding_with_padded_rows_decodes_to_the_same_frame(tmp
     frame = moving_frames(1)[0][2][:120, :160]
     store = messages.typestore()
     encodings = ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8')
-    frames = [(T0 + i, image_msg(store, frame, messages.header(store, T0 + i), encoding, row_padding=5 + i))
+    types = StoreTypes(store)
+    frames = [(T0 + i, bgr_to_image_msg(frame, make_header(types, T0 + i), encoding, 5 + i, types))
               for i, encoding in enumerate(encodings)]
     from rosbags.rosbag2 import Writer
     with Writer(tmp_path / 'bag', version=9) as writer:
@@ -410,7 +412,7 @@ def test_unknown_encoding_rejects_those_frames_with_the_reason(model, tmp_path, 
     with Writer(tmp_path / 'camera', version=9) as writer:
         connection = writer.add_connection('/camera/image_raw', messages.IMAGE, typestore=store)
         for index, (stamp, log, frame) in enumerate(good):
-            msg = image_msg(store, frame, messages.header(store, stamp))
+            msg = bgr_to_image_msg(frame, make_header(StoreTypes(store), stamp), types=StoreTypes(store))
             if index % 2:
                 msg.encoding = 'yuv422_yuy2'
             writer.write(connection, log, bytes(store.serialize_cdr(msg, messages.IMAGE)))
@@ -562,6 +564,7 @@ def make_depth_bag(path, scenes, storage='sqlite3'):
     stamped DEPTH_OFF_NS after the colour frame. Returns the colour stamps."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     store = messages.typestore()
+    types = StoreTypes(store)
     stamps = [T0 + i * PERIOD for i in range(len(scenes))]
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     with Writer(path, version=9, storage_plugin=plugin) as writer:
@@ -570,9 +573,9 @@ def make_depth_bag(path, scenes, storage='sqlite3'):
         info = writer.add_connection(INFO_TOPIC, messages.CAMERA_INFO, typestore=store)
         for index, (stamp, (photo, depth_image, intrinsics, _)) in enumerate(zip(stamps, scenes)):
             depth_stamp = stamp + (DEPTH_OFF_NS if index == len(scenes) - 1 else 0)
-            depth_header = messages.header(store, depth_stamp, DEPTH_FRAME)
+            depth_header = make_header(types, depth_stamp, DEPTH_FRAME)
             writer.write(colour, stamp + LOG_DELAY, bytes(store.serialize_cdr(
-                image_msg(store, photo, messages.header(store, stamp, 'camera_color_optical_frame')),
+                bgr_to_image_msg(photo, make_header(types, stamp, 'camera_color_optical_frame'), types=types),
                 messages.IMAGE)))
             writer.write(depth, stamp + 2 * LOG_DELAY, bytes(store.serialize_cdr(
                 depth_image_msg(store, depth_image, depth_header), messages.IMAGE)))

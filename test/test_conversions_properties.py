@@ -150,12 +150,14 @@ def test_any_compressed_message_converts_or_is_refused(data, fmt, kind):
 def test_bag_image_messages_convert_back_to_their_frame(encoding, height, width, padding, rng):
     pytest.importorskip('rosbags')
     from openpose_ros.messages import typestore as messages
-    from openpose_ros.formats.image_bags import image_msg
+    from openpose_ros.messages.conversions import bgr_to_image_msg
+    from openpose_ros.messages.types import StoreTypes, header
 
     store = messages.typestore()
     frame = np.frombuffer(bytes(rng.getrandbits(8) for _ in range(height * width * 3)), np.uint8)
     frame = frame.reshape(height, width, 3)
-    msg = image_msg(store, frame, messages.header(store, 1, 'camera'), encoding, padding)
+    types = StoreTypes(store)
+    msg = bgr_to_image_msg(frame, header(types, 1, 'camera'), encoding, padding, types)
     # What a bag holds: the message serialised and read back, as bag_eval reads it.
     read = store.deserialize_cdr(store.serialize_cdr(msg, messages.IMAGE), messages.IMAGE)
     out = image_msg_to_bgr(read)

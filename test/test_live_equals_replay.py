@@ -75,9 +75,8 @@ def live_poses(client, bag, parameters):
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
-    from openpose_ros.messages.conversions import msg_to_poses
+    from openpose_ros.messages.conversions import bgr_to_image_msg, msg_to_poses
     from openpose_ros.msg import Pose2DArray
-    from openpose_ros.ros.video_publisher import image_msg
     from test_node import NodeProcess
 
     node = NodeProcess('--params-file', str(parameters))
@@ -88,7 +87,7 @@ def live_poses(client, bag, parameters):
         for stamp, image in bag_frames(bag):
             key = (stamp.sec, stamp.nanosec)
             header = Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id='camera')
-            client.publish(node.camera_topic, image_msg(image, 'bgr8', header))
+            client.publish(node.camera_topic, bgr_to_image_msg(image, header))
             client.wait_until(lambda: any(_stamp(msg) == key for _, msg in received), FRAME_TIMEOUT_S,
                               f'the poses of the frame stamped {key} from {node.name}')
             by_stamp[key] = msg_to_poses(next(msg for _, msg in received if _stamp(msg) == key))

@@ -339,14 +339,14 @@ def image_msg(image, stamp=None, frame_id='camera', encoding='bgr8'):
     from std_msgs.msg import Header
     from builtin_interfaces.msg import Time
 
-    from openpose_ros.ros.video_publisher import image_msg as make
+    from openpose_ros.messages.conversions import bgr_to_image_msg
     header = Header(frame_id=frame_id)
     if stamp is not None:
         header.stamp = Time(sec=int(stamp), nanosec=int(round((stamp % 1) * 1e9)))
     else:
         now = time.time()
         header.stamp = Time(sec=int(now), nanosec=int((now % 1) * 1e9))
-    return make(image, encoding, header)
+    return bgr_to_image_msg(image, header, encoding)
 
 
 def stamp_of(msg):
@@ -628,7 +628,8 @@ def test_replay_on_simulated_time_gives_the_poses_of_live_frames_with_the_same_s
     from std_msgs.msg import Header
 
     from openpose_ros.msg import Pose2DArray
-    from openpose_ros.ros.video_publisher import FrameSource, compressed_msg
+    from openpose_ros.messages.conversions import compressed_image_msg
+    from openpose_ros.ros.video_publisher import FrameSource
 
     poses = client.listen(compressed_node.poses_topic, Pose2DArray)
     client.wait_for_publisher(compressed_node.poses_topic)
@@ -642,7 +643,7 @@ def test_replay_on_simulated_time_gives_the_poses_of_live_frames_with_the_same_s
             time_msg = Time(sec=int(stamp), nanosec=int(round((stamp % 1) * 1e9)))
             client.publish('/clock', Clock(clock=time_msg))
             client.spin(0.05 + pause)
-            msg = compressed_msg(frame, 'png', Header(stamp=time_msg, frame_id='camera'))
+            msg = compressed_image_msg(frame, Header(stamp=time_msg, frame_id='camera'), 'png')
             client.publish(topic, msg)
             client.wait_until(lambda: stamp_of(msg) in poses_by_stamp(poses), 30, f'poses at stamp {stamp}')
             run.append(poses_by_stamp(poses)[stamp_of(msg)])

@@ -30,8 +30,9 @@ from pathlib import Path
 
 from openpose_ros.files import check_writable_folder, write_text
 from openpose_ros.formats.bag_reader import STORAGES
-from openpose_ros.messages.bodies import TRACKED_TOPIC, body_topic
+from openpose_ros.messages.bodies import TRACKED_TOPIC, body_topic, ids_list_msg, roi_msg, skeleton2d_msg
 from openpose_ros.messages import typestore as messages
+from openpose_ros.messages.conversions import bgr_to_image_msg, compressed_image_msg, poses_to_msg
 from openpose_ros.messages.markers import skeleton_markers
 from openpose_ros.messages.types import StoreTypes
 
@@ -159,6 +160,7 @@ class OutputBag:
         if self.path.exists():
             remove_output_bag(self.path)
         self.storage, self.store, self.annotated = storage, store, annotated
+        self.types = StoreTypes(store)
         self.jpeg_quality = jpeg_quality
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self.writer = Writer(self.path, version=9, storage_plugin=plugin)
@@ -201,19 +203,19 @@ class OutputBag:
         messages from `bodies` (openpose_ros.messages.bodies.FrameBodies) and (with depth) its Pose3DArray
         `poses_3d` with its skeleton markers. OutputError when the disk is nearly full (nothing written) or the
         write fails."""
-        pose_bytes = self.store.serialize_cdr(messages.pose_array(self.store, poses, header), messages.POSE_ARRAY)
+        pose_bytes = self.store.serialize_cdr(poses_to_msg(poses, header, self.types), messages.POSE_ARRAY)
         depth = []
         if poses_3d is not None:
-            markers = skeleton_markers(poses_3d, types=StoreTypes(self.store))
+            markers = skeleton_markers(poses_3d, types=self.types)
             depth = [(connection, self.store.serialize_cdr(msg, msgtype))
                      for (connection, msgtype), msg in zip(self._depth, (poses_3d, markers))]
         hri = self._hri_messages(header, bodies) if self._hri else []
         image_bytes = None
         if self._image is not None:
             if self.annotated == 'raw':
-                msg, msgtype = messages.image(self.store, annotated_bgr, header), messages.IMAGE
+                msg, msgtype = bgr_to_image_msg(annotated_bgr, header, types=self.types), messages.IMAGE
             else:
-                msg = messages.compressed_image(self.store, annotated_bgr, header, self.jpeg_quality)
+                msg = compressed_image_msg(annotated_bgr, header, quality=self.jpeg_quality, types=self.types)
                 msgtype = messages.COMPRESSED_IMAGE
             image_bytes = self.store.serialize_cdr(msg, msgtype)
         # Everything serialised and the space checked first, so that a frame is written whole or not at all.
@@ -246,14 +248,13 @@ class OutputBag:
 
     def _hri_messages(self, header, bodies):
         """[(topic, message type, serialised message)] of one frame's REP-155 output."""
-        store = self.store
-        out = [(TRACKED_TOPIC, messages.IDS_LIST, messages.ids_list(store, bodies.ids, header))]
+        out = [(TRACKED_TOPIC, messages.IDS_LIST, ids_list_msg(bodies.ids, header, self.types))]
         for body_id, pose in bodies.seen:
             out.append((body_topic(body_id, 'roi'), messages.ROI,
-                        messages.roi(store, pose, header, bodies.width, bodies.height)))
+                        roi_msg(pose, header, bodies.width, bodies.height, self.types)))
             out.append((body_topic(body_id, 'skeleton2d'), messages.SKELETON2D,
-                        messages.skeleton2d(store, pose, header, bodies.width, bodies.height)))
-        return [(topic, msgtype, store.serialize_cdr(msg, msgtype)) for topic, msgtype, msg in out]
+                        skeleton2d_msg(pose, header, bodies.width, bodies.height, self.types)))
+        return [(topic, msgtype, self.store.serialize_cdr(msg, msgtype)) for topic, msgtype, msg in out]
 
     def _undo_frame(self, counts, min_timestamp, max_timestamp):
         """After a failed write: sqlite3 rolls the frame back (the earlier frames are committed) and the

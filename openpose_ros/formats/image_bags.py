@@ -7,39 +7,23 @@
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from openpose_ros.messages import typestore as messages
+from openpose_ros.messages.conversions import bgr_to_image_msg, compressed_image_msg
+from openpose_ros.messages.types import StoreTypes, header as make_header
 
 DEFAULT_TOPIC = '/camera/image_raw'
-# encoding -> conversion from BGR, channels
-_FROM_BGR = {
-    'bgr8': (None, 3), 'rgb8': (cv2.COLOR_BGR2RGB, 3), 'bgra8': (cv2.COLOR_BGR2BGRA, 4),
-    'rgba8': (cv2.COLOR_BGR2RGBA, 4), 'mono8': (cv2.COLOR_BGR2GRAY, 1),
-}
-
-
-def image_msg(store, bgr, header, encoding='bgr8', row_padding=0):
-    """sensor_msgs/msg/Image of a BGR frame in `encoding` (bgr8, rgb8, bgra8, rgba8, mono8), rows padded with
-    `row_padding` extra bytes (step = width x channels + padding)."""
-    conversion, channels = _FROM_BGR[encoding]
-    pixels = bgr if conversion is None else cv2.cvtColor(bgr, conversion)
-    pixels = pixels.reshape(bgr.shape[0], bgr.shape[1] * channels)
-    if row_padding:
-        pixels = np.concatenate([pixels, np.zeros((pixels.shape[0], row_padding), np.uint8)], axis=1)
-    height, width = bgr.shape[:2]
-    return store.types[messages.IMAGE](header=header, height=height, width=width, encoding=encoding,
-                                       is_bigendian=0, step=pixels.shape[1],
-                                       data=np.ascontiguousarray(pixels).reshape(-1))
 
 
 def write_image_bag(path, frames, storage='sqlite3', topic=DEFAULT_TOPIC, compressed=False, encoding='bgr8',
                     frame_id='camera', store=None, row_padding=0, jpeg_quality=90):
     """Writes `frames`, an iterable of (stamp_ns, BGR uint8 array) or (stamp_ns, log_time_ns, array), into a new
-    bag at `path`: sensor_msgs/Image in `encoding`, or CompressedImage (JPEG) on `topic` + '/compressed' when
-    `compressed`. A stamp of 0 leaves the header stamp zero. Returns the number of frames written."""
+    bag at `path`: sensor_msgs/Image in `encoding` (openpose_ros.messages.conversions.OUTPUT_ENCODINGS) with rows
+    padded by `row_padding` bytes, or CompressedImage (JPEG) on `topic` + '/compressed' when `compressed`. A stamp
+    of 0 leaves the header stamp zero. Returns the number of frames written."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     store = store or messages.typestore()
+    types = StoreTypes(store)
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     topic = topic + '/compressed' if compressed else topic
     msgtype = messages.COMPRESSED_IMAGE if compressed else messages.IMAGE
@@ -48,11 +32,11 @@ def write_image_bag(path, frames, storage='sqlite3', topic=DEFAULT_TOPIC, compre
         connection = writer.add_connection(topic, msgtype, typestore=store)
         for item in frames:
             stamp, log_time, bgr = item if len(item) == 3 else (item[0], item[0], item[1])
-            header = messages.header(store, stamp, frame_id)
+            header = make_header(types, stamp, frame_id)
             if compressed:
-                msg = messages.compressed_image(store, bgr, header, jpeg_quality)
+                msg = compressed_image_msg(bgr, header, quality=jpeg_quality, types=types)
             else:
-                msg = image_msg(store, bgr, header, encoding, row_padding)
+                msg = bgr_to_image_msg(bgr, header, encoding, row_padding, types)
             writer.write(connection, int(log_time), bytes(store.serialize_cdr(msg, msgtype)))
             count += 1
     return count

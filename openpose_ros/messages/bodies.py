@@ -1,15 +1,19 @@
-"""REP-155 (ROS4HRI) bodies without ROS: body ids that follow track ids, and the normalised region of interest
-and 2D skeleton of a pose, as plain numbers for hri_msgs/NormalizedRegionOfInterest2D and Skeleton2D.
+"""REP-155 (ROS4HRI) bodies without rclpy: body ids that follow track ids, the normalised region of interest
+and 2D skeleton of a pose, and their hri_msgs messages (IdsList, NormalizedRegionOfInterest2D, Skeleton2D).
 
-The node (openpose_ros.ros.hri) and the bag tools build their messages from these.
+The node (openpose_ros.ros.hri) and the bag tools build their messages with these, from a message provider
+(openpose_ros.messages.types): rclpy's classes for the node, a bag typestore's for bags.
 """
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
 
 from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
+from openpose_ros.messages.types import RCLPY_TYPES
+from openpose_ros.messages.typestore import HRI_PACKAGE, IDS_LIST, ROI, SKELETON2D
 
 TOPIC_PREFIX = '/humans/bodies'
 TRACKED_TOPIC = f'{TOPIC_PREFIX}/tracked'
@@ -59,6 +63,29 @@ def normalized_roi(pose, width: int, height: int) -> tuple:
     x, y, box_width, box_height = pose.bbox
     corners = np.clip(np.array([x / width, y / height, (x + box_width) / width, (y + box_height) / height]), 0, 1)
     return (*(float(value) for value in corners), float(np.clip(pose.confidence, 0.0, 1.0)))
+
+
+def ids_list_msg(ids, header, types=RCLPY_TYPES):
+    """Body ids -> hri_msgs/IdsList, of `types` (rclpy's classes by default, a bag typestore's with StoreTypes)."""
+    return types[IDS_LIST](header=header, ids=list(ids))
+
+
+def roi_msg(pose, header, width: int, height: int, types=RCLPY_TYPES):
+    """A pose's box normalised by the image size -> hri_msgs/NormalizedRegionOfInterest2D, of `types`."""
+    xmin, ymin, xmax, ymax, confidence = normalized_roi(pose, width, height)
+    return types[ROI](header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, c=confidence)
+
+
+def skeleton2d_msg(pose, header, width: int, height: int, types=RCLPY_TYPES):
+    """A pose normalised by the image size -> hri_msgs/Skeleton2D, keypoints placed by name, of `types`."""
+    Skeleton2D, Point = types[SKELETON2D], types[f'{HRI_PACKAGE}/msg/NormalizedPointOfInterest2D']
+    rows = normalized_skeleton(pose, width, height, _skeleton2d_order(Skeleton2D))
+    return Skeleton2D(header=header, skeleton=[Point(x=float(x), y=float(y), c=float(c)) for x, y, c in rows])
+
+
+@lru_cache(maxsize=None)
+def _skeleton2d_order(skeleton2d_class) -> tuple:
+    return skeleton2d_order({name: getattr(skeleton2d_class, name) for name in SKELETON2D_KEYPOINTS})
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Conversions between ROS messages and numpy: images in, poses out.
 
 The image readers only read attributes (encoding, height, width, step, is_bigendian, data; format and data for
-compressed images), so they also take the messages that `rosbags` deserialises, without rclpy. The message
-types are imported where messages are made.
+compressed images), so they also take the messages that `rosbags` deserialises, without rclpy. The builders take
+their message classes from a provider (openpose_ros.messages.types): rclpy's for the node and the video
+publisher, a bag typestore's for bags, so that both publish the same bytes.
 
 Every malformed message raises openpose_ros.inference.image.ImageRejected (a ValueError) with a message that says
 what is wrong.
@@ -15,9 +16,9 @@ import numpy as np
 from openpose_ros.inference.image import ImageRejected, check_pixel_count, decode
 from openpose_ros.keypoints import NUM_KEYPOINTS
 from openpose_ros.messages.types import RCLPY_TYPES, header as make_header
+from openpose_ros.messages.typestore import COMPRESSED_IMAGE, IMAGE, POSE_3D_ARRAY, POSE_ARRAY
 
 POINT = 'geometry_msgs/msg/Point'
-POSE_3D_ARRAY = 'openpose_ros/msg/Pose3DArray'
 
 # encoding -> (channels, bytes per channel, conversion to BGR: a cv2 colour code, None for none, or 'scale')
 _ENCODINGS = {
@@ -33,6 +34,12 @@ _ENCODINGS = {
     '16UC1': (1, 2, 'scale'),
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+# encoding -> (conversion from BGR, channels) of the images made here
+_FROM_BGR = {
+    'bgr8': (None, 3), 'rgb8': (cv2.COLOR_BGR2RGB, 3), 'mono8': (cv2.COLOR_BGR2GRAY, 1),
+    'bgra8': (cv2.COLOR_BGR2BGRA, 4), 'rgba8': (cv2.COLOR_BGR2RGBA, 4),
+}
+OUTPUT_ENCODINGS = tuple(_FROM_BGR)
 
 
 def _bytes_view(data, what):
@@ -98,44 +105,49 @@ def compressed_msg_to_bgr(msg):
     return decode(data, cv2.IMREAD_COLOR, described)
 
 
-def bgr_to_image_msg(image, header=None):
-    """BGR uint8 array (height, width, 3) -> sensor_msgs/Image (bgr8) with the given std_msgs/Header."""
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
-
+def bgr_to_image_msg(image, header=None, encoding='bgr8', row_padding=0, types=RCLPY_TYPES):
+    """BGR uint8 array (height, width, 3) -> sensor_msgs/Image in `encoding` (one of OUTPUT_ENCODINGS) with the given
+    std_msgs/Header, of `types` (openpose_ros.messages.types: rclpy's classes by default, a bag typestore's with
+    StoreTypes). Rows are padded with `row_padding` zero bytes (step = width x channels + row_padding)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'expected a BGR uint8 array of shape (height, width, 3), got {image.dtype} {image.shape}')
     height, width = image.shape[:2]
     if height == 0 or width == 0:
         raise ValueError(f'empty image: {width}x{height} pixels')
-    # With field checks off (Kilted's default) the data setter copies an array.array item by item (~1 ms for
-    # 640x480); with them on it keeps the array as it is. Older distributions always check and have no switch.
-    msg = Image(check_fields=True) if '_check_fields' in Image.__slots__ else Image()
-    msg.header = header if header is not None else Header()
-    msg.height, msg.width = height, width
-    msg.encoding = 'bgr8'
-    msg.is_bigendian = 0
-    msg.step = width * 3
-    data = array.array('B')
-    data.frombytes(np.ascontiguousarray(image))  # the only copy
-    msg.data = data
-    return msg
+    conversion, channels = _FROM_BGR[encoding]
+    pixels = image if conversion is None else cv2.cvtColor(image, conversion)
+    if row_padding:
+        rows = pixels.reshape(height, width * channels)
+        pixels = np.concatenate([rows, np.zeros((height, row_padding), np.uint8)], axis=1)
+    return types.new(IMAGE, header=header if header is not None else make_header(types), height=height,
+                     width=width, encoding=encoding, is_bigendian=0, step=width * channels + row_padding,
+                     data=types.byte_array(pixels))  # the only copy (none for a contiguous bgr8 typestore image)
 
 
-def poses_to_msg(poses, header=None):
-    """Poses (openpose_ros.pose.Pose, or objects with the same attributes) -> openpose_ros/Pose2DArray.
+def compressed_image_msg(image, header=None, codec='jpeg', quality=90, format_name=None, types=RCLPY_TYPES):
+    """BGR uint8 array (height, width, 3) -> sensor_msgs/CompressedImage, JPEG at `quality` or PNG (`codec`), of
+    `types` (as bgr_to_image_msg). `format_name` is its format field, by default image_transport's convention
+    ('bgr8; jpeg compressed bgr8')."""
+    ok, data = cv2.imencode('.jpg' if codec == 'jpeg' else '.png', image,
+                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if codec == 'jpeg' else [])
+    if not ok:
+        raise ValueError(f'OpenCV could not encode the image as {codec}')
+    return types.new(COMPRESSED_IMAGE, header=header if header is not None else make_header(types),
+                     format=format_name if format_name is not None else f'bgr8; {codec} compressed bgr8',
+                     data=types.byte_array(data))
+
+
+def poses_to_msg(poses, header=None, types=RCLPY_TYPES):
+    """Poses (openpose_ros.pose.Pose, or objects with the same attributes) -> openpose_ros/Pose2DArray, of `types`
+    (as bgr_to_image_msg).
 
     Per pose: keypoints (18, 2) in pixels with x = -1 where missing, keypoint_scores (18,), confidence (pose
     score), id (-1 untracked), bbox (x, y, width, height). Scores are clipped to [0, 1]; missing keypoints get
     valid = false, x = y = -1 and score 0.
     """
-    from std_msgs.msg import Header
-
-    from openpose_ros.msg import BoundingBox2D, Keypoint2D, Pose2D, Pose2DArray
-
-    msg = Pose2DArray()
-    msg.header = header if header is not None else Header()
+    Keypoint2D, BoundingBox2D = types['openpose_ros/msg/Keypoint2D'], types['openpose_ros/msg/BoundingBox2D']
+    Pose2D = types['openpose_ros/msg/Pose2D']
     out = []
     for pose in poses:
         points = np.asarray(pose.keypoints, np.float64).reshape(NUM_KEYPOINTS, 2)
@@ -151,8 +163,7 @@ def poses_to_msg(poses, header=None):
             keypoints=[Keypoint2D(x=kx, y=ky, score=s, valid=v)
                        for (kx, ky), s, v in zip(points.tolist(), scores.tolist(), found.tolist())],
         ))
-    msg.poses = out
-    return msg
+    return types[POSE_ARRAY](header=header if header is not None else make_header(types), poses=out)
 
 
 def msg_to_poses(msg):

@@ -10,9 +10,9 @@ import numpy as np
 
 from openpose_ros.keypoints import LIMBS, SKELETON
 from openpose_ros.messages.types import RCLPY_TYPES
+from openpose_ros.messages.typestore import COMPRESSED_IMAGE, MARKER_ARRAY
 
 MARKER = 'visualization_msgs/msg/Marker'
-MARKER_ARRAY = 'visualization_msgs/msg/MarkerArray'
 POINT = 'geometry_msgs/msg/Point'
 
 MARKER_LIFETIME = 0.5        # seconds: a few frames at camera rates, then a person who left is gone
@@ -77,7 +77,7 @@ def _marker(types, header, namespace, kind, scale, colour, lifetime, points, tex
         scale=types['geometry_msgs/msg/Vector3'](x=scale, y=scale, z=scale), color=colour,
         lifetime=types['builtin_interfaces/msg/Duration'](sec=lifetime[0], nanosec=lifetime[1]),
         frame_locked=False, points=points, colors=[], texture_resource='',
-        texture=types['sensor_msgs/msg/CompressedImage'](header=header, format='', data=no_bytes),
+        texture=types[COMPRESSED_IMAGE](header=header, format='', data=no_bytes),
         uv_coordinates=[], text=text, mesh_resource='',
         mesh_file=types['visualization_msgs/msg/MeshFile'](filename='', data=no_bytes),
         mesh_use_embedded_materials=False)

@@ -1,5 +1,7 @@
 """Message types for bags: a `rosbags` typestore (ROS 2 Kilted) with this package's messages registered from
-their .msg files, and builders of the messages the pose estimation node publishes.
+their .msg files, and the names of the message types the pose estimation node publishes. The messages themselves
+are built by openpose_ros.messages.conversions, .bodies and .markers, with StoreTypes(typestore()) as their
+provider (openpose_ros.messages.types).
 
 The .msg files are read, not copied: from the source tree (msg/ beside the package), from an install's
 share/openpose_ros/msg (colcon, or `pip install .`), or from the folder named by OPENPOSE_ROS_MSG_DIR.
@@ -10,11 +12,6 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-
-import numpy as np
-
-from openpose_ros.keypoints import NUM_KEYPOINTS, SKELETON2D_KEYPOINTS
-from openpose_ros.messages.bodies import normalized_roi, normalized_skeleton, skeleton2d_order
 
 PACKAGE = 'openpose_ros'
 MESSAGES = ('BoundingBox2D', 'Keypoint2D', 'Pose2D', 'Pose2DArray', 'Keypoint3D', 'Pose3D', 'Pose3DArray')
@@ -107,77 +104,6 @@ def typestore(folder=None, hri=False):
                       str(hri_message_folder()) if hri else None)
 
 
-# --- messages ------------------------------------------------------------------------------------------------
-def header(store, stamp_ns=0, frame_id=''):
-    """A std_msgs/Header with the given stamp (integer nanoseconds) and frame id."""
-    Header, Time = store.types['std_msgs/msg/Header'], store.types['builtin_interfaces/msg/Time']
-    seconds, nanoseconds = divmod(int(stamp_ns), 1_000_000_000)
-    return Header(stamp=Time(sec=seconds, nanosec=nanoseconds), frame_id=frame_id)
-
-
 def stamp_ns(header_msg):
     """A std_msgs/Header's stamp in integer nanoseconds."""
     return int(header_msg.stamp.sec) * 1_000_000_000 + int(header_msg.stamp.nanosec)
-
-
-def pose_array(store, poses, header_msg):
-    """Poses (openpose_ros.pose.Pose) -> openpose_ros/msg/Pose2DArray, with the rules of the node's
-    openpose_ros.messages.conversions.poses_to_msg: scores clipped to [0, 1], missing keypoints valid = false,
-    x = y = -1, score 0."""
-    types = store.types
-    Pose2DArray, Pose2D = types[POSE_ARRAY], types[f'{PACKAGE}/msg/Pose2D']
-    Keypoint2D, BoundingBox2D = types[f'{PACKAGE}/msg/Keypoint2D'], types[f'{PACKAGE}/msg/BoundingBox2D']
-    out = []
-    for pose in poses:
-        found = np.asarray(pose.found, bool).reshape(NUM_KEYPOINTS)
-        points = np.where(found[:, None], np.asarray(pose.keypoints, np.float64).reshape(NUM_KEYPOINTS, 2), -1.0)
-        scores = np.where(found, np.clip(np.asarray(pose.keypoint_scores, np.float64).reshape(NUM_KEYPOINTS),
-                                         0.0, 1.0), 0.0)
-        x, y, width, height = (float(v) for v in pose.bbox)
-        out.append(Pose2D(
-            track_id=int(pose.id), score=float(np.clip(pose.confidence, 0.0, 1.0)),
-            bbox=BoundingBox2D(x=x, y=y, width=width, height=height),
-            keypoints=[Keypoint2D(x=kx, y=ky, score=s, valid=v)
-                       for (kx, ky), s, v in zip(points.tolist(), scores.tolist(), found.tolist())]))
-    return Pose2DArray(header=header_msg, poses=out)
-
-
-def image(store, bgr, header_msg):
-    """BGR uint8 (h, w, 3) -> sensor_msgs/msg/Image, encoding bgr8, rows unpadded."""
-    bgr = np.ascontiguousarray(bgr)
-    if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ValueError(f'expected a BGR uint8 array of shape (height, width, 3), got {bgr.dtype} {bgr.shape}')
-    height, width = bgr.shape[:2]
-    return store.types[IMAGE](header=header_msg, height=height, width=width, encoding='bgr8', is_bigendian=0,
-                              step=width * 3, data=bgr.reshape(-1))
-
-
-def compressed_image(store, bgr, header_msg, quality=90):
-    """BGR uint8 (h, w, 3) -> sensor_msgs/msg/CompressedImage, format 'bgr8; jpeg compressed bgr8' (the
-    image_transport convention)."""
-    import cv2
-    ok, data = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError('OpenCV could not encode the image as JPEG')
-    return store.types[COMPRESSED_IMAGE](header=header_msg, format='bgr8; jpeg compressed bgr8',
-                                         data=data.reshape(-1))
-
-
-def ids_list(store, ids, header_msg):
-    """Body ids -> hri_msgs/msg/IdsList."""
-    return store.types[IDS_LIST](header=header_msg, ids=list(ids))
-
-
-def roi(store, pose, header_msg, width, height):
-    """A pose's box normalised by the image size -> hri_msgs/msg/NormalizedRegionOfInterest2D (as the node)."""
-    xmin, ymin, xmax, ymax, confidence = normalized_roi(pose, width, height)
-    return store.types[ROI](header=header_msg, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, c=confidence)
-
-
-def skeleton2d(store, pose, header_msg, width, height):
-    """A pose normalised by the image size -> hri_msgs/msg/Skeleton2D, keypoints placed by name (as the node)."""
-    types = store.types
-    Skeleton2D, Point = types[SKELETON2D], types[f'{HRI_PACKAGE}/msg/NormalizedPointOfInterest2D']
-    order = skeleton2d_order({name: getattr(Skeleton2D, name) for name in SKELETON2D_KEYPOINTS})
-    rows = normalized_skeleton(pose, width, height, order)
-    return Skeleton2D(header=header_msg, skeleton=[Point(x=float(x), y=float(y), c=float(c)) for x, y, c in rows])

@@ -7,25 +7,11 @@ publishers are created when it appears and destroyed when its track ends, so a l
 The `body_<id>` TF frames need 3D body centres (from depth): publish_body_frames takes them.
 """
 from geometry_msgs.msg import Transform, TransformStamped, Vector3
-from hri_msgs.msg import IdsList, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
+from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
 from tf2_msgs.msg import TFMessage
 
-from openpose_ros.keypoints import SKELETON2D_KEYPOINTS
-from openpose_ros.messages.bodies import (TRACKED_TOPIC, BodyIds, body_frame, body_topic, normalized_roi,
-                                          normalized_skeleton, skeleton2d_order)
-
-SKELETON2D_ORDER = skeleton2d_order({name: getattr(Skeleton2D, name) for name in SKELETON2D_KEYPOINTS})
-
-
-def roi_msg(pose, header, width, height):
-    xmin, ymin, xmax, ymax, confidence = normalized_roi(pose, width, height)
-    return NormalizedRegionOfInterest2D(header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, c=confidence)
-
-
-def skeleton2d_msg(pose, header, width, height):
-    rows = normalized_skeleton(pose, width, height, SKELETON2D_ORDER)
-    return Skeleton2D(header=header, skeleton=[NormalizedPointOfInterest2D(x=float(x), y=float(y), c=float(c))
-                                               for x, y, c in rows])
+from openpose_ros.messages.bodies import (TRACKED_TOPIC, BodyIds, body_frame, body_topic, ids_list_msg, roi_msg,
+                                          skeleton2d_msg)
 
 
 def body_transform(body_id, centre, header):
@@ -68,7 +54,7 @@ class HriBodies:
             roi, skeleton = self._publishers[body_id]
             roi.publish(roi_msg(pose, header, width, height))
             skeleton.publish(skeleton2d_msg(pose, header, width, height))
-        self._tracked.publish(IdsList(header=header, ids=sorted(self._ids.bodies.values())))
+        self._tracked.publish(ids_list_msg(sorted(self._ids.bodies.values()), header))
 
     def publish_body_frames(self, centres, header):
         """The REP-155 `body_<id>` TF frames on /tf, for the 3D-from-depth path (2D alone gives no position):

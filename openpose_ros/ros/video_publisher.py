@@ -12,7 +12,6 @@ speed of the model. At the end one JSON line on stdout says what was published: 
 frame's stamp [sec, nanosec] (in publication order), so that a caller can match outputs to frames.
 """
 import argparse
-import array
 import json
 import math
 import sys
@@ -20,18 +19,15 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from openpose_ros.messages.conversions import OUTPUT_ENCODINGS, bgr_to_image_msg, compressed_image_msg
+from openpose_ros.messages.types import RCLPY_TYPES, header as make_header
 from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
-
-ENCODINGS = ('bgr8', 'rgb8', 'mono8', 'bgra8', 'rgba8')
-_CONVERSIONS = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY, 'bgra8': cv2.COLOR_BGR2BGRA,
-                'rgba8': cv2.COLOR_BGR2RGBA}
 
 
 def build_parser():
@@ -45,7 +41,8 @@ def build_parser():
     parser.add_argument('--count', type=int, help='publish this many frames (repeating the source as needed); '
                         'default: the source once')
     parser.add_argument('--start', type=int, default=0, help='skip this many frames of the source first')
-    parser.add_argument('--encoding', choices=ENCODINGS, default='bgr8', help='raw image encoding (default bgr8)')
+    parser.add_argument('--encoding', choices=OUTPUT_ENCODINGS, default='bgr8',
+                        help='raw image encoding (default bgr8)')
     parser.add_argument('--compressed', choices=('jpeg', 'png'), help='publish sensor_msgs/CompressedImage')
     parser.add_argument('--jpeg-quality', type=int, default=90)
     parser.add_argument('--motion', type=float, default=0.0,
@@ -186,35 +183,6 @@ def is_bag(path):
                               or any(p.suffix in ('.db3', '.mcap') for p in path.iterdir()))
 
 
-def image_msg(frame, encoding, header):
-    """A BGR frame -> sensor_msgs/Image in `encoding`."""
-    conversion = _CONVERSIONS[encoding]
-    pixels = frame if conversion is None else cv2.cvtColor(frame, conversion)
-    pixels = np.ascontiguousarray(pixels)
-    msg = Image(check_fields=True) if '_check_fields' in Image.__slots__ else Image()
-    msg.header = header
-    msg.height, msg.width = pixels.shape[:2]
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = pixels.shape[1] * (pixels.shape[2] if pixels.ndim == 3 else 1)
-    data = array.array('B')
-    data.frombytes(pixels.tobytes())
-    msg.data = data
-    return msg
-
-
-def compressed_msg(frame, kind, header, quality=90):
-    ok, encoded = cv2.imencode('.jpg' if kind == 'jpeg' else '.png', frame,
-                               [cv2.IMWRITE_JPEG_QUALITY, quality] if kind == 'jpeg' else [])
-    if not ok:
-        raise ValueError(f'cannot encode a frame as {kind}')
-    msg = CompressedImage()
-    msg.header = header
-    msg.format = kind
-    msg.data = encoded.tobytes()
-    return msg
-
-
 def run(args):
     source = FrameSource(args.source, args.motion, args.start, args.bag_topic)
     rate = args.rate or source.fps or 10.0
@@ -260,9 +228,10 @@ def run(args):
             next_time += 1.0 / rate
             if next_time < time.monotonic() - 1.0:  # far behind (a slow disk): do not burst to catch up
                 next_time = time.monotonic()
-        header = _header(node, args.frame_id)
-        msg = (compressed_msg(frame, args.compressed, header, args.jpeg_quality) if args.compressed
-               else image_msg(frame, args.encoding, header))
+        header = make_header(RCLPY_TYPES, node.get_clock().now().nanoseconds, args.frame_id)
+        # format: the codec's name alone ('jpeg', 'png'), as this publisher has always sent it
+        msg = (compressed_image_msg(frame, header, args.compressed, args.jpeg_quality, format_name=args.compressed)
+               if args.compressed else bgr_to_image_msg(frame, header, args.encoding))
         publisher.publish(msg)
         stamp = (header.stamp.sec, header.stamp.nanosec)
         stamps.append(list(stamp))
@@ -283,11 +252,6 @@ def run(args):
             'rate_hz': round(len(stamps) / seconds, 3) if seconds > 0 else None, 'topic': args.topic,
             'lockstep_missed': missed if args.lockstep else None, 'stamps': None if args.no_stamps else stamps,
             'source_fps': source.fps or None}
-
-
-def _header(node, frame_id):
-    from std_msgs.msg import Header
-    return Header(stamp=node.get_clock().now().to_msg(), frame_id=frame_id)
 
 
 def main(argv=None):
