@@ -9,7 +9,7 @@ activations.
 The model is read through a cache of OpenVINO IR in the user's cache folder (see ModelCache): the ONNX model as
 read (and folded), keyed by its SHA-256, its weights mapped from the cache's file instead of held on the heap.
 Once compiled, the device computes with its own copy of the weights, so the mapped pages are handed back to the
-system (re-read from the file if OpenVINO looks at them again): 14 MiB less peak memory for the published model,
+system (re-read from the file if OpenVINO looks at them again): 12-13 MiB less peak memory for the published model,
 and OpenVINO's ONNX reader is no longer loaded once the entry exists.
 """
 import hashlib
