@@ -1,5 +1,7 @@
 """The OpenVINO backend: bf16 and fp32 against ONNX Runtime on real images, the choice of runtime and precision,
-the saved model's runtime, the bounded compiled-model cache, and an OpenVINO-only process without torch."""
+the saved model's runtime, the bounded compiled-model cache, the IR cache, and an OpenVINO-only process without
+torch."""
+import copy
 import json
 import logging
 import subprocess
@@ -13,11 +15,19 @@ from conftest import MINI_VAL_IMAGES, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.runtime.backends import OnnxBackend
 from openpose_ros.runtime.export import export_onnx
-from openpose_ros.runtime.openvino import OpenVinoBackend, device_capabilities, resolve_precision, runtime_backend
+from openpose_ros.runtime.openvino import (ModelCache, OpenVinoBackend, default_cache_dir, device_capabilities,
+                                           resolve_precision, runtime_backend)
 from openpose_ros.runtime.quantize import Preprocessing, compare_backends, load_images
 from openpose_ros.runtime.selection import apply_backend, choose_backend
 
 NO_BF16 = ('FP32', 'FP16', 'INT8', 'BIN', 'EXPORT_IMPORT')  # a CPU without native bf16 (e.g. AVX2 only)
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """The user's cache folder of each test (and of the processes it starts) is its own."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg-cache'))
+    return tmp_path / 'xdg-cache'
 
 
 @pytest.fixture(scope='module')
@@ -174,3 +184,72 @@ def test_the_node_runs_openvino_at_its_precision_parameter(tmp_path):
     model = load_model(settings, tmp_path)
     assert model.backend == 'openvino-cpu-fp32' and model.reason.startswith('asked for')
     assert len(model.learner.infer(cv2.imread(str(PHOTO)))) > 0
+
+
+def _same_maps(first, second):
+    return all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_the_ir_cache_gives_the_same_maps_and_is_reused(trained, user_cache):
+    _, onnx, _ = trained
+    batch = np.random.default_rng(1).random((1, 3, 256, 392), dtype=np.float32)
+    reference = OpenVinoBackend(onnx, 'fp32', cache_dir=False)
+    assert reference._mapped_weights is None
+    made = OpenVinoBackend(onnx, 'fp32')
+    assert default_cache_dir() == user_cache / 'openpose_ros' / 'openvino'
+    entries = list(default_cache_dir().iterdir())
+    assert len(entries) == 1 and sorted(path.name for path in entries[0].iterdir()) == [
+        ModelCache.MANIFEST, ModelCache.BIN, ModelCache.XML]
+    assert made._mapped_weights is not None and _same_maps(reference.run(batch), made.run(batch))
+    stamp = (entries[0] / ModelCache.BIN).stat().st_mtime_ns
+    reused = OpenVinoBackend(onnx, 'fp32')
+    assert (entries[0] / ModelCache.BIN).stat().st_mtime_ns == stamp  # read, not written again
+    assert _same_maps(reference.run(batch), reused.run(batch))
+
+
+def test_a_damaged_cache_entry_is_never_used_and_is_made_again(trained, tmp_path, caplog):
+    _, onnx, _ = trained
+    batch = np.random.default_rng(2).random((1, 3, 256, 392), dtype=np.float32)
+    reference = OpenVinoBackend(onnx, 'fp32', cache_dir=False).run(batch)
+    OpenVinoBackend(onnx, 'fp32', cache_dir=tmp_path / 'cache')
+    entry, = (tmp_path / 'cache').iterdir()
+    weights = bytearray((entry / ModelCache.BIN).read_bytes())
+    weights[len(weights) // 2] ^= 0xFF  # one weight damaged, the manifest unchanged
+    (entry / ModelCache.BIN).write_bytes(weights)
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.runtime.openvino'):
+        backend = OpenVinoBackend(onnx, 'fp32', cache_dir=tmp_path / 'cache')
+    assert 'does not match its manifest; making it again' in caplog.text
+    assert _same_maps(reference, backend.run(batch))
+    assert (entry / ModelCache.BIN).read_bytes() != bytes(weights)  # written again, whole
+    (entry / ModelCache.MANIFEST).write_text('{"key": "')
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.runtime.openvino'):
+        assert _same_maps(reference, OpenVinoBackend(onnx, 'fp32', cache_dir=tmp_path / 'cache').run(batch))
+    assert 'incomplete or damaged' in caplog.text
+
+
+def test_a_changed_model_never_reuses_the_entry_of_the_old_one(trained, tmp_path):
+    learner, onnx, _ = trained
+    batch = np.random.default_rng(3).random((1, 3, 256, 392), dtype=np.float32)
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(onnx.read_bytes())
+    before = OpenVinoBackend(path, 'fp32', cache_dir=tmp_path / 'cache').run(batch)
+    changed = copy.deepcopy(learner.model).eval()
+    next(changed.parameters()).data.mul_(1.5)
+    export_onnx(changed, path)  # the same file, another model
+    reference = OpenVinoBackend(path, 'fp32', cache_dir=False).run(batch)
+    after = OpenVinoBackend(path, 'fp32', cache_dir=tmp_path / 'cache').run(batch)
+    assert _same_maps(reference, after) and not _same_maps(before, after)
+    assert len(list((tmp_path / 'cache').iterdir())) == 2
+
+
+def test_a_cache_folder_that_cannot_be_written_is_passed_by_with_a_warning(trained, tmp_path, caplog):
+    _, onnx, _ = trained
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('not a folder')  # unwritable for every user, root included
+    batch = np.random.default_rng(4).random((1, 3, 256, 392), dtype=np.float32)
+    with caplog.at_level(logging.WARNING, logger='openpose_ros.runtime.openvino'):
+        backend = OpenVinoBackend(onnx, 'fp32', cache_dir=blocker / 'cache')
+    assert 'cannot be used' in caplog.text and backend._mapped_weights is None
+    assert _same_maps(OpenVinoBackend(onnx, 'fp32', cache_dir=False).run(batch), backend.run(batch))
+    assert blocker.read_text() == 'not a folder'
