@@ -1,5 +1,8 @@
 """Shared test fixtures: paths of the real data in ../shared/data (read in place, never copied)."""
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,16 @@ MINI_VAL_IMAGES = COCO / 'coco-mini' / 'val2017'
 PHOTO = MMPOSE_IMAGES / '000000000785.jpg'
 VIDEO = DATA / 'video' / 'vtest.avi'
 TEST_MODEL = ROOT / 'test' / 'models' / 'tiny_coco'
+
+
+# The tests' caches (the OpenVINO IR cache, downloads) live in a folder of their own, never the user's ~/.cache;
+# node processes started by the tests inherit it.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix='openpose_ros_test_cache_'))
+os.environ['XDG_CACHE_HOME'] = str(TEST_CACHE)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 # Names through which a test module reads the real data; without the data folder its tests are skipped.
