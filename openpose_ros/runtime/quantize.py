@@ -21,7 +21,7 @@ from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.estimator import PoseEstimator
 from openpose_ros.inference.image import read_pixels, to_bgr8
 from openpose_ros.inference.preprocess import prepare
-from openpose_ros.keypoints import SIGMAS
+from openpose_ros.tracking.oks import coco_similarity, greedy_pairs
 
 QUANTIZED_SUFFIX = '.int8.onnx'
 DEFAULT_CALIBRATION_COUNT = 64
@@ -210,34 +210,13 @@ def quantize_learner(learner, fp32_path, calibration_images=None, **options):
 
 
 # --- agreement with fp32 ----------------------------------------------------------------------------------
-def keypoint_similarity(reference, candidate):
-    """COCO's object keypoint similarity of `candidate` to `reference` ((18, 2) arrays, -1 where missing), over
-    the reference's keypoints, with the area of the reference's keypoint box; a keypoint missing from the
-    candidate scores 0."""
-    found = reference[:, 0] >= 0
-    if found.sum() < 2:
-        return 0.0
-    points = reference[found]
-    area = max(float(np.prod(points.max(axis=0) - points.min(axis=0))), 1.0)
-    present = found & (candidate[:, 0] >= 0)
-    distance2 = ((reference[present] - candidate[present]) ** 2).sum(axis=1)
-    variances = (2 * SIGMAS[present]) ** 2
-    return float(np.exp(-distance2 / (2 * area * variances)).sum() / found.sum())
-
-
 def match_poses(reference, candidate, min_similarity=0.5):
-    """Greedy one-to-one matching of two pose lists by keypoint similarity; returns [(i, j, similarity)]."""
-    pairs = sorted(((keypoint_similarity(a.data, b.data), i, j) for i, a in enumerate(reference)
-                    for j, b in enumerate(candidate)), reverse=True)
-    used_a, used_b, matches = set(), set(), []
-    for score, i, j in pairs:
-        if score < min_similarity:
-            break
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            matches.append((i, j, score))
-    return matches
+    """Greedy one-to-one matching of two pose lists by COCO's keypoint similarity; returns [(i, j, similarity)]."""
+    if not (reference and candidate):
+        return []
+    scores = coco_similarity(np.stack([pose.data for pose in reference]), np.stack([pose.data for pose in candidate]))
+    rows, columns = greedy_pairs(scores, min_similarity)
+    return [(int(i), int(j), float(scores[i, j])) for i, j in zip(rows, columns)]
 
 
 def compare_backends(reference, candidate, images, preprocessing=Preprocessing(), upsample_ratio=4,
