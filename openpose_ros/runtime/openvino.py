@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, _return_free_heap, cpu_threads
+from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, return_free_heap, cpu_threads
 from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 
 LOG = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class OpenVinoBackend:
             self._requests.popitem(last=False)
         self._model.reshape({INPUT_NAME: list(shape)})  # a static shape compiles to faster code
         request = self._core.compile_model(self._model, self.device, self._config).create_infer_request()
-        _return_free_heap()
+        return_free_heap()
         self._requests[shape] = request
         return request
 
