@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
+from openpose_ros.network import BACKBONES
+from openpose_ros.runtime.openvino import PRECISIONS
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 from openpose_ros.tracking.smoothing import OneEuroSettings
 from openpose_ros.tracking.tracker import PoseTracker
 
@@ -27,9 +30,6 @@ DIFFERS_FROM_LIBRARY = {
     'min_keypoints': 3,
 }
 
-BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8', 'openvino')
-PRECISION_CHOICES = ('auto', 'fp32', 'bf16')  # openpose_ros.runtime.selection.PRECISIONS
-BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')  # openpose_ros.network.BACKBONES, without importing torch
 INPUT_TYPES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
 DOWNLOAD = 'download'
@@ -113,7 +113,7 @@ PARAMS = (
           "OpenVINO precision (backends auto and openvino): 'auto' runs int8 when a quantised model is there, "
           "else bf16 where the device has native bf16 (same accuracy as fp32, about twice as fast), else fp32; "
           "'fp32'; 'bf16' (fp32, with a warning, where the device has no native bf16).", 'model',
-          choices=PRECISION_CHOICES),
+          choices=PRECISIONS),
     Param('openvino_device', 'CPU',
           "OpenVINO device: 'CPU', or an Intel 'GPU' or 'NPU' (passed through to OpenVINO; untested here).",
           'model', pattern=r'^[A-Z][A-Z0-9_.:,]*$', pattern_words='an OpenVINO device name, e.g. CPU, GPU, NPU'),

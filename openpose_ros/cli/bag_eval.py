@@ -19,6 +19,7 @@ from openpose_ros.bag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset
 from openpose_ros.bag.writer import ANNOTATED_MODES
 from openpose_ros.cli import (add_device_argument, add_openvino_arguments, checked_number, command_parser, exit_status,
                               regular_file)
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
@@ -42,7 +43,7 @@ def build_parser():
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
                         '~/.cache/openpose_ros as the node does)')
     add_device_argument(parser)
-    parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'),
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='network backend (default auto: the fastest available)')
     add_openvino_arguments(parser)
     parser.add_argument('--params-file', metavar='YAML', type=regular_file,

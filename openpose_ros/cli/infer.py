@@ -26,8 +26,10 @@ from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.formats.poses_json import frame_record
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.network import BACKBONES
 from openpose_ros.runtime.loading import ModelError
 from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 
 LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
@@ -52,7 +54,7 @@ def build_parser():
     parser.add_argument('--random-weights', action='store_true',
                         help='use an untrained network (smoke tests only: the results are meaningless)')
     add_device_argument(parser)
-    parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'), default='auto',
+    parser.add_argument('--backend', choices=BACKEND_CHOICES, default='auto',
                         help='network backend; auto (default) takes the fastest available: int8 when a quantised '
                              'model <name>.int8.onnx is beside the weights, else OpenVINO at --precision (CPU), '
                              'else ONNX Runtime fp32, else torch')
@@ -85,7 +87,7 @@ def build_parser():
                              'for faster start-up next time with --weights DIR')
     parser.add_argument('--no-images', action='store_true', help='write only poses.json')
     network = parser.add_argument_group('network of a checkpoint file (a saved folder carries its own)')
-    network.add_argument('--backbone', default='mobilenet', choices=('mobilenet', 'mobilenetv2', 'shufflenet'))
+    network.add_argument('--backbone', default='mobilenet', choices=BACKBONES)
     network.add_argument('--num-refinement-stages', type=int,
                          help='default: read from the checkpoint (1 for the published model)')
     network.add_argument('--mobilenet-use-stride', action='store_true', help='stride 16 (OpenDR option)')
