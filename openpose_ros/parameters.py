@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from openpose_ros.inference.decode import DecoderConfig
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
+from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
 from openpose_ros.network import BACKBONES
 from openpose_ros.runtime.openvino import PRECISIONS
 from openpose_ros.runtime.selection import BACKEND_CHOICES
@@ -128,7 +128,7 @@ PARAMS = (
     Param('base_height', 0,
           "Network input height in pixels (the image is scaled to it); 0 = the model's own (256 for the "
           "published model). Larger finds smaller people and costs time quadratically.", 'model',
-          low=0, high=2048),
+          low=0, high=BASE_HEIGHT_RANGE[1]),
     Param('half_precision', False, 'fp16 inference (CUDA only; ignored with a warning on CPU).', 'model'),
     Param('autostart', True,
           'Configure and activate the lifecycle node at start. false: it waits, unconfigured, for lifecycle '
@@ -245,8 +245,9 @@ def check_all(values):
     base_height = values.get('base_height', 0)
     if not reasons and values.get('depth_min_range', 0.0) >= values.get('depth_max_range', 10.0):
         reasons.append('depth_min_range must be smaller than depth_max_range')
-    if not reasons and 0 < base_height < 32:
-        reasons.append(f'base_height must be 0 (the model\'s own) or at least 32, got {base_height}')
+    lowest = BASE_HEIGHT_RANGE[0]
+    if not reasons and 0 < base_height < lowest:
+        reasons.append(f'base_height must be 0 (the model\'s own) or at least {lowest}, got {base_height}')
     return reasons
 
 

@@ -25,7 +25,7 @@ from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openv
 from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.formats.poses_json import frame_record
 from openpose_ros.inference.image import ImageRejected
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.network import BACKBONES
 from openpose_ros.runtime.loading import ModelError
 from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
@@ -35,7 +35,6 @@ LOG = logging.getLogger('openpose_ros.infer')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 RESULTS_NAME = 'poses.json'
 MAX_FPS = 1000.0
-BASE_HEIGHT_RANGE = (32, 2048)  # as the node's base_height parameter
 VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')

@@ -56,7 +56,8 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
     """
     from openpose_ros.runtime.selection import apply_backend, choose_backend
     from openpose_ros.runtime.checkpoints import extract_state_dict, read_checkpoint
-    from openpose_ros.learner import LightweightOpenPoseLearner, check_base_height
+    from openpose_ros.inference.preprocess import check_base_height
+    from openpose_ros.learner import LightweightOpenPoseLearner
 
     path = resolve_weights(weights, download_dir)
     options = dict(learner_options, device=device)
