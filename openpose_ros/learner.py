@@ -17,7 +17,7 @@ from openpose_ros.inference.estimator import PoseEstimator
 from openpose_ros.inference.pipeline import PoseStream, StreamSettings
 from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio
 from openpose_ros.network import build_network, network_stride
-from openpose_ros.runtime.backends import TorchBackend
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, TorchBackend
 from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.runtime import download as downloads
 from openpose_ros.runtime.export import export_onnx
@@ -92,7 +92,7 @@ class LightweightOpenPoseLearner:
     or fit(), or allow_random_weights() for tests and timing.
     """
 
-    def __init__(self, lr=4e-5, epochs=280, batch_size=80, device='auto', backbone='mobilenet', lr_schedule='',
+    def __init__(self, lr=4e-5, epochs=280, batch_size=80, device=DEFAULT_DEVICE, backbone='mobilenet', lr_schedule='',
                  temp_path=None, checkpoint_after_iter=5000, checkpoint_load_iter=0, val_after=5000, log_after=100,
                  mobilenet_use_stride=False, mobilenetv2_width=1.0, shufflenet_groups=3, num_refinement_stages=1,
                  batches_per_iter=1, experiment_name='default', num_workers=8, weights_only=True,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
 from openpose_ros.network import BACKBONES
+from openpose_ros.runtime.backends import DEFAULT_DEVICE
+from openpose_ros.runtime.loading import DOWNLOAD
 from openpose_ros.runtime.openvino import PRECISIONS
 from openpose_ros.runtime.selection import BACKEND_CHOICES
 from openpose_ros.tracking.smoothing import OneEuroSettings
@@ -32,7 +34,6 @@ DIFFERS_FROM_LIBRARY = {
 
 INPUT_TYPES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
-DOWNLOAD = 'download'
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 
@@ -101,7 +102,7 @@ PARAMS = (
     Param('download_dir', '',
           "Where weights:=download keeps the model; '' = $XDG_CACHE_HOME/openpose_ros (~/.cache/openpose_ros).",
           'model'),
-    Param('device', 'auto', "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.", 'model',
+    Param('device', DEFAULT_DEVICE, "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.", 'model',
           pattern=_DEVICE.pattern, pattern_words="auto, cpu, cuda or cuda:N"),
     Param('backend', 'auto',
           "Network runtime: 'auto' takes the fastest available (int8 when a quantised <name>.int8.onnx is in "

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+# The device of every entry point (node, executables, learner) unless told: CUDA when there is one, else the CPU.
+DEFAULT_DEVICE = 'auto'
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('heatmaps', 'pafs')
 
