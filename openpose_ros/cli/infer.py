@@ -23,16 +23,15 @@ import cv2
 from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
                               command_parser, exit_status, number_in)
 from openpose_ros.files import check_writable_folder, refuse_replacing
+from openpose_ros.formats import media
 from openpose_ros.formats.poses_json import frame_record
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
 from openpose_ros.network import BACKBONES
 from openpose_ros.runtime.loading import ModelError
-from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 from openpose_ros.runtime.selection import BACKEND_CHOICES
 
 LOG = logging.getLogger('openpose_ros.infer')
-VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 RESULTS_NAME = 'poses.json'
 MAX_FPS = 1000.0
 VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
@@ -105,12 +104,12 @@ def classify_input(path):
     if not path.is_file():  # a FIFO, socket or device: reading it could block or never end
         raise UsageError(f'input {path} is not a regular file; give an image, a folder of images or a video')
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if media.is_image_file(path):
         return 'image'
-    if suffix in VIDEO_SUFFIXES:
+    if suffix in media.VIDEO_SUFFIXES:
         return 'video'
     raise UsageError(f'input {path}: unknown file type {suffix or "(no suffix)"}; images: '
-                     f'{" ".join(IMAGE_SUFFIXES)}; videos: {" ".join(VIDEO_SUFFIXES)}')
+                     f'{" ".join(media.IMAGE_SUFFIXES)}; videos: {" ".join(media.VIDEO_SUFFIXES)}')
 
 
 def read_image(path):
@@ -125,9 +124,9 @@ def read_image(path):
 
 
 def folder_images(folder):
-    images = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = media.folder_images(folder)
     if not images:
-        raise UsageError(f'folder {folder} holds no images ({" ".join(IMAGE_SUFFIXES)})')
+        raise UsageError(f'folder {folder} holds no images ({" ".join(media.IMAGE_SUFFIXES)})')
     return images
 
 
@@ -244,11 +243,10 @@ def int8_calibration(args, weights):
     """The images to calibrate on when --backend int8 quantises here, which it does unless a quantised model is
     beside the weights: --calibration, else the data folder's (None), else the input images."""
     from openpose_ros.runtime.selection import saved_onnx_models
-    from openpose_ros.runtime.quantize import default_data_root
     if args.backend != 'int8' or saved_onnx_models(weights)[1] is not None:
         return None
     calibration = args.calibration
-    if calibration is None and default_data_root() is None:
+    if calibration is None and media.default_data_root() is None:
         if classify_input(args.input) == 'video':
             raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
         calibration = args.input
