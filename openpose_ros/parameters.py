@@ -7,6 +7,7 @@ runs (`dynamic`). The others are read-only: they are set at start (command line,
 
 Free of rclpy: `check()` says why a value is refused, and the node turns the table into ParameterDescriptors.
 """
+import inspect
 import math
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from openpose_ros.tracking.tracker import PoseTracker
 
 _DECODER = DecoderConfig()
 _ONE_EURO = OneEuroSettings()
-_TRACKER = PoseTracker()
+_TRACKER = {name: parameter.default for name, parameter in inspect.signature(PoseTracker).parameters.items()}
 
 # Where the node's default differs from the library's, and why.
 DIFFERS_FROM_LIBRARY = {
@@ -171,10 +172,10 @@ PARAMS = (
     # --- tracking and smoothing: change at run time ------------------------------------------------------
     Param('track', True, 'Give each person a track id that stays with them across frames (else id -1).',
           'tracking', True),
-    Param('tracker_max_missed', _TRACKER.max_missed,
+    Param('tracker_max_missed', _TRACKER['max_missed'],
           'Frames a track survives without being seen (a person missed for that many frames keeps the id).',
           'tracking', True, 0, 1000),
-    Param('tracker_min_similarity', _TRACKER.min_similarity,
+    Param('tracker_min_similarity', _TRACKER['min_similarity'],
           'Minimum keypoint similarity (OKS) between a pose and a track to continue the track.', 'tracking',
           True, 0.0, 1.0, low_excluded=True),
     Param('smooth', True, "One Euro filtering of tracked keypoints on the images' stamps.", 'tracking', True),
