@@ -214,7 +214,8 @@ def measure_agreement():
     """The tests' agreement figures of CUDA fp32 and fp16 against the CPU, on the trained test model."""
     sys.path.insert(0, str(ROOT / 'test'))
     import test_cuda
-    from openpose_ros.runtime.quantize import Preprocessing, compare_backends
+    from openpose_ros.evaluation.agreement import compare_backends
+    from openpose_ros.runtime.quantize import Preprocessing
     cpu = test_cuda.load_test_model('cpu')
     preprocessing = Preprocessing(cpu.base_height, cpu.stride)
     doc = {'model': 'test/models/tiny_coco', 'images': len(test_cuda.AGREEMENT_IMAGES),

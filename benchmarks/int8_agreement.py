@@ -96,7 +96,8 @@ def main(argv=None):
     from openpose_ros import LightweightOpenPoseLearner
     from openpose_ros.runtime.backends import OnnxBackend
     from openpose_ros.runtime.export import export_onnx
-    from openpose_ros.runtime.quantize import Preprocessing, compare_backends, load_images, quantize_onnx
+    from openpose_ros.evaluation.agreement import compare_backends
+    from openpose_ros.runtime.quantize import Preprocessing, load_images, quantize_onnx
 
     torch.manual_seed(0)
     learner = LightweightOpenPoseLearner(device='cpu', backbone=args.backbone, mobilenetv2_width=args.mobilenetv2_width,

@@ -42,7 +42,8 @@ def main(argv=None):
     from openpose_ros.runtime.backends import OnnxBackend
     from openpose_ros.runtime.export import export_onnx
     from openpose_ros.runtime.openvino import OpenVinoBackend, device_capabilities
-    from openpose_ros.runtime.quantize import Preprocessing, compare_backends, quantize_onnx
+    from openpose_ros.evaluation.agreement import compare_backends
+    from openpose_ros.runtime.quantize import Preprocessing, quantize_onnx
 
     learner = LightweightOpenPoseLearner(device='cpu').load(args.weights)
     preprocessing = Preprocessing(learner.base_height, learner.stride, tuple(learner.img_mean), learner.img_scale,

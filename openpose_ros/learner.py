@@ -15,9 +15,9 @@ from openpose_ros.files import atomic_path, file_sha256, named_target, write_tex
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.estimator import PoseEstimator
 from openpose_ros.inference.pipeline import PoseStream, StreamSettings
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio
 from openpose_ros.network import build_network, network_stride
-from openpose_ros.runtime.backends import TorchBackend
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, TorchBackend
 from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.runtime import download as downloads
 from openpose_ros.runtime.export import export_onnx
@@ -32,19 +32,11 @@ DEFAULT_SCALES = (0.5, 1.0, 1.5, 2.0)
 NETWORK_OPTIONS = ('backbone', 'num_refinement_stages', 'mobilenet_use_stride', 'mobilenetv2_width',
                    'shufflenet_groups')
 PREPROCESSING_OPTIONS = ('base_height', 'img_mean', 'img_scale', 'pad_value')
-BASE_HEIGHT_RANGE = (32, 4096)
 DEFAULT_TEMP_PATH = 'temp'
 
 
 class NoWeightsError(RuntimeError):
     """infer() or eval() on a network whose weights were never loaded or trained: random weights find nobody."""
-
-
-def check_base_height(base_height):
-    """Raises ValueError unless `base_height` is an integer in BASE_HEIGHT_RANGE."""
-    low, high = BASE_HEIGHT_RANGE
-    if not _is_integer(base_height) or not low <= base_height <= high:
-        raise ValueError(f'base_height must be an integer in [{low}, {high}], not {base_height!r}')
 
 
 def check_preprocessing(base_height, img_mean, img_scale, pad_value):
@@ -64,10 +56,6 @@ def _channel_values(name, value):
     if len(values) != 3 or not all(_is_finite_number(v) for v in values):
         raise ValueError(f'{name} must be a finite number or three of them (B, G, R), not {value!r}')
     return values
-
-
-def _is_integer(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_finite_number(value):
@@ -104,7 +92,7 @@ class LightweightOpenPoseLearner:
     or fit(), or allow_random_weights() for tests and timing.
     """
 
-    def __init__(self, lr=4e-5, epochs=280, batch_size=80, device='auto', backbone='mobilenet', lr_schedule='',
+    def __init__(self, lr=4e-5, epochs=280, batch_size=80, device=DEFAULT_DEVICE, backbone='mobilenet', lr_schedule='',
                  temp_path=None, checkpoint_after_iter=5000, checkpoint_load_iter=0, val_after=5000, log_after=100,
                  mobilenet_use_stride=False, mobilenetv2_width=1.0, shufflenet_groups=3, num_refinement_stages=1,
                  batches_per_iter=1, experiment_name='default', num_workers=8, weights_only=True,

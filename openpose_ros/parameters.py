@@ -7,18 +7,24 @@ runs (`dynamic`). The others are read-only: they are set at start (command line,
 
 Free of rclpy: `check()` says why a value is refused, and the node turns the table into ParameterDescriptors.
 """
+import inspect
 import math
 import re
 from dataclasses import dataclass
 
 from openpose_ros.inference.decode import DecoderConfig
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
+from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
+from openpose_ros.network import BACKBONES
+from openpose_ros.runtime.backends import DEFAULT_DEVICE
+from openpose_ros.runtime.loading import DOWNLOAD
+from openpose_ros.runtime.openvino import PRECISIONS
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 from openpose_ros.tracking.smoothing import OneEuroSettings
 from openpose_ros.tracking.tracker import PoseTracker
 
 _DECODER = DecoderConfig()
 _ONE_EURO = OneEuroSettings()
-_TRACKER = PoseTracker()
+_TRACKER = {name: parameter.default for name, parameter in inspect.signature(PoseTracker).parameters.items()}
 
 # Where the node's default differs from the library's, and why.
 DIFFERS_FROM_LIBRARY = {
@@ -27,12 +33,8 @@ DIFFERS_FROM_LIBRARY = {
     'min_keypoints': 3,
 }
 
-BACKEND_CHOICES = ('auto', 'torch', 'onnx', 'int8', 'openvino')
-PRECISION_CHOICES = ('auto', 'fp32', 'bf16')  # openpose_ros.runtime.selection.PRECISIONS
-BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')  # openpose_ros.network.BACKBONES, without importing torch
 INPUT_TYPES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('best_effort', 'reliable')
-DOWNLOAD = 'download'
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 
@@ -101,7 +103,7 @@ PARAMS = (
     Param('download_dir', '',
           "Where weights:=download keeps the model; '' = $XDG_CACHE_HOME/openpose_ros (~/.cache/openpose_ros).",
           'model'),
-    Param('device', 'auto', "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.", 'model',
+    Param('device', DEFAULT_DEVICE, "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'.", 'model',
           pattern=_DEVICE.pattern, pattern_words="auto, cpu, cuda or cuda:N"),
     Param('backend', 'auto',
           "Network runtime: 'auto' takes the fastest available (int8 when a quantised <name>.int8.onnx is in "
@@ -113,7 +115,7 @@ PARAMS = (
           "OpenVINO precision (backends auto and openvino): 'auto' runs int8 when a quantised model is there, "
           "else bf16 where the device has native bf16 (same accuracy as fp32, about twice as fast), else fp32; "
           "'fp32'; 'bf16' (fp32, with a warning, where the device has no native bf16).", 'model',
-          choices=PRECISION_CHOICES),
+          choices=PRECISIONS),
     Param('openvino_device', 'CPU',
           "OpenVINO device: 'CPU', or an Intel 'GPU' or 'NPU' (passed through to OpenVINO; untested here).",
           'model', pattern=r'^[A-Z][A-Z0-9_.:,]*$', pattern_words='an OpenVINO device name, e.g. CPU, GPU, NPU'),
@@ -128,7 +130,7 @@ PARAMS = (
     Param('base_height', 0,
           "Network input height in pixels (the image is scaled to it); 0 = the model's own (256 for the "
           "published model). Larger finds smaller people and costs time quadratically.", 'model',
-          low=0, high=2048),
+          low=0, high=BASE_HEIGHT_RANGE[1]),
     Param('half_precision', False, 'fp16 inference (CUDA only; ignored with a warning on CPU).', 'model'),
     Param('autostart', True,
           'Configure and activate the lifecycle node at start. false: it waits, unconfigured, for lifecycle '
@@ -170,10 +172,10 @@ PARAMS = (
     # --- tracking and smoothing: change at run time ------------------------------------------------------
     Param('track', True, 'Give each person a track id that stays with them across frames (else id -1).',
           'tracking', True),
-    Param('tracker_max_missed', _TRACKER.max_missed,
+    Param('tracker_max_missed', _TRACKER['max_missed'],
           'Frames a track survives without being seen (a person missed for that many frames keeps the id).',
           'tracking', True, 0, 1000),
-    Param('tracker_min_similarity', _TRACKER.min_similarity,
+    Param('tracker_min_similarity', _TRACKER['min_similarity'],
           'Minimum keypoint similarity (OKS) between a pose and a track to continue the track.', 'tracking',
           True, 0.0, 1.0, low_excluded=True),
     Param('smooth', True, "One Euro filtering of tracked keypoints on the images' stamps.", 'tracking', True),
@@ -245,8 +247,9 @@ def check_all(values):
     base_height = values.get('base_height', 0)
     if not reasons and values.get('depth_min_range', 0.0) >= values.get('depth_max_range', 10.0):
         reasons.append('depth_min_range must be smaller than depth_max_range')
-    if not reasons and 0 < base_height < 32:
-        reasons.append(f'base_height must be 0 (the model\'s own) or at least 32, got {base_height}')
+    lowest = BASE_HEIGHT_RANGE[0]
+    if not reasons and 0 < base_height < lowest:
+        reasons.append(f'base_height must be 0 (the model\'s own) or at least {lowest}, got {base_height}')
     return reasons
 
 

@@ -15,10 +15,11 @@ import torch
 
 from conftest import MMPOSE_IMAGES, PHOTO, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
+from openpose_ros.evaluation.agreement import compare_backends
 from openpose_ros.runtime.backends import OnnxBackend
 from openpose_ros.runtime.checkpoints import read_checkpoint
 from openpose_ros.runtime.export import export_onnx
-from openpose_ros.runtime.quantize import Preprocessing, compare_backends
+from openpose_ros.runtime.quantize import Preprocessing
 from openpose_ros.training.trainer import fit
 from test_quantize import TEST_MODEL_PHOTOS
 from test_training import TINY, assert_resumes_exactly, assert_short_fit_lowers_the_loss, small_dataset

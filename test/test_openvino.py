@@ -13,11 +13,12 @@ import pytest
 
 from conftest import MINI_VAL_IMAGES, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
+from openpose_ros.evaluation.agreement import compare_backends
 from openpose_ros.runtime.backends import OnnxBackend
 from openpose_ros.runtime.export import export_onnx
 from openpose_ros.runtime.openvino import (ModelCache, OpenVinoBackend, default_cache_dir, device_capabilities,
                                            resolve_precision, runtime_backend)
-from openpose_ros.runtime.quantize import Preprocessing, compare_backends, load_images
+from openpose_ros.runtime.quantize import Preprocessing, load_images
 from openpose_ros.runtime.selection import apply_backend, choose_backend
 
 NO_BF16 = ('FP32', 'FP16', 'INT8', 'BIN', 'EXPORT_IMPORT')  # a CPU without native bf16 (e.g. AVX2 only)

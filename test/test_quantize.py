@@ -18,8 +18,9 @@ from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.formats.coco import load_coco_keypoints
 from openpose_ros.runtime.backends import OnnxBackend
 from openpose_ros.runtime.export import export_onnx
-from openpose_ros.runtime.quantize import (Preprocessing, compare_backends, default_calibration_images, load_images,
-                                           quantize_onnx, quantized_path)
+from openpose_ros.evaluation.agreement import compare_backends
+from openpose_ros.runtime.quantize import (Preprocessing, default_calibration_images, load_images, quantize_onnx,
+                                           quantized_path)
 from openpose_ros.runtime.selection import apply_backend, choose_backend, saved_onnx_models
 from test_infer_cli import OracleBackend
 

@@ -28,6 +28,7 @@ from openpose_ros.bag.realtime import NewestFrameWorker
 from openpose_ros.bag.writer import ANNOTATED_MODES, OutputBag, OutputError, check_output_bag, ensure_writable
 from openpose_ros.files import refuse_replacing
 from openpose_ros.formats.bag_reader import STORAGES, BagError, BagInput, decode
+from openpose_ros.formats.coco import poses_to_results
 from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.lifting import Intrinsics
@@ -397,16 +398,8 @@ class _Run:
         if image_id is None:
             return
         self.annotated_frames[image_id] = record.index
-        self.coco_results += _coco_results(image_id, poses)
-        self.coco_unsmoothed += _coco_results(image_id, unsmoothed)
-
-
-def _coco_results(image_id, poses):
-    from openpose_ros.formats.coco import to_coco_results
-    if not poses:
-        return []
-    return to_coco_results(image_id, np.stack([p.data for p in poses]), np.stack([p.keypoint_scores for p in poses]),
-                           np.array([p.confidence for p in poses]))
+        self.coco_results += poses_to_results(image_id, poses)
+        self.coco_unsmoothed += poses_to_results(image_id, unsmoothed)
 
 
 def _progress(iterable, total, enabled):

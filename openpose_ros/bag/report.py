@@ -35,6 +35,7 @@ report.json (format 'openpose_ros.bag_eval', version 1):
   per_frame    one entry per frame read (see FrameRecord.as_dict); track_list: one entry per track id
   plots        the PNG files written
 """
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -342,11 +343,7 @@ def read_report(path):
 def write_plots(report, records, folder):
     """people_per_frame.png, processing_time.png and track_lifetimes.png in `folder`; [] (with a warning in the
     report) when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg', force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if importlib.util.find_spec('matplotlib') is None:
         report.setdefault('warnings', []).append('matplotlib is not installed: no plots (pip install matplotlib)')
         return []
     folder = Path(folder)
@@ -355,7 +352,7 @@ def write_plots(report, records, folder):
     seconds = np.array([(r.stamp_ns - origin) / 1e9 for r in processed])
     paths = []
 
-    figure, axis = plt.subplots(figsize=(9, 3.2))
+    figure, axis = _figure(3.2)
     axis.step(seconds, [r.people for r in processed], where='post', lw=1)
     lost = [(r.stamp_ns - origin) / 1e9 for r in records if r.status != 'processed']
     if lost:
@@ -365,7 +362,7 @@ def write_plots(report, records, folder):
     axis.yaxis.get_major_locator().set_params(integer=True)
     paths.append(_save(figure, folder / PLOT_NAMES[0]))
 
-    figure, axis = plt.subplots(figsize=(9, 3.2))
+    figure, axis = _figure(3.2)
     axis.plot(seconds, [r.processing_ms for r in processed], lw=0.8, label='decode + inference')
     timing = report['timing']['processing_ms']
     if timing:
@@ -380,7 +377,7 @@ def write_plots(report, records, folder):
     paths.append(_save(figure, folder / PLOT_NAMES[1]))
 
     tracks = report['track_list']
-    figure, axis = plt.subplots(figsize=(9, max(2.5, min(12, 0.12 * len(tracks) + 1.5))))
+    figure, axis = _figure(max(2.5, min(12, 0.12 * len(tracks) + 1.5)))
     for row, track in enumerate(tracks):
         start = (track['first_stamp_ns'] - origin) / 1e9
         axis.plot([start, start + track['duration_s']], [row, row], lw=2, solid_capstyle='butt')
@@ -396,9 +393,17 @@ def write_plots(report, records, folder):
     return paths
 
 
+def _figure(height):
+    """A 9-inch-wide figure and its axes, drawn by Agg: no pyplot, so neither the process's matplotlib backend
+    nor pyplot's list of open figures is touched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(9, height))
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots()
+
+
 def _save(figure, path):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    import matplotlib.pyplot as plt
-    plt.close(figure)
     return path

@@ -11,12 +11,13 @@ import os
 import sys
 from pathlib import Path
 
+from openpose_ros.formats.yaml_file import read_yaml
+from openpose_ros.runtime.backends import DEFAULT_DEVICE
+
 CONFIG_NAME = 'training.yaml'
 PACKAGE = 'openpose_ros'
 ERROR_STATUS = 2
 INTERRUPTED_STATUS = 130
-# One default device for every executable: the GPU when there is one, else the CPU.
-DEFAULT_DEVICE = 'auto'
 DEVICE_HELP = "'auto' (default: CUDA when available, else the CPU), 'cpu' or 'cuda[:N]'"
 
 
@@ -85,18 +86,13 @@ def default_config_path(name=CONFIG_NAME):
 def load_config(path):
     """A YAML (.yaml/.yml, needs PyYAML) or JSON file -> {section: {key: value}}."""
     path = Path(path)
-    text = path.read_text(encoding='utf-8')
     if path.suffix.lower() in ('.yaml', '.yml'):
         try:
-            import yaml
+            config = read_yaml(path)
         except ImportError as error:
-            raise ImportError(f'{path} is YAML: install PyYAML, or give a JSON config') from error
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ValueError(f'{path} is not valid YAML: {error}') from error
+            raise ImportError(f'{error}, or give a JSON config') from error
     else:
-        config = json.loads(text)
+        config = json.loads(path.read_text(encoding='utf-8'))
     config = config or {}
     if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
         raise ValueError(f'{path}: the config must be a mapping of sections, each a mapping of options')

@@ -20,6 +20,8 @@ from openpose_ros.bag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset
 from openpose_ros.bag.writer import ANNOTATED_MODES
 from openpose_ros.cli import (add_device_argument, add_openvino_arguments, checked_number, command_parser, exit_status,
                               regular_file)
+from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 
 LOG = logging.getLogger('openpose_ros.bag_eval')
 
@@ -43,15 +45,15 @@ def build_parser():
                         '(e.g. checkpoint_iter_370000.pth), or "download" (the published model, fetched once into '
                         '~/.cache/openpose_ros as the node does)')
     add_device_argument(parser)
-    parser.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'),
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='network backend (default auto: the fastest available)')
     add_openvino_arguments(parser)
     parser.add_argument('--params-file', metavar='YAML', type=regular_file,
                         help="a ROS 2 parameter file of pose_estimation_node (e.g. config/pose_estimation.yaml): "
                              "its decoding, tracking and smoothing parameters apply (default: the node's defaults)")
     parser.add_argument('--base-height', type=_node_parameter('base_height'),
-                        help="network input height, 0 (the model's) or 32 to 2048 (default: the parameter file's, "
-                        "else the model's)")
+                        help="network input height, 0 (the model's) or %d to %d (default: the parameter file's, "
+                        "else the model's)" % BASE_HEIGHT_RANGE)
     parser.add_argument('--upsample-ratio', type=_node_parameter('upsample_ratio'),
                         help="heatmap upsampling, 1 to 16 (default: the parameter file's, 4)")
     parser.add_argument('--max-aspect-ratio', type=_node_parameter('max_aspect_ratio'),

@@ -24,19 +24,20 @@ from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openv
                               command_parser, exit_status, number_in)
 from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.formats import media
-from openpose_ros.formats.media import (IMAGE_SUFFIXES, VIDEO_OUTPUTS, VIDEO_SUFFIXES, annotated_video_name,
-                                        open_writer, read_image, video_frames)
+from openpose_ros.formats.media import (VIDEO_OUTPUTS, annotated_video_name, open_writer, read_image,
+                                        video_frames)
 from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.pipeline import StreamSettings
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio
+from openpose_ros.network import BACKBONES
 from openpose_ros.pose import draw
 from openpose_ros.runtime.loading import ModelError
+from openpose_ros.runtime.selection import BACKEND_CHOICES
 
 LOG = logging.getLogger('openpose_ros.infer')
 RESULTS_NAME = 'poses.json'
 MAX_FPS = 1000.0
-BASE_HEIGHT_RANGE = (32, 2048)  # as the node's base_height parameter
 RANDOM_WEIGHTS_WARNING = ('RANDOM WEIGHTS: the network is untrained, so the poses found (usually none) are '
                           'MEANINGLESS. --random-weights only exists to test the plumbing.')
 
@@ -54,7 +55,7 @@ def build_parser():
     parser.add_argument('--random-weights', action='store_true',
                         help='use an untrained network (smoke tests only: the results are meaningless)')
     add_device_argument(parser)
-    parser.add_argument('--backend', choices=('auto', 'torch', 'onnx', 'int8', 'openvino'), default='auto',
+    parser.add_argument('--backend', choices=BACKEND_CHOICES, default='auto',
                         help='network backend; auto (default) takes the fastest available: int8 when a quantised '
                              'model <name>.int8.onnx is beside the weights, else OpenVINO at --precision (CPU), '
                              'else ONNX Runtime fp32, else torch')
@@ -87,7 +88,7 @@ def build_parser():
                              'for faster start-up next time with --weights DIR')
     parser.add_argument('--no-images', action='store_true', help='write only poses.json')
     network = parser.add_argument_group('network of a checkpoint file (a saved folder carries its own)')
-    network.add_argument('--backbone', default='mobilenet', choices=('mobilenet', 'mobilenetv2', 'shufflenet'))
+    network.add_argument('--backbone', default='mobilenet', choices=BACKBONES)
     network.add_argument('--num-refinement-stages', type=int,
                          help='default: read from the checkpoint (1 for the published model)')
     network.add_argument('--mobilenet-use-stride', action='store_true', help='stride 16 (OpenDR option)')
@@ -106,18 +107,18 @@ def classify_input(path):
     if not path.is_file():  # a FIFO, socket or device: reading it could block or never end
         raise UsageError(f'input {path} is not a regular file; give an image, a folder of images or a video')
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if media.is_image_file(path):
         return 'image'
-    if suffix in VIDEO_SUFFIXES:
+    if suffix in media.VIDEO_SUFFIXES:
         return 'video'
     raise UsageError(f'input {path}: unknown file type {suffix or "(no suffix)"}; images: '
-                     f'{" ".join(IMAGE_SUFFIXES)}; videos: {" ".join(VIDEO_SUFFIXES)}')
+                     f'{" ".join(media.IMAGE_SUFFIXES)}; videos: {" ".join(media.VIDEO_SUFFIXES)}')
 
 
 def folder_images(folder):
     images = media.folder_images(folder)
     if not images:
-        raise UsageError(f'folder {folder} holds no images ({" ".join(IMAGE_SUFFIXES)})')
+        raise UsageError(f'folder {folder} holds no images ({" ".join(media.IMAGE_SUFFIXES)})')
     return images
 
 
@@ -202,11 +203,10 @@ def int8_calibration(args, weights):
     """The images to calibrate on when --backend int8 quantises here, which it does unless a quantised model is
     beside the weights: --calibration, else the data folder's (None), else the input images."""
     from openpose_ros.runtime.selection import saved_onnx_models
-    from openpose_ros.runtime.quantize import default_data_root
     if args.backend != 'int8' or saved_onnx_models(weights)[1] is not None:
         return None
     calibration = args.calibration
-    if calibration is None and default_data_root() is None:
+    if calibration is None and media.default_data_root() is None:
         if classify_input(args.input) == 'video':
             raise UsageError('int8 needs calibration images: pass --calibration <folder of images>')
         calibration = args.input

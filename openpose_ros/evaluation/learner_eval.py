@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from openpose_ros.evaluation.metrics import evaluate_keypoints, load_ground_truth, write_results
-from openpose_ros.formats.coco import load_coco_keypoints, to_coco_results
+from openpose_ros.formats.coco import load_coco_keypoints, poses_to_results
 from openpose_ros.pose import draw
 from openpose_ros.training.datasets import resolve_coco
 
@@ -36,16 +36,6 @@ def has_display():
     if os.name == 'posix' and not os.environ.get('DISPLAY') and not os.environ.get('WAYLAND_DISPLAY'):
         return sys.platform == 'darwin'
     return True
-
-
-def poses_to_results(image_id, poses):
-    """Pose objects of one image -> COCO keypoint result dicts (17 keypoints, +0.5 px)."""
-    if not poses:
-        return []
-    keypoints = np.stack([pose.data for pose in poses])
-    keypoint_scores = np.stack([pose.keypoint_scores for pose in poses])
-    pose_scores = np.array([pose.confidence for pose in poses])
-    return to_coco_results(image_id, keypoints, keypoint_scores, pose_scores)
 
 
 def _show_or_write(image, poses, file_name, folder, display):

@@ -194,3 +194,13 @@ def to_coco_results(image_id, keypoints, keypoint_scores, pose_scores, offset=0.
             result['bbox'] = [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])]
         results.append(result)
     return results
+
+
+def poses_to_results(image_id, poses):
+    """Pose objects (`.data`, `.keypoint_scores`, `.confidence`) of one image -> COCO keypoint result dicts
+    (see to_coco_results)."""
+    if not poses:
+        return []
+    return to_coco_results(image_id, np.stack([pose.data for pose in poses]),
+                           np.stack([pose.keypoint_scores for pose in poses]),
+                           np.array([pose.confidence for pose in poses]))

@@ -1,19 +1,43 @@
-"""Images and videos on disk: which files are images or videos, reading them as 8-bit BGR frames (a video's with
-its own stamps), and writing annotated frames as a video. Shared by the `infer` executable and the demo.
-"""
+"""Images and videos on disk: which files are images or videos (by suffix), a folder's images, reading them as
+8-bit BGR frames (a video's with its own stamps), writing annotated frames as a video, and the folder of real
+images shipped beside the project. Shared by the `infer` executable, the demo, the video publisher and
+calibration."""
 import logging
+import os
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from openpose_ros.inference.image import read_pixels, to_bgr8
-from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 
 LOG = logging.getLogger(__name__)
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv', '.flv', '.ts')
 VIDEO_OUTPUTS = (('.mp4', 'mp4v'), ('.avi', 'MJPG'))  # (suffix, codec), in order of preference
+DATA_VARIABLE = 'OPENPOSE_ROS_DATA'
+
+
+def is_image_file(path) -> bool:
+    """Whether `path` is named as an image (by its suffix, in any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def folder_images(folder) -> List[Path]:
+    """The image files of `folder` (not its subfolders), sorted by name."""
+    return sorted(path for path in Path(folder).iterdir() if path.is_file() and is_image_file(path))
+
+
+def default_data_root() -> Optional[Path]:
+    """The folder of real images shipped beside the project (../shared/data), or $OPENPOSE_ROS_DATA; None if
+    absent."""
+    candidates = [os.environ.get(DATA_VARIABLE)] if os.environ.get(DATA_VARIABLE) else []
+    candidates.append(Path(__file__).resolve().parents[3] / 'shared' / 'data')
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
 
 
 def read_image(path) -> np.ndarray:
@@ -24,11 +48,6 @@ def read_image(path) -> np.ndarray:
         return to_bgr8(pixels)
     except ValueError as error:
         raise ValueError(f'{path}: {error}') from error
-
-
-def folder_images(folder) -> List[Path]:
-    """The image files of a folder (by suffix, not recursive), sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def video_frames(capture, fps: float) -> Iterator[Tuple[int, float, np.ndarray]]:

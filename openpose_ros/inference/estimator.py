@@ -13,7 +13,8 @@ import numpy as np
 from openpose_ros.inference.decode import (DecoderConfig, candidate_peaks, group, poses_to_arrays, refine_peaks,
                                            score_limbs, suppress)
 from openpose_ros.inference.image import to_bgr8
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_max_aspect_ratio, prepare
+from openpose_ros.inference.preprocess import (DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio,
+                                               prepare)
 from openpose_ros.pose import Pose
 
 STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking', 'smoothing')
@@ -37,8 +38,7 @@ class PoseEstimator:
     def __init__(self, backend, stride, base_height=256, img_mean=(128, 128, 128), img_scale=1 / 256,
                  pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(),
                  max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
-        if base_height < stride or base_height > 4096:
-            raise ValueError(f'base_height must be in [{stride}, 4096], got {base_height}')
+        check_base_height(base_height)
         if not scales or min(scales) <= 0:
             raise ValueError(f'scales must be positive numbers, got {scales}')
         self.backend = backend

@@ -1,5 +1,6 @@
 """Image -> network input: resize to the base height, normalise, pad to the stride."""
 import math
+import numbers
 from dataclasses import dataclass
 
 import cv2
@@ -13,6 +14,11 @@ from openpose_ros.inference.image import ImageRejected
 # input to 10 times a square frame's (2560x256 at base height 256).
 DEFAULT_MAX_ASPECT_RATIO = 10.0
 MAX_ASPECT_RATIO_RANGE = (1.0, 32.0)
+# Memory grows with the square of base_height: one square frame at 2048 (8 times the published model's 256,
+# people a few pixels tall in a 4K frame are found) takes about 1 GiB more than at 256, at 4096 about 4 GiB
+# (the test model on torch CPU, maps upsampled 4x). The node, the executables, the estimator and saved models'
+# metadata all accept this one range.
+BASE_HEIGHT_RANGE = (32, 2048)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,15 @@ def letterbox(image_height, image_width, base_height, stride):
     width = math.ceil(max(scaled_width, base_height) / stride) * stride
     return Letterbox(scale=scale, top=(height - scaled_height) // 2, left=(width - scaled_width) // 2,
                      height=height, width=width), (scaled_width, scaled_height)
+
+
+def check_base_height(base_height: int) -> int:
+    """`base_height` when it is an integer in BASE_HEIGHT_RANGE, else ValueError."""
+    low, high = BASE_HEIGHT_RANGE
+    if not isinstance(base_height, numbers.Integral) or isinstance(base_height, bool) \
+            or not low <= base_height <= high:
+        raise ValueError(f'base_height must be an integer in [{low}, {high}], not {base_height!r}')
+    return base_height
 
 
 def check_max_aspect_ratio(value: float) -> float:

@@ -3,10 +3,21 @@
 - ``blocks``: convolution helpers, ``Cpm``, ``InitialStage``, ``RefinementStage``, ``PoseNetwork`` (shared)
 - ``mobilenet``, ``mobilenet_v2``, ``shufflenet``: the backbones
 - ``build``: ``build_network`` and ``network_stride``
-"""
-from openpose_ros.network.blocks import PoseNetwork
-from openpose_ros.network.build import BACKBONES, SHUFFLENET_GROUPS, build_network, network_stride
-from openpose_ros.network.mobilenet import load_imagenet_backbone
 
-__all__ = ['BACKBONES', 'SHUFFLENET_GROUPS', 'PoseNetwork', 'build_network', 'load_imagenet_backbone',
-           'network_stride']
+``BACKBONES`` is defined here and the rest imported on first use, so that the parameter table and the
+executables' parsers can name the backbones without importing torch.
+"""
+from openpose_ros.lazy import lazy_attributes
+
+BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')
+
+_LAZY = {
+    'PoseNetwork': 'openpose_ros.network.blocks',
+    'SHUFFLENET_GROUPS': 'openpose_ros.network.build',
+    'build_network': 'openpose_ros.network.build',
+    'network_stride': 'openpose_ros.network.build',
+    'load_imagenet_backbone': 'openpose_ros.network.mobilenet',
+}
+__getattr__ = lazy_attributes(__name__, _LAZY)
+
+__all__ = ['BACKBONES'] + list(_LAZY)

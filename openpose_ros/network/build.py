@@ -1,12 +1,12 @@
 """Choosing and assembling a network from its options."""
 import numbers
 
+from openpose_ros.network import BACKBONES
 from openpose_ros.network.blocks import PoseNetwork
 from openpose_ros.network.mobilenet import OUT_CHANNELS as MOBILENET_CHANNELS, mobilenet_v1
 from openpose_ros.network.mobilenet_v2 import MobileNetV2
 from openpose_ros.network.shufflenet import STAGE_CHANNELS, ShuffleNet
 
-BACKBONES = ('mobilenet', 'mobilenetv2', 'shufflenet')
 SHUFFLENET_GROUPS = tuple(sorted(STAGE_CHANNELS))
 # Upper bounds, so that options read from a file cannot ask for gigabytes: the original OpenPose has 5
 # refinement stages; MobileNet v2 is published up to width 1.4.

@@ -25,9 +25,9 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from openpose_ros.formats.media import folder_images, is_image_file
 from openpose_ros.messages.conversions import OUTPUT_ENCODINGS, bgr_to_image_msg, compressed_image_msg
 from openpose_ros.messages.types import RCLPY_TYPES, header as make_header
-from openpose_ros.runtime.quantize import IMAGE_SUFFIXES
 
 
 def build_parser():
@@ -74,7 +74,7 @@ class FrameSource:
         self.video = self.bag = None
         if len(paths) == 1 and is_bag(paths[0]):
             self._open_bag(paths[0], bag_topic)
-        elif len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in IMAGE_SUFFIXES:
+        elif len(paths) == 1 and paths[0].is_file() and not is_image_file(paths[0]):
             self.video = paths[0]
             capture = cv2.VideoCapture(str(self.video))
             if not capture.isOpened():
@@ -86,8 +86,7 @@ class FrameSource:
         else:
             files = []
             for path in paths:
-                files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-                    if path.is_dir() else [path]
+                files += folder_images(path) if path.is_dir() else [path]
             self.images = []
             for file in files:
                 image = cv2.imread(str(file), cv2.IMREAD_COLOR)

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+# The device of every entry point (node, executables, learner) unless told: CUDA when there is one, else the CPU.
+DEFAULT_DEVICE = 'auto'
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('heatmaps', 'pafs')
 
@@ -21,10 +23,10 @@ def cpu_threads():
         return os.cpu_count() or 1
 
 
-def _return_free_heap():
-    """Hands the heap's free pages back to the system. Building a session frees about a third of what it
-    allocated (the parsed model and its copies), which glibc would otherwise keep in the process's RSS for
-    good: 37 MiB of the 2-stage model. Elsewhere than glibc there is nothing to do."""
+def return_free_heap():
+    """Hands the heap's free pages back to the system (glibc's malloc_trim). Building a session frees about a
+    third of what it allocated (the parsed model and its copies), which glibc would otherwise keep in the
+    process's RSS for good: 37 MiB of the 2-stage model. Elsewhere than glibc there is nothing to do."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
@@ -79,7 +81,7 @@ class OnnxBackend:
             providers.insert(0, 'CUDAExecutionProvider')
         self.path = path  # the model file, so that a learner can save the model it runs
         self.session = ort.InferenceSession(str(path), options, providers=providers)
-        _return_free_heap()
+        return_free_heap()
         self._input_type = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32
         self.name = f'onnxruntime-{self.session.get_providers()[0].replace("ExecutionProvider", "").lower()}'
 

@@ -3,13 +3,13 @@
 Free of rclpy. Every problem a user can fix (no weights, a failed download, weights that do not fit, a backend
 that cannot run here) raises `ModelError` (openpose_ros.runtime.loading's) with a message that says what to do.
 """
-import ctypes
-import ctypes.util
 import gc
+import sys
 from dataclasses import dataclass
 
 from openpose_ros.inference.pipeline import DepthSettings, StreamSettings
 from openpose_ros.parameters import DECODER_PARAMS, LEARNER_ATTRIBUTE_PARAMS, SMOOTHING_PARAMS, TRACKER_PARAMS
+from openpose_ros.runtime.backends import return_free_heap
 from openpose_ros.runtime.loading import ModelError
 
 
@@ -70,14 +70,8 @@ def release_memory():
     """Returns freed memory to the system: Python's garbage, CUDA's cache, and glibc's free heap pages."""
     gc.collect()
     try:
-        import sys
         if 'torch' in sys.modules and sys.modules['torch'].cuda.is_available():
             sys.modules['torch'].cuda.empty_cache()
     except Exception:  # pragma: no cover - best effort
         pass
-    name = ctypes.util.find_library('c')
-    if name:
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    return_free_heap()

@@ -3,6 +3,8 @@ download, on the fastest backend that runs here. The node and the executables al
 import os
 from pathlib import Path
 
+from openpose_ros.runtime.backends import DEFAULT_DEVICE
+
 DOWNLOAD = 'download'  # as weights: fetch the published model
 
 
@@ -45,8 +47,9 @@ def refinement_stages_of(state_dict):
     return len({key.split('.')[1] for key in state_dict if key.startswith('refinement_stages.')})
 
 
-def load_for_inference(weights, device='auto', backend='auto', base_height=None, temp_path=None, download_dir=None,
-                       calibration_images=None, precision='auto', openvino_device='CPU', **learner_options):
+def load_for_inference(weights, device=DEFAULT_DEVICE, backend='auto', base_height=None, temp_path=None,
+                       download_dir=None, calibration_images=None, precision='auto', openvino_device='CPU',
+                       **learner_options):
     """A LightweightOpenPoseLearner with `weights` on `backend` ('auto': the fastest available; 'torch', 'onnx',
     'int8', 'openvino'), OpenVINO at `precision` on `openvino_device` (see acceleration.choose_backend); returns
     (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are read from it
@@ -56,7 +59,8 @@ def load_for_inference(weights, device='auto', backend='auto', base_height=None,
     """
     from openpose_ros.runtime.selection import apply_backend, choose_backend
     from openpose_ros.runtime.checkpoints import extract_state_dict, read_checkpoint
-    from openpose_ros.learner import LightweightOpenPoseLearner, check_base_height
+    from openpose_ros.inference.preprocess import check_base_height
+    from openpose_ros.learner import LightweightOpenPoseLearner
 
     path = resolve_weights(weights, download_dir)
     options = dict(learner_options, device=device)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from openpose_ros.files import atomic_path, file_sha256
-from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, _return_free_heap, cpu_threads
+from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, cpu_threads, return_free_heap
 from openpose_ros.runtime.loading import default_download_dir
 from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 
@@ -65,7 +65,7 @@ def _fold_constants(model):
         LOG.debug('OpenVINO without apply_moc_transformations: the device folds the constants')
         return
     apply_moc_transformations(model, cf=True)
-    _return_free_heap()
+    return_free_heap()
 
 
 def default_cache_dir() -> Path:
@@ -215,7 +215,7 @@ class OpenVinoBackend:
                         'memory', cache.folder, error, path)
             return model, None
         del model
-        _return_free_heap()
+        return_free_heap()
         return found
 
     def _release_mapped_weights(self):
@@ -239,7 +239,7 @@ class OpenVinoBackend:
         self._model.reshape({INPUT_NAME: list(shape)})  # a static shape compiles to faster code
         request = self._core.compile_model(self._model, self.device, self._config).create_infer_request()
         self._release_mapped_weights()
-        _return_free_heap()
+        return_free_heap()
         self._requests[shape] = request
         return request
 

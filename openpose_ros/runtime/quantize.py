@@ -1,9 +1,9 @@
-"""Static int8 quantisation of an exported pose network, and its agreement with the fp32 model.
+"""Static int8 quantisation of an exported pose network.
 
 `quantize_onnx` turns an fp32 ONNX model into a QDQ model (ONNX Runtime's `quantize_static`: per-channel int8
 weights, uint8 activations, opset >= 13) whose activation ranges are calibrated on real images passed through
-this package's own pre-processing at the deployed base height. `compare_backends` measures what quantisation
-costs: map error, keypoint displacement and pose agreement against the fp32 model on real images.
+this package's own pre-processing at the deployed base height. What quantisation costs against the fp32 model
+is measured by openpose_ros.evaluation.agreement.compare_backends.
 
 Needs onnx and onnxruntime, never torch.
 """
@@ -17,19 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from openpose_ros.files import atomic_path
-from openpose_ros.inference.decode import DecoderConfig
-from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.formats.media import DATA_VARIABLE, default_data_root, folder_images, is_image_file
 from openpose_ros.inference.image import read_pixels, to_bgr8
 from openpose_ros.inference.preprocess import prepare
-from openpose_ros.keypoints import SIGMAS
 
 QUANTIZED_SUFFIX = '.int8.onnx'
 DEFAULT_CALIBRATION_COUNT = 64
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need the axis attribute of opset 13
-DATA_VARIABLE = 'OPENPOSE_ROS_DATA'
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 METHODS = ('minmax', 'percentile', 'entropy')
-SUBSTANTIAL_KEYPOINTS = 5  # poses with fewer are fragments that come and go near the decoder's thresholds
 
 
 def quantized_path(onnx_path):
@@ -37,16 +32,6 @@ def quantized_path(onnx_path):
     onnx_path = Path(onnx_path)
     name = onnx_path.name[:-len('.onnx')] if onnx_path.name.endswith('.onnx') else onnx_path.name
     return onnx_path.with_name(name + QUANTIZED_SUFFIX)
-
-
-def default_data_root():
-    """The folder of real images shipped beside the project (../shared/data), or $OPENPOSE_ROS_DATA; None if absent."""
-    candidates = [os.environ.get(DATA_VARIABLE)] if os.environ.get(DATA_VARIABLE) else []
-    candidates.append(Path(__file__).resolve().parents[3] / 'shared' / 'data')
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
 
 
 def default_calibration_images(limit=DEFAULT_CALIBRATION_COUNT, root=None):
@@ -58,7 +43,7 @@ def default_calibration_images(limit=DEFAULT_CALIBRATION_COUNT, root=None):
                                 f'{DATA_VARIABLE} to a folder of real images')
     paths = sorted(path for pattern in ('coco/coco-mini/val2017/*', 'coco/coco-mini/train2017/*',
                                         'coco/mmpose-tests/*', 'images/*')
-                   for path in root.glob(pattern) if path.suffix.lower() in IMAGE_SUFFIXES)
+                   for path in root.glob(pattern) if is_image_file(path))
     if not paths:
         raise FileNotFoundError(f'no images under {root}; pass calibration_images explicitly')
     if limit and len(paths) > limit:
@@ -71,7 +56,7 @@ def image_paths(source):
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
         if source.is_dir():
-            return sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            return folder_images(source)
         return [source]
     return [Path(p) for p in source]
 
@@ -207,111 +192,3 @@ def quantize_learner(learner, fp32_path, calibration_images=None, **options):
     preprocessing = Preprocessing(learner.base_height, learner.stride, tuple(learner.img_mean), learner.img_scale,
                                   tuple(learner.pad_value))
     return quantize_onnx(fp32_path, quantized_path(fp32_path), calibration_images, preprocessing, **options)
-
-
-# --- agreement with fp32 ----------------------------------------------------------------------------------
-def keypoint_similarity(reference, candidate):
-    """COCO's object keypoint similarity of `candidate` to `reference` ((18, 2) arrays, -1 where missing), over
-    the reference's keypoints, with the area of the reference's keypoint box; a keypoint missing from the
-    candidate scores 0."""
-    found = reference[:, 0] >= 0
-    if found.sum() < 2:
-        return 0.0
-    points = reference[found]
-    area = max(float(np.prod(points.max(axis=0) - points.min(axis=0))), 1.0)
-    present = found & (candidate[:, 0] >= 0)
-    distance2 = ((reference[present] - candidate[present]) ** 2).sum(axis=1)
-    variances = (2 * SIGMAS[present]) ** 2
-    return float(np.exp(-distance2 / (2 * area * variances)).sum() / found.sum())
-
-
-def match_poses(reference, candidate, min_similarity=0.5):
-    """Greedy one-to-one matching of two pose lists by keypoint similarity; returns [(i, j, similarity)]."""
-    pairs = sorted(((keypoint_similarity(a.data, b.data), i, j) for i, a in enumerate(reference)
-                    for j, b in enumerate(candidate)), reverse=True)
-    used_a, used_b, matches = set(), set(), []
-    for score, i, j in pairs:
-        if score < min_similarity:
-            break
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            matches.append((i, j, score))
-    return matches
-
-
-def compare_backends(reference, candidate, images, preprocessing=Preprocessing(), upsample_ratio=4,
-                     decoder=DecoderConfig(), substantial_keypoints=SUBSTANTIAL_KEYPOINTS):
-    """Agreement of `candidate` (e.g. int8) with `reference` (fp32) on real images (BGR arrays or paths).
-
-    Returns a dict: heatmap and PAF errors (max and mean absolute, and the maps' own max for scale); keypoint
-    displacement in image pixels over keypoints both found in matched poses (mean, median, 95th percentile,
-    max); pose agreement: poses of each, matched pairs (keypoint similarity >= 0.5), recall (reference poses
-    matched), precision (candidate poses matched) and agreement (the lower of the two), and the same for
-    the *substantial* poses of at least `substantial_keypoints` keypoints, since fragments of 2-4 keypoints
-    near the decoder's thresholds come and go with any change of the maps; keypoints found by only one of a
-    matched pair. Agreement figures are None where there is nothing to agree on (no poses at all).
-    """
-    images = load_images(images)
-    make = lambda backend: PoseEstimator(backend, preprocessing.stride, preprocessing.base_height,  # noqa: E731
-                                         preprocessing.img_mean, preprocessing.img_scale, preprocessing.pad_value,
-                                         decoder=decoder)
-    estimators = make(reference), make(candidate)
-    errors = {'heatmaps': [], 'pafs': []}
-    extent = {'heatmaps': 0.0, 'pafs': 0.0}
-    displacements, keypoint_disagreements = {'all': [], 'substantial': []}, 0
-    # reference poses, candidate poses, reference poses matched, candidate poses matched
-    counts = {key: [0, 0, 0, 0] for key in ('all', 'substantial')}
-    for image in images:
-        outputs = []
-        for estimator in estimators:
-            heatmaps, pafs, box = estimator.maps(image)
-            outputs.append((heatmaps, pafs, estimator.decode(heatmaps, pafs, box, upsample_ratio)))
-        (heat_a, paf_a, poses_a), (heat_b, paf_b, poses_b) = outputs
-        errors['heatmaps'].append(np.abs(heat_a - heat_b).ravel())
-        errors['pafs'].append(np.abs(paf_a - paf_b).ravel())
-        extent['heatmaps'] = max(extent['heatmaps'], float(np.abs(heat_a).max()))
-        extent['pafs'] = max(extent['pafs'], float(np.abs(paf_a).max()))
-        big_a = [bool(p.found.sum() >= substantial_keypoints) for p in poses_a]
-        big_b = [bool(p.found.sum() >= substantial_keypoints) for p in poses_b]
-        counts['all'][0] += len(poses_a)
-        counts['all'][1] += len(poses_b)
-        counts['substantial'][0] += sum(big_a)
-        counts['substantial'][1] += sum(big_b)
-        for i, j, _ in match_poses(poses_a, poses_b):
-            both = poses_a[i].found & poses_b[j].found
-            keypoint_disagreements += int((poses_a[i].found != poses_b[j].found).sum())
-            moved = np.linalg.norm(poses_a[i].data[both] - poses_b[j].data[both], axis=1)
-            counts['all'][2] += 1
-            counts['all'][3] += 1
-            displacements['all'].append(moved)
-            counts['substantial'][2] += int(big_a[i])
-            counts['substantial'][3] += int(big_b[j])
-            if big_a[i]:
-                displacements['substantial'].append(moved)
-    result = {'images': len(images)}
-    for name, parts in errors.items():
-        values = np.concatenate(parts)
-        result[f'{name}_max_abs_error'] = float(values.max())
-        result[f'{name}_mean_abs_error'] = float(values.mean())
-        result[f'{name}_max_abs_value'] = extent[name]
-    for group, prefix in (('all', ''), ('substantial', 'substantial_')):
-        moved = np.concatenate(displacements[group]) if displacements[group] else np.zeros(0)
-        result[f'{prefix}keypoints_compared'] = int(moved.size)
-        for name, function in (('mean', np.mean), ('median', np.median),
-                               ('p95', lambda v: np.percentile(v, 95)), ('max', np.max)):
-            result[f'{prefix}keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
-        n_reference, n_candidate, matched_reference, matched_candidate = counts[group]
-        result.update({
-            f'{prefix}poses_reference': n_reference, f'{prefix}poses_candidate': n_candidate,
-            f'{prefix}poses_matched': matched_reference,
-            f'{prefix}pose_recall': matched_reference / n_reference if n_reference else None,
-            f'{prefix}pose_precision': matched_candidate / n_candidate if n_candidate else None,
-            # the worse of the two: 1.0 only when every pose of each has its twin in the other
-            f'{prefix}pose_agreement': min(matched_reference / n_reference if n_reference else 1.0,
-                                           matched_candidate / n_candidate if n_candidate else 1.0)
-            if n_reference or n_candidate else None,
-        })
-    result['substantial_keypoints'] = substantial_keypoints
-    result['keypoints_found_by_one_only'] = keypoint_disagreements
-    return result

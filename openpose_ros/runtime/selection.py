@@ -14,8 +14,9 @@ from openpose_ros.runtime.openvino import PRECISIONS
 from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 from openpose_ros.runtime.saved_model import read_saved_model, verified_model_file
 
-BACKENDS = ('int8', 'onnx', 'openvino', 'torch')
+BACKENDS = ('torch', 'onnx', 'int8', 'openvino')
 AUTO = 'auto'
+BACKEND_CHOICES = (AUTO,) + BACKENDS  # what a user may ask for
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvi
     returned choice's `model` is the ONNX file to load, or None when it has to be exported (and, for int8,
     quantised) from the torch model first.
     """
-    if prefer not in (AUTO,) + BACKENDS:
-        raise ValueError(f'backend must be one of {(AUTO,) + BACKENDS}, got {prefer!r}')
+    if prefer not in BACKEND_CHOICES:
+        raise ValueError(f'backend must be one of {BACKEND_CHOICES}, got {prefer!r}')
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
     if precision != AUTO and prefer in ('int8', 'onnx', 'torch'):

@@ -6,7 +6,8 @@ that people crossing each other keep their ids.
 """
 import numpy as np
 
-from openpose_ros.keypoints import NUM_KEYPOINTS, SIGMAS
+from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.tracking.oks import box_areas, greedy_pairs, keypoint_similarities
 
 EVIDENCE_PRIOR = 2  # shared keypoints at which a match counts half
 
@@ -19,22 +20,10 @@ def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     whole person does, while a partly seen person still matches. Scaled by the larger of their boxes;
     `tolerance` widens COCO's per-keypoint sigmas: between frames people move far more than annotators err.
     """
-    found_a, found_b = keypoints_a[..., 0] >= 0, keypoints_b[..., 0] >= 0
-    common = found_a[:, None, :] & found_b[None, :, :]
-    area = np.maximum(np.maximum(_box_areas(keypoints_a, found_a)[:, None], _box_areas(keypoints_b, found_b)), 1.0)
-    distance2 = ((keypoints_a[:, None] - keypoints_b[None, :]) ** 2).sum(axis=-1)
-    variances = (2 * tolerance * SIGMAS) ** 2
-    oks = np.exp(-distance2 / (2 * area[..., None] * variances)) * common
-    shared = common.sum(axis=-1)
-    return np.where(shared >= 2, oks.sum(axis=-1) / (shared + EVIDENCE_PRIOR), 0.0)
-
-
-def _box_areas(keypoints, found):
-    """Area of the box around each pose's found keypoints (0 with fewer than two)."""
-    low = np.where(found[..., None], keypoints, np.inf).min(axis=1)
-    high = np.where(found[..., None], keypoints, -np.inf).max(axis=1)
-    extent = np.where(found.sum(axis=1)[:, None] >= 2, high - low, 0.0)
-    return extent[:, 0] * extent[:, 1]
+    shared = ((keypoints_a[:, None, :, 0] >= 0) & (keypoints_b[None, :, :, 0] >= 0)).sum(axis=-1)
+    areas = np.maximum(np.maximum(box_areas(keypoints_a)[:, None], box_areas(keypoints_b)), 1.0)
+    total = keypoint_similarities(keypoints_a, keypoints_b, areas, tolerance).sum(axis=-1)
+    return np.where(shared >= 2, total / (shared + EVIDENCE_PRIOR), 0.0)
 
 
 def _centroid_shifts(old, new):
@@ -94,17 +83,9 @@ class PoseTracker:
 
     def _best_pairs(self, current, stamp):
         """Greedy assignment on the similarity matrix, best pair first: (pose rows, track rows)."""
-        pose_rows, track_rows = [], []
-        if len(current) and len(self._ids):
-            scores = similarity(current, self._predicted(stamp), self.tolerance)
-            for flat in np.argsort(-scores, axis=None, kind='stable'):
-                pose_row, track_row = divmod(int(flat), len(self._ids))
-                if scores[pose_row, track_row] < self.min_similarity:
-                    break
-                if pose_row not in pose_rows and track_row not in track_rows:
-                    pose_rows.append(pose_row)
-                    track_rows.append(track_row)
-        return np.array(pose_rows, int), np.array(track_rows, int)
+        if not (len(current) and len(self._ids)):
+            return np.zeros(0, int), np.zeros(0, int)
+        return greedy_pairs(similarity(current, self._predicted(stamp), self.tolerance), self.min_similarity)
 
     def _follow(self, rows, seen, stamp):
         """Tracks `rows` take the keypoints `seen` at `stamp`, and update their velocities."""
