@@ -41,6 +41,7 @@ setup(
         'onnxscript>=0.1',
         'pycocotools>=2.0.7',
         'tqdm>=4.60',
+        'PyYAML>=6',  # the training configuration and ROS 2 parameter files (formats.yaml_file)
     ],
     extras_require={
         'train': ['tensorboard>=2.14'],

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from ruamel.yaml import YAML
+import yaml
 
 from conftest import TEST_MODEL
 from ros_helpers import ROOT, SHARED_DATA, require_ros
@@ -53,12 +53,11 @@ def camera_bag(tmp_path_factory):
 
 def params_file(folder, name, **changes):
     """The node's parameter file (config/pose_estimation.yaml) with PARAMETERS and `changes` applied."""
-    yaml = YAML(typ='safe')
-    document = yaml.load((ROOT / 'config' / 'pose_estimation.yaml').read_text())
+    document = yaml.safe_load((ROOT / 'config' / 'pose_estimation.yaml').read_text())
     document['/**']['ros__parameters'].update(PARAMETERS, weights=str(TEST_MODEL), **changes)
     path = folder / f'{name}.yaml'
     with path.open('w') as file:
-        yaml.dump(document, file)
+        yaml.safe_dump(document, file)
     return path
 
 

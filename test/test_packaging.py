@@ -62,20 +62,25 @@ def test_package_xml():
 
 # Top-level module -> the package.xml key that provides it.
 IMPORT_KEYS = {
-    'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces', 'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
+    'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces', 'builtin_interfaces': 'builtin_interfaces',
+    'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
     'diagnostic_msgs': 'diagnostic_msgs', 'ament_index_python': 'ament_index_python', 'launch': 'launch',
     'hri_msgs': 'hri_msgs', 'geometry_msgs': 'geometry_msgs', 'tf2_msgs': 'tf2_msgs',
     'launch_ros': 'launch_ros', 'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
     'tqdm': 'python3-tqdm', 'torch': 'python3-torch', 'onnxruntime': 'python3-onnxruntime-pip',
     'onnx': 'python3-onnx-pip', 'pycocotools': 'python3-pycocotools', 'rosbags': 'python3-rosbags-pip',
-    'matplotlib': 'python3-matplotlib', 'ruamel': 'python3-ruamel.yaml', 'mcap': 'python3-mcap-pip',
+    'matplotlib': 'python3-matplotlib', 'mcap': 'python3-mcap-pip',
     'openvino': 'python3-openvino-pip', 'geometry_msgs': 'geometry_msgs',
     'visualization_msgs': 'visualization_msgs', 'message_filters': 'message_filters',
 }
 NOT_IMPORTED = {'rosidl_default_runtime', 'rviz2'}  # the messages' runtime; the program the rviz launch starts
 
 
+MESSAGE_TYPE_NAME = re.compile(r'^(\w+)/msg/\w+$')  # e.g. 'std_msgs/msg/Header', imported by name
+
+
 def imported_modules(paths):
+    """Top-level modules the sources import, and the message packages whose types they name ('pkg/msg/Type')."""
     modules = set()
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -83,6 +88,8 @@ def imported_modules(paths):
                 modules |= {alias.name.split('.')[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 modules.add(node.module.split('.')[0])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MESSAGE_TYPE_NAME.match(node.value):
+                modules.add(MESSAGE_TYPE_NAME.match(node.value).group(1))
     return modules - set(sys.stdlib_module_names) - {PACKAGE}
 
 

@@ -74,11 +74,11 @@ DEPTH_PARAMS = ('depth_min_range', 'depth_max_range', 'depth_window_scale')
 def read_params_file(path, node=NODE_NAME):
     """The parameter values a ROS 2 parameter file gives the node: its '/**' section, then the sections named
     after the node (`node`, '/node' or '<namespace>/node'), each under 'ros__parameters'."""
-    from ruamel.yaml import YAML, YAMLError
+    from openpose_ros.formats.yaml_file import read_yaml
     path = Path(path)
     try:
-        document = YAML(typ='safe').load(path.read_text(encoding='utf-8'))
-    except (OSError, YAMLError) as error:
+        document = read_yaml(path)
+    except (OSError, ValueError) as error:
         raise ValueError(f'cannot read the parameter file {path}: {error}') from error
     if not isinstance(document, dict):
         raise ValueError(f'{path} is not a ROS 2 parameter file (a mapping of node names)')
