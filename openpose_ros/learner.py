@@ -17,7 +17,7 @@ from openpose_ros.inference.estimator import PoseEstimator
 from openpose_ros.inference.pipeline import PoseStream, StreamSettings
 from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio
 from openpose_ros.network import build_network, network_stride
-from openpose_ros.runtime.backends import DEFAULT_DEVICE, TorchBackend
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE, TorchBackend
 from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.runtime import download as downloads
 from openpose_ros.runtime.export import export_onnx
@@ -358,7 +358,7 @@ class LightweightOpenPoseLearner:
 
     # --- acceleration ----------------------------------------------------------------------------------
     def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None, backend=None,
-                 precision='auto', openvino_device='CPU'):
+                 precision='auto', openvino_device=DEFAULT_OPENVINO_DEVICE):
         """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime, or on
         OpenVINO with backend='openvino' in `precision` 'auto' (bf16 where the device has native bf16, else
         fp32), 'fp32' or 'bf16' on `openvino_device` (CPU, GPU, NPU).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE, DEFAULT_MAX_ASPECT_RATIO, MAX_ASPECT_RATIO_RANGE
 from openpose_ros.network import BACKBONES
-from openpose_ros.runtime.backends import DEFAULT_DEVICE
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE
 from openpose_ros.runtime.loading import DOWNLOAD
 from openpose_ros.runtime.openvino import PRECISIONS
 from openpose_ros.runtime.selection import BACKEND_CHOICES
@@ -116,7 +116,7 @@ PARAMS = (
           "else bf16 where the device has native bf16 (same accuracy as fp32, about twice as fast), else fp32; "
           "'fp32'; 'bf16' (fp32, with a warning, where the device has no native bf16).", 'model',
           choices=PRECISIONS),
-    Param('openvino_device', 'CPU',
+    Param('openvino_device', DEFAULT_OPENVINO_DEVICE,
           "OpenVINO device: 'CPU', or an Intel 'GPU' or 'NPU' (passed through to OpenVINO; untested here).",
           'model', pattern=r'^[A-Z][A-Z0-9_.:,]*$', pattern_words='an OpenVINO device name, e.g. CPU, GPU, NPU'),
     Param('backbone', 'mobilenet',

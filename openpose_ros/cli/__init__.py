@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from openpose_ros.formats.yaml_file import read_yaml
-from openpose_ros.runtime.backends import DEFAULT_DEVICE
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE
 
 CONFIG_NAME = 'training.yaml'
 PACKAGE = 'openpose_ros'
@@ -70,8 +70,8 @@ def add_openvino_arguments(parser):
     from openpose_ros.parameters import BY_NAME
     parser.add_argument('--precision', default='auto', choices=BY_NAME['precision'].choices,
                         help=BY_NAME['precision'].description + ' (default auto)')
-    parser.add_argument('--openvino-device', default='CPU', help=BY_NAME['openvino_device'].description
-                        + ' (default CPU)')
+    parser.add_argument('--openvino-device', default=DEFAULT_OPENVINO_DEVICE,
+                        help=BY_NAME['openvino_device'].description + f' (default {DEFAULT_OPENVINO_DEVICE})')
 
 
 def default_config_path(name=CONFIG_NAME):

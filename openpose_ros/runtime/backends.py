@@ -11,6 +11,7 @@ import numpy as np
 
 # The device of every entry point (node, executables, learner) unless told: CUDA when there is one, else the CPU.
 DEFAULT_DEVICE = 'auto'
+DEFAULT_OPENVINO_DEVICE = 'CPU'  # OpenVINO's device name (or an Intel 'GPU', 'NPU')
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('heatmaps', 'pafs')
 

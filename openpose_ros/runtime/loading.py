@@ -3,7 +3,7 @@ download, on the fastest backend that runs here. The node and the executables al
 import os
 from pathlib import Path
 
-from openpose_ros.runtime.backends import DEFAULT_DEVICE
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE
 
 DOWNLOAD = 'download'  # as weights: fetch the published model
 
@@ -48,8 +48,8 @@ def refinement_stages_of(state_dict):
 
 
 def load_for_inference(weights, device=DEFAULT_DEVICE, backend='auto', base_height=None, temp_path=None,
-                       download_dir=None, calibration_images=None, precision='auto', openvino_device='CPU',
-                       **learner_options):
+                       download_dir=None, calibration_images=None, precision='auto',
+                       openvino_device=DEFAULT_OPENVINO_DEVICE, **learner_options):
     """A LightweightOpenPoseLearner with `weights` on `backend` ('auto': the fastest available; 'torch', 'onnx',
     'int8', 'openvino'), OpenVINO at `precision` on `openvino_device` (see acceleration.choose_backend); returns
     (learner, BackendChoice, backend name for logs). A checkpoint file's refinement stages are read from it

@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from openpose_ros.files import atomic_path, file_sha256
-from openpose_ros.runtime.backends import INPUT_NAME, OUTPUT_NAMES, OnnxBackend, cpu_threads, return_free_heap
+from openpose_ros.runtime.backends import (DEFAULT_OPENVINO_DEVICE, INPUT_NAME, OUTPUT_NAMES, OnnxBackend, cpu_threads,
+                                           return_free_heap)
 from openpose_ros.runtime.loading import default_download_dir
 from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ('auto', 'fp32', 'bf16')
-DEFAULT_DEVICE = 'CPU'
+DEFAULT_DEVICE = DEFAULT_OPENVINO_DEVICE
 COMPILED_SIZES = 4  # input sizes whose compiled model is kept: a few cameras, or a few scales
 _PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # int8: its float layers stay fp32
 

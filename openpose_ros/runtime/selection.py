@@ -13,6 +13,7 @@ from pathlib import Path
 from openpose_ros.runtime.openvino import PRECISIONS
 from openpose_ros.runtime.quantize import QUANTIZED_SUFFIX, quantized_path
 from openpose_ros.runtime.saved_model import read_saved_model, verified_model_file
+from openpose_ros.runtime.backends import DEFAULT_OPENVINO_DEVICE
 
 BACKENDS = ('torch', 'onnx', 'int8', 'openvino')
 AUTO = 'auto'
@@ -28,7 +29,7 @@ class BackendChoice:
     model: Path = None
     reason: str = ''
     precision: str = ''
-    openvino_device: str = 'CPU'
+    openvino_device: str = DEFAULT_OPENVINO_DEVICE
 
     def __str__(self):
         what = f'{self.name} {self.precision}' if self.precision else self.name
@@ -72,7 +73,7 @@ def saved_onnx_models(model):
     return (fp32 if fp32.is_file() else None), (int8 if int8.is_file() else None)
 
 
-def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvino_device='CPU',
+def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvino_device=DEFAULT_OPENVINO_DEVICE,
                    capabilities=None):
     """Picks the backend to run `model` (saved folder, checkpoint or .onnx file; None = a model in memory).
 
