@@ -11,10 +11,18 @@ SUBSTANTIAL_KEYPOINTS = 5  # poses with fewer are fragments that come and go nea
 
 
 def match_poses(reference, candidate, min_similarity=0.5):
-    """Greedy one-to-one matching of two pose lists by COCO's keypoint similarity; returns [(i, j, similarity)]."""
+    """Greedy one-to-one matching of two pose lists by COCO's keypoint similarity; returns [(i, j, similarity)].
+
+    A pair scores the lower of its two similarities (over the reference's keypoints, and over the candidate's):
+    measured one way only, a fragment of two keypoints lying on a person would score 1.0 against that person
+    and take the person's match from its true twin.
+    """
     if not (reference and candidate):
         return []
-    scores = coco_similarity(np.stack([pose.data for pose in reference]), np.stack([pose.data for pose in candidate]))
+    reference_keypoints = np.stack([pose.data for pose in reference])
+    candidate_keypoints = np.stack([pose.data for pose in candidate])
+    scores = np.minimum(coco_similarity(reference_keypoints, candidate_keypoints),
+                        coco_similarity(candidate_keypoints, reference_keypoints).T)
     rows, columns = greedy_pairs(scores, min_similarity)
     return [(int(i), int(j), float(scores[i, j])) for i, j in zip(rows, columns)]
 
