@@ -10,7 +10,7 @@ ENTRY_POINTS = {
     'infer': 'openpose_ros.cli.infer:main',
     'train': 'openpose_ros.cli.train:main',
     'evaluate': 'openpose_ros.cli.evaluate:main',
-    'bag_eval': 'openpose_ros.cli.bag_eval:main',
+    'bag_eval': 'openpose_ros.bag.command:main',
     'pose_estimation_node': 'openpose_ros.ros.node:main',
     'video_publisher': 'openpose_ros.ros.video_publisher:main',
     'video_to_bag': 'openpose_ros.cli.video_to_bag:main',

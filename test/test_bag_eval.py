@@ -21,7 +21,7 @@ import openpose_ros.messages.typestore as messages  # noqa: E402
 from openpose_ros.bag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
 from openpose_ros.bag.realtime import NewestFrameWorker  # noqa: E402
 from openpose_ros.bag.report import read_report  # noqa: E402
-from openpose_ros.cli import bag_eval  # noqa: E402
+from openpose_ros.bag import command as bag_eval  # noqa: E402
 from openpose_ros.formats.bag_reader import BagError, BagInput, decode  # noqa: E402
 from openpose_ros.formats.image_bags import write_image_bag  # noqa: E402
 from openpose_ros.formats.poses_json import read_document  # noqa: E402
@@ -154,7 +154,7 @@ def big_poses(poses, keypoints=10):
 WITHOUT_ROS = [sys.executable, '-c', 'import sys\n'
                'for name in ("rclpy", "sensor_msgs", "std_msgs", "builtin_interfaces", "openpose_ros.msg"):\n'
                '    sys.modules[name] = None\n'
-               'from openpose_ros.cli.bag_eval import main\n'
+               'from openpose_ros.bag.command import main\n'
                'sys.exit(main(sys.argv[1:]))']
 
 
@@ -673,7 +673,7 @@ def test_poses_3d_and_markers_of_a_bag_deserialise_in_rclpy(learner, depth_bag, 
 def test_bag_eval_executable_on_a_bag_with_depth_and_its_flags(model, depth_bag, tmp_path):
     bag, stamps, _ = depth_bag
     # A slop of 60 ms covers the last frame's 50 ms: every frame has depth.
-    done = subprocess.run([sys.executable, '-m', 'openpose_ros.cli.bag_eval', str(bag), '--weights', str(model),
+    done = subprocess.run([sys.executable, '-m', 'openpose_ros.bag.command', str(bag), '--weights', str(model),
                            '-o', str(tmp_path / 'out'), '--quiet', '--no-plots', '--annotated', 'none',
                            '--depth-topic', DEPTH_TOPIC, '--depth-info-topic', INFO_TOPIC, '--depth-slop', '0.06'],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -17,12 +17,14 @@ import pytest
 
 from conftest import DATA, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL, VIDEO
 from filesystems import limit_file_size, read_only_folder
-from openpose_ros import cli
+from openpose_ros import command_line as cli
 from openpose_ros.cli import infer
 from openpose_ros.training import trainer as training
 
 EXECUTABLES = {'infer': 'Pose estimation on an image', 'train': 'Train Lightweight OpenPose',
                'evaluate': 'Evaluate a model on COCO keypoints', 'bag_eval': 'Pose estimation on a recorded camera bag'}
+MODULES = {'infer': 'openpose_ros.cli.infer', 'train': 'openpose_ros.cli.train',
+           'evaluate': 'openpose_ros.cli.evaluate', 'bag_eval': 'openpose_ros.bag.command'}
 UNREACHABLE_MIRROR = 'http://127.0.0.1:9'  # nothing listens there
 
 
@@ -32,7 +34,7 @@ def test_help_prints_the_usage_once_offline_and_exits_0(name, tmp_path):
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))
     env = dict(os.environ, OPENPOSE_ROS_MIRROR=UNREACHABLE_MIRROR, XDG_CACHE_HOME=str(tmp_path / 'cache'),
                HOME=str(tmp_path / 'home'), PYTHONPATH=python_path)
-    done = subprocess.run([sys.executable, '-m', f'openpose_ros.cli.{name}', '--help'], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, '-m', MODULES[name], '--help'], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     executable = 'openpose-' + name.replace('_', '-')
@@ -44,7 +46,7 @@ def test_help_prints_the_usage_once_offline_and_exits_0(name, tmp_path):
 
 @pytest.mark.parametrize('name', EXECUTABLES)
 def test_every_executable_defaults_to_the_shared_device(name):
-    parser = importlib.import_module(f'openpose_ros.cli.{name}').build_parser()
+    parser = importlib.import_module(MODULES[name]).build_parser()
     assert cli.DEFAULT_DEVICE == 'auto'
     assert parser.get_default('device') == cli.DEFAULT_DEVICE
 
@@ -52,7 +54,7 @@ def test_every_executable_defaults_to_the_shared_device(name):
 # --- bad paths ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', ['train', 'evaluate'])
 def test_a_missing_or_malformed_config_is_exit_2(name, tmp_path, capsys):
-    main = importlib.import_module(f'openpose_ros.cli.{name}').main
+    main = importlib.import_module(MODULES[name]).main
     broken = tmp_path / 'broken.yaml'
     broken.write_text('learner: [unclosed\n')
     for config in (tmp_path / 'missing.yaml', broken):
@@ -71,7 +73,7 @@ def test_a_missing_or_malformed_config_is_exit_2(name, tmp_path, capsys):
 ])
 def test_a_missing_input_is_exit_2_with_its_name(argv, tmp_path, capsys, caplog):
     missing = str(tmp_path / 'nowhere')
-    main = importlib.import_module(f'openpose_ros.cli.{argv[0]}').main
+    main = importlib.import_module(MODULES[argv[0]]).main
     output_flag = '--output' if argv[0] in ('infer', 'bag_eval') else '--temp-path'
     args = [a.replace('{missing}', missing) for a in argv[1:]] + [output_flag, str(tmp_path / 'out')]
     try:
@@ -278,7 +280,7 @@ def test_a_fifo_or_a_folder_is_refused_where_a_file_is_expected(tmp_path, caplog
     os.mkfifo(fifo)  # opening it for reading would wait for a writer
     assert infer.main([str(fifo), '--weights', MISSING_WEIGHTS, '--output', str(tmp_path / 'out')]) == 2
     assert f'input {fifo} is not a regular file' in caplog.text
-    from openpose_ros.cli import bag_eval
+    from openpose_ros.bag import command as bag_eval
     for path, reason in ((fifo, 'is not a regular file'), (tmp_path, 'is a folder')):
         for option in ('--params-file', '--annotations'):
             with pytest.raises(SystemExit) as exit_:

@@ -226,7 +226,7 @@ def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo)
 
 def test_bag_eval_rejects_a_strip_frame_with_the_reason_and_goes_on(tmp_path, photo):
     pytest.importorskip('rosbags')
-    from openpose_ros.cli import bag_eval
+    from openpose_ros.bag import command as bag_eval
     from openpose_ros.formats.image_bags import write_image_bag
 
     strip = cv2.cvtColor(np.full((1, 200), 100, np.uint8), cv2.COLOR_GRAY2BGR)

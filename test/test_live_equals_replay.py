@@ -104,7 +104,7 @@ def _stamp(msg):
 def replayed_poses(bag, parameters, output):
     """The poses bag_eval gives for each frame of the bag (its poses.json), run as its executable."""
     from openpose_ros.formats.poses_json import read_document
-    done = subprocess.run([sys.executable, '-m', 'openpose_ros.cli.bag_eval', str(bag), '--weights', str(TEST_MODEL),
+    done = subprocess.run([sys.executable, '-m', 'openpose_ros.bag.command', str(bag), '--weights', str(TEST_MODEL),
                            '--backend', PARAMETERS['backend'], '--device', PARAMETERS['device'], '--params-file',
                            str(parameters), '--output', str(output), '--no-plots', '--annotated', 'none', '--quiet'],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

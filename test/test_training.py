@@ -320,7 +320,7 @@ def test_validation_during_fit_returns_the_last_stats(tmp_path):
 
 # --- the executable: config, kill, Ctrl-C -------------------------------------------------------------
 def test_train_flags_override_the_config(tmp_path):
-    from openpose_ros.cli import apply_config, default_config_path, load_config
+    from openpose_ros.command_line import apply_config, default_config_path, load_config
     from openpose_ros.cli.train import build_parser
     shipped = default_config_path()
     assert shipped is not None and shipped.name == 'training.yaml'

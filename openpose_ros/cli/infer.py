@@ -20,12 +20,11 @@ from pathlib import Path
 
 import cv2
 
-from openpose_ros.cli import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
-                              command_parser, exit_status, number_in)
+from openpose_ros.command_line import (INTERRUPTED_STATUS, add_device_argument, add_openvino_arguments, checked_number,
+                                       command_parser, exit_status, number_in)
 from openpose_ros.files import check_writable_folder, refuse_replacing
 from openpose_ros.formats import media
-from openpose_ros.formats.media import (VIDEO_OUTPUTS, annotated_video_name, open_writer, read_image,
-                                        video_frames)
+from openpose_ros.formats.media import (VIDEO_OUTPUTS, annotated_video_name, open_writer, read_image, video_frames)
 from openpose_ros.formats.poses_json import document, frame_record, write_document
 from openpose_ros.inference.image import ImageRejected
 from openpose_ros.inference.pipeline import StreamSettings

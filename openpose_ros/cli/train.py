@@ -14,8 +14,8 @@ import json
 import logging
 import sys
 
-from openpose_ros.cli import (add_device_argument, add_network_arguments, apply_config, command_parser,
-                              parse_scales)
+from openpose_ros.command_line import (add_device_argument, add_network_arguments, apply_config, command_parser,
+                                       parse_scales)
 
 LOG = logging.getLogger('openpose_ros.train')
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from openpose_ros.cli import exit_status
+from openpose_ros.command_line import exit_status
 
 LOG = logging.getLogger('openpose_ros.video_to_bag')
 MAX_FRAMES = 1_000_000  # a bound on the frames read, whatever the video claims

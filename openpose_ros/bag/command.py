@@ -18,8 +18,8 @@ import sys
 
 from openpose_ros.bag.evaluate import MAX_OFFSET_S, REALTIME_RANGE, check_offset, check_realtime
 from openpose_ros.bag.writer import ANNOTATED_MODES
-from openpose_ros.cli import (add_device_argument, add_openvino_arguments, checked_number, command_parser, exit_status,
-                              regular_file)
+from openpose_ros.command_line import (add_device_argument, add_openvino_arguments, checked_number, command_parser,
+                                       exit_status, regular_file)
 from openpose_ros.inference.preprocess import BASE_HEIGHT_RANGE
 from openpose_ros.runtime.selection import BACKEND_CHOICES
 
