@@ -140,6 +140,8 @@ class LightweightOpenPoseLearner:
     # --- configuration ---------------------------------------------------------------------------------
     @property
     def stride(self):
+        """The network's output stride (input pixels per map pixel): 8, or 16 for mobilenet with
+        mobilenet_use_stride."""
         return network_stride(self.backbone, self.mobilenet_use_stride)
 
     def _build_network(self):

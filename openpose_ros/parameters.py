@@ -60,6 +60,7 @@ class Param:
 
     @property
     def type_name(self):
+        """The ROS parameter type's name: 'bool', 'int', 'double' or 'string'."""
         return {bool: 'bool', int: 'int', float: 'double', str: 'string'}[self.type]
 
     @property

@@ -25,6 +25,7 @@ class Pose:
 
     @property
     def keypoints(self):
+        """The (18, 2) keypoints in image pixels (-1 where missing): `data` itself, not a copy."""
         return self.data
 
     def copy(self) -> 'Pose':
@@ -38,6 +39,7 @@ class Pose:
 
     @property
     def bbox(self):
+        """The box around the found keypoints as (x, y, width, height), in pixels (see get_bbox)."""
         return get_bbox(self)
 
     def __repr__(self):

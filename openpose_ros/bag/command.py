@@ -39,6 +39,7 @@ def _node_parameter(name):
 
 
 def build_parser():
+    """The argument parser of openpose-bag-eval (`ros2 run openpose_ros bag_eval`)."""
     parser = command_parser('bag_eval', __doc__)
     parser.add_argument('bag', help='input bag: a rosbag2 folder, a .db3 file or an .mcap file')
     parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
@@ -112,6 +113,9 @@ def _default_output(bag):
 
 
 def run(args):
+    """Evaluates the bag of the parsed `args`: checks the options, the bag and the outputs before the model loads, then
+    runs evaluate_bag. Returns the exit status: 0, 1 when frames were rejected, 130 when interrupted; errors propagate
+    to main."""
     import tempfile
     from openpose_ros.runtime.loading import load_for_inference
     from openpose_ros.bag.evaluate import BagEvalOptions, check_outputs, node_settings

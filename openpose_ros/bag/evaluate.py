@@ -154,6 +154,9 @@ class BagEvalOptions:
     depth_info_topic: str = None
 
     def validate(self):
+        """Raises ValueError, saying why, for an unknown storage or annotated mode, a start or end outside
+        [0, MAX_OFFSET_S] seconds or an end not after the start, a realtime rate outside REALTIME_RANGE, or node
+        settings that the node would refuse."""
         if self.storage not in ('same',) + STORAGES:
             raise ValueError(f'storage must be same, {" or ".join(STORAGES)}, not {self.storage!r}')
         if self.annotated not in ANNOTATED_MODES:
@@ -200,6 +203,9 @@ class FrameRecord:
     keypoints_with_depth: int = None
 
     def as_dict(self):
+        """The frame's entry in report.json's per_frame, with only the fields that apply to it: the timings of a
+        processed frame, the depth figures with a depth topic, the playback times in a realtime replay. Milliseconds are
+        rounded to 3 decimals, playback seconds to 6."""
         out = {'index': self.index, 'stamp_ns': self.stamp_ns, 'log_time_ns': self.log_time_ns,
                'stamp_source': self.stamp_source, 'status': self.status}
         if self.reason:
@@ -227,6 +233,9 @@ def _round(value, digits=3):
 
 @dataclass
 class BagEvalResult:
+    """What evaluate_bag returns: the report (the content of report.json), the paths of report.json, report.txt, the
+    output bag and the plots, and whether Ctrl-C stopped the run. `error` stays None: a run that fails raises instead,
+    once the report is written."""
     report: dict
     report_path: Path
     summary_path: Path

@@ -52,6 +52,9 @@ class NewestFrameWorker:
         return self.origin_ns + round(playback_s * self.rate * 1e9)
 
     def arrive(self, item, log_time_ns):
+        """A frame logged at `log_time_ns` (bag clock) arrives: the waiting frame is processed first if the worker is
+        free by then; this one is processed at once if the worker is free, else it waits, replacing (and dropping,
+        through on_dropped) the frame waiting before it."""
         arrival = self.arrival_of(log_time_ns)
         if self.pending is not None and self.free_at <= arrival:
             waiting, self.pending = self.pending, None

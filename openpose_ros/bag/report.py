@@ -166,6 +166,8 @@ def _track_entry(track):
 
 
 def track_summary(tracks, processed):
+    """The report's `tracks` figures (see the module docstring) of `tracks` ({track id: {'frames', 'first_stamp_ns',
+    'last_stamp_ns', ...}}) over the processed FrameRecords `processed`."""
     lengths = [t['frames'] for t in tracks.values()]
     durations = [(t['last_stamp_ns'] - t['first_stamp_ns']) / 1e9 for t in tracks.values()]
     breaks = id_breaks(tracks)
@@ -195,6 +197,8 @@ def depth_summary(records):
 
 
 def realtime_summary(records, rate, busy_s):
+    """The report's `realtime` figures (see the module docstring) of the FrameRecords of a replay at playback `rate`;
+    `busy_s`: the seconds the worker spent processing (None: no busy_fraction)."""
     offered = len(records)
     published = [r for r in records if r.publish_s is not None]
     processed = [r for r in records if r.status == 'processed']
@@ -334,6 +338,7 @@ def write_report(report, folder):
 
 
 def read_report(path):
+    """The report.json at `path` as a dict; ValueError when it is not a bag_eval report."""
     report = json.loads(Path(path).read_text(encoding='utf-8'))
     if report.get('format') != FORMAT:
         raise ValueError(f'{path} is not an {FORMAT} report')

@@ -19,6 +19,8 @@ from openpose_ros.command_line import (add_device_argument, add_network_argument
 
 
 def build_parser():
+    """The argument parser of openpose-evaluate (`ros2 run openpose_ros evaluate`), before apply_config sets the config
+    file's defaults."""
     parser = command_parser('evaluate', __doc__)
     parser.add_argument('--config', help="YAML or JSON config (default: the package's config/training.yaml; "
                                          "'' for none)")

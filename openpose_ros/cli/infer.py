@@ -46,6 +46,7 @@ class UsageError(Exception):
 
 
 def build_parser():
+    """The argument parser of openpose-infer (`ros2 run openpose_ros infer`)."""
     parser = command_parser('infer', __doc__)
     parser.add_argument('input', help='an image, a folder of images, or a video file')
     parser.add_argument('--weights', help='a saved model folder (learner.save), a checkpoint file '
@@ -115,6 +116,7 @@ def classify_input(path):
 
 
 def folder_images(folder):
+    """The image files of `folder` (by suffix, sorted by name); UsageError when it holds none."""
     images = media.folder_images(folder)
     if not images:
         raise UsageError(f'folder {folder} holds no images ({" ".join(media.IMAGE_SUFFIXES)})')
@@ -275,9 +277,12 @@ class Run:
         self.frames, self.errors, self.written = [], [], []
 
     def poses(self, image, stamp):
+        """The poses of a BGR `image` taken at `stamp` (seconds), through the learner's stream with the run's settings;
+        raises ImageRejected for an image the network refuses."""
         return self.learner.stream.process(image, stamp, self.settings).poses
 
     def annotated(self, image, poses):
+        """A copy of `image` with the poses drawn (and their track ids, when tracking)."""
         return draw(image.copy(), poses, track=self.settings.track)
 
     def add_video_frame(self, source, frame, index, stamp):
@@ -290,6 +295,7 @@ class Run:
         return poses
 
     def open_video(self, source, fps, frame):
+        """Opens the annotated video of `source` at `fps`, of the size of `frame`, and records its path; the writer."""
         writer, path = open_writer(self.output, source.stem, fps, (frame.shape[1], frame.shape[0]))
         self.written.append(str(path))
         return writer
@@ -301,6 +307,7 @@ class Run:
             self.written.append(str(self.write_image(path.name, self.annotated(image, poses))))
 
     def skip(self, source, path, error):
+        """Records an input that was skipped: its path relative to the folder `source`, and the error."""
         self.errors.append({'file': str(path.relative_to(source)), 'error': str(error)})
 
     def write_image(self, name, image):
@@ -376,6 +383,9 @@ def run_folder(run, source, paths):
 
 # --- the run -----------------------------------------------------------------------------------------------
 def run(args):
+    """Runs infer with the parsed `args`: checks the inputs and outputs, loads the model, processes the input and writes
+    poses.json. Returns the exit status: 0, 1 when inputs were skipped, 130 when interrupted; raises UsageError for a
+    problem the user can fix."""
     kind, source, paths, output, first = check_arguments(args)
     if args.random_weights:
         LOG.warning(RANDOM_WEIGHTS_WARNING)
@@ -447,6 +457,8 @@ def main(argv=None):
 
 
 def run_in_temporary_folder(args):
+    """Calls run(args) with args.temp_path a temporary folder for the exported and quantised models, removed after
+    the run; returns its exit status."""
     # Exported and quantised models live only as long as the run (--save-model keeps them).
     with tempfile.TemporaryDirectory(prefix='openpose-infer-') as temporary:
         args.temp_path = temporary

@@ -21,6 +21,8 @@ LOG = logging.getLogger('openpose_ros.train')
 
 
 def build_parser():
+    """The argument parser of openpose-train (`ros2 run openpose_ros train`), before apply_config sets the config file's
+    defaults."""
     parser = command_parser('train', __doc__)
     parser.add_argument('--config', help="YAML or JSON config (default: the package's config/training.yaml; "
                                          "'' for none)")

@@ -21,6 +21,7 @@ MAX_FRAMES = 1_000_000  # a bound on the frames read, whatever the video claims
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: a whole number in [1, MAX_FRAMES]."""
     value = int(text)
     if not 1 <= value <= MAX_FRAMES:
         raise argparse.ArgumentTypeError(f'must be in [1, {MAX_FRAMES}]')
@@ -28,6 +29,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """An argparse type: a number in (0, 1000] (frames per second)."""
     value = float(text)
     if not 0 < value <= 1000:
         raise argparse.ArgumentTypeError('must be in (0, 1000]')
@@ -35,6 +37,7 @@ def positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of openpose-video-to-bag (`ros2 run openpose_ros video_to_bag`)."""
     parser = argparse.ArgumentParser(prog='openpose-video-to-bag', description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
@@ -55,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Writes the bag of the parsed `args` (atomically: it appears only once complete); returns the exit status 0.
+    Raises FileNotFoundError (no video), FileExistsError (the output exists) or ValueError (no frame could be read)."""
     from openpose_ros.files import atomic_path
     from openpose_ros.formats.image_bags import video_to_bag
     video, output = Path(args.video), Path(args.output)

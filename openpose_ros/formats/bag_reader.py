@@ -91,17 +91,21 @@ class TruncatedMcap:
                     break
 
     def messages(self, connections=()):
+        """The messages of `connections` as (channel, log time in ns, serialised data), read again from the file in
+        file order, up to the first incomplete record."""
         wanted = {connection.id for connection in connections}
         for channel, log_time, data in self._scan({}):
             if channel.id in wanted:
                 yield channel, log_time, data
 
     def close(self):
+        """Marks the reader closed (the file is open only while it is read)."""
         self.is_open = False
 
 
 @dataclass(frozen=True)
 class ImageTopic:
+    """An image topic of a bag: its name, message type (sensor_msgs' Image or CompressedImage) and message count."""
     name: str
     msgtype: str
     count: int
@@ -212,20 +216,24 @@ class BagInput:
         return False
 
     def close(self):
+        """Closes the bag's reader; closing it again does nothing."""
         if self.reader.is_open:
             self.reader.close()
 
     # --- metadata ------------------------------------------------------------------------------------------
     @property
     def start_ns(self):
+        """Log time (ns) of the bag's first message; 0 for a bag without messages."""
         return int(self.reader.start_time) if self.reader.message_count else 0
 
     @property
     def end_ns(self):
+        """Log time (ns) just after the bag's last message, as rosbags gives it; 0 for a bag without messages."""
         return int(self.reader.end_time) if self.reader.message_count else 0
 
     @property
     def duration_s(self):
+        """Seconds from start_ns to end_ns."""
         return max(0, self.end_ns - self.start_ns) / 1e9
 
     def topics(self):
@@ -419,6 +427,9 @@ class DepthPairs:
         self.latest_depth_ns = None
 
     def add(self, msgtype, stamped):
+        """Keeps a depth image or CameraInfo (by `msgtype`) read from the bag: `stamped` is (stamp ns, message), or None
+        for a message that could not be read, which pairs with nothing. The oldest are forgotten beyond `kept` of
+        each."""
         if stamped is None:      # a message that cannot be read pairs with nothing
             return
         if msgtype == CAMERA_INFO:

@@ -40,6 +40,7 @@ class ImageRecord:
 
     @property
     def num_people(self):
+        """The number of people with keypoint annotations (rows of ``keypoints``)."""
         return len(self.keypoints)
 
     def mask_segmentations(self, include_unlabelled=True):
@@ -47,6 +48,7 @@ class ImageRecord:
         return self.crowd_segmentations + (self.unlabelled_segmentations if include_unlabelled else [])
 
     def path(self, images_dir):
+        """The image file's path (a str) in the folder `images_dir`."""
         return os.path.join(images_dir, self.file_name)
 
 

@@ -46,6 +46,7 @@ class Peaks:
     kind: np.ndarray    # (K,) int
 
     def of_kind(self, kind):
+        """Indices (into xy, score and kind) of the candidates of keypoint type `kind`."""
         return np.flatnonzero(self.kind == kind)
 
 

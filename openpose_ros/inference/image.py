@@ -169,6 +169,7 @@ class Image:
         return cls(read_pixels(path))
 
     def numpy(self):
+        """The pixels as a (C, H, W) array, not a copy: changing it changes the Image."""
         return self._chw
 
     def opencv(self):
@@ -181,6 +182,7 @@ class Image:
 
     @property
     def shape(self):
+        """The shape of the pixels, channels first: (C, H, W)."""
         return self._chw.shape
 
 

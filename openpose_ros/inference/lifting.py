@@ -51,6 +51,7 @@ class Intrinsics:
 
     @property
     def distorted(self) -> bool:
+        """Whether any distortion coefficient (D) is non-zero: pixels are then undistorted before lifting."""
         return bool(np.any(self.d != 0))
 
     def scaled(self, width: int, height: int) -> 'Intrinsics':

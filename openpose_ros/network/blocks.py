@@ -133,6 +133,7 @@ class PoseNetwork(nn.Module):
 
     @property
     def num_refinement_stages(self):
+        """The number of refinement stages after the initial stage."""
         return len(self.refinement_stages)
 
     def forward(self, x):

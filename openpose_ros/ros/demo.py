@@ -45,6 +45,7 @@ NAMESPACE = '/demo'
 
 
 def build_parser():
+    """The argument parser of the demo (`python -m openpose_ros.ros.demo`, `make demo`)."""
     parser = argparse.ArgumentParser(prog='openpose_ros demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('video', nargs='?', default=str(DEFAULT_VIDEO),
                         help=f'a video file, a ROS 2 bag with one image topic, a folder of images or an image '
@@ -123,6 +124,9 @@ def _stop(process, timeout=20.0):
 
 
 def run(args):
+    """Runs the demo of the parsed `args`: starts the node and the video publisher, records what the node publishes and
+    writes the outputs into --output. Returns the exit status: 0; 1 when the node did not start, the publisher failed or
+    nothing was published; 2 when the video is missing."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 

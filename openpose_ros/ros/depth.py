@@ -33,6 +33,8 @@ class DepthPairing:
         self.depth_topic = self._filters[1].sub.topic_name
 
     def set_slop(self, slop):
+        """Sets the largest stamp difference (seconds) of a colour and a depth image paired; 0 pairs equal stamps
+        only."""
         from rclpy.duration import Duration
         self._sync.slop = Duration(seconds=_strict_slop(slop))
 
@@ -51,6 +53,7 @@ class DepthPairing:
             return self._matches.pop(key, None)
 
     def destroy(self):
+        """Destroys the colour, depth and CameraInfo subscriptions."""
         for subscriber in self._filters:
             self._node.destroy_subscription(subscriber.sub)
         self._filters = []

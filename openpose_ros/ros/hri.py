@@ -73,6 +73,8 @@ class HriBodies:
             self._destroy(body_id)
 
     def close(self):
+        """Ends every body (destroying its publishers) and destroys the node's /humans/bodies/tracked and /tf
+        publishers."""
         self.end_all()
         for publisher in (self._tracked, self._tf):
             if publisher is not None:

@@ -70,6 +70,7 @@ def descriptor(param):
 
 
 def stamp_seconds(stamp):
+    """A builtin_interfaces/Time as seconds (float)."""
     return stamp.sec + stamp.nanosec * 1e-9
 
 
@@ -614,6 +615,7 @@ def _format(value):
 
 
 def output_qos(depth):
+    """The QoS of the node's outputs: reliable, volatile, keeping the last `depth` messages."""
     # Reliable publishers serve both reliable and best-effort subscribers.
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)

@@ -31,6 +31,7 @@ from openpose_ros.messages.types import RCLPY_TYPES, header as make_header
 
 
 def build_parser():
+    """The argument parser of the video publisher (`python -m openpose_ros.ros.video_publisher`)."""
     parser = argparse.ArgumentParser(prog='video_publisher', description=__doc__.split('\n\n')[0])
     parser.add_argument('source', nargs='+', help='a video file, a ROS 2 bag (folder, .db3 or .mcap), a folder of '
                         'images, or image files')
@@ -183,6 +184,9 @@ def is_bag(path):
 
 
 def run(args):
+    """Publishes the frames of the parsed `args` (rclpy initialised) and returns the summary: counts, seconds, rate
+    (Hz), lockstep frames missed, the stamps [sec, nanosec]. Raises TimeoutError when no subscriber comes within --wait,
+    ValueError for a rate <= 0."""
     source = FrameSource(args.source, args.motion, args.start, args.bag_topic)
     rate = args.rate or source.fps or 10.0
     if rate <= 0:

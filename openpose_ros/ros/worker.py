@@ -35,6 +35,7 @@ class LatestFrameWorker:
         self._name = name
 
     def start(self):
+        """Starts the processing thread (a daemon); does nothing while it is running."""
         with self._condition:
             if self._running:
                 return
@@ -132,6 +133,7 @@ class FrameStats:
         self._failures = deque()         # monotonic times of failed frames
 
     def on_received(self):
+        """Counts a frame received (input rate, time since the last frame)."""
         now = self._clock()
         with self._lock:
             self.received += 1
@@ -140,6 +142,7 @@ class FrameStats:
             self._trim(now)
 
     def on_dropped(self, count=1):
+        """Counts `count` frames dropped: replaced while waiting for the worker, or discarded."""
         with self._lock:
             self.dropped += count
 
@@ -164,6 +167,9 @@ class FrameStats:
             self._trim(now)
 
     def on_processed(self, latency_ms, age_ms, inference_ms, poses):
+        """Counts a processed frame and keeps its sample: `latency_ms` from its reception to the end of its processing,
+        `age_ms` from its header stamp to then (None when unknown), `inference_ms`, and the number of `poses`
+        published."""
         now = self._clock()
         with self._lock:
             self.processed += 1

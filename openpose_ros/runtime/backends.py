@@ -51,6 +51,8 @@ class TorchBackend:
         self.name = f'torch-{self.device.type}' + ('-fp16' if half else '')
 
     def run(self, batch):
+        """The last stage's (heatmaps, pafs), float32 numpy arrays at 1/stride of the input, for a (N, 3, H, W)
+        float32 batch."""
         torch = self._torch
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
@@ -87,5 +89,7 @@ class OnnxBackend:
         self.name = f'onnxruntime-{self.session.get_providers()[0].replace("ExecutionProvider", "").lower()}'
 
     def run(self, batch):
+        """The (heatmaps, pafs) of a (N, 3, H, W) batch as float32 numpy arrays; the batch is cast to the model's
+        input type (float16 or float32) first."""
         heatmaps, pafs = self.session.run(OUTPUT_NAMES, {INPUT_NAME: batch.astype(self._input_type, copy=False)})
         return heatmaps.astype(np.float32, copy=False), pafs.astype(np.float32, copy=False)

@@ -15,6 +15,8 @@ from openpose_ros.runtime.loading import ModelError
 
 @dataclass
 class LoadedModel:
+    """The loaded model: the learner, the name of the backend it runs on and why that one, and the weights parameter it
+    came from."""
     learner: object
     backend: str        # e.g. 'onnxruntime-cpu', 'onnxruntime-cpu-int8', 'torch-cpu'
     reason: str         # why that backend

@@ -58,6 +58,8 @@ class DownloadError(RuntimeError):
 
 
 def git_blob_sha1(path):
+    """The SHA-1 that git gives the file (its blob hash: the header 'blob <size>' and a NUL byte, then the content), in
+    hex: the published identity of a file kept in a git repository."""
     digest = hashlib.sha1(f'blob {Path(path).stat().st_size}\0'.encode())
     with open(path, 'rb') as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b''):
@@ -99,9 +101,12 @@ class Deadline:
         self.seconds, self.ends = seconds, time.monotonic() + seconds
 
     def read_timeout(self):
+        """Seconds to wait for a connection or a read: READ_TIMEOUT_SECONDS, less when the deadline is nearer (at least
+        1 ms)."""
         return max(min(READ_TIMEOUT_SECONDS, self.ends - time.monotonic()), 0.001)
 
     def check(self, address, target):
+        """Raises DownloadError (with the advice for offline machines about `target`) once the deadline has passed."""
         if time.monotonic() > self.ends:
             raise DownloadError(f'{address} was not downloaded within the deadline of {self.seconds:g} s. '
                                 + _offline_advice(target))

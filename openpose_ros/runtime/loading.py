@@ -13,11 +13,13 @@ class ModelError(RuntimeError):
 
 
 def default_download_dir():
+    """Where "download" puts the published model: $XDG_CACHE_HOME/openpose_ros, else ~/.cache/openpose_ros."""
     cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     return Path(cache) / 'openpose_ros'
 
 
 def weights_help(download_dir=None):
+    """The sentences telling the user which weights to pass, and how to get the published model offline."""
     from openpose_ros.runtime.download import MIRROR_VARIABLE, ORIGINAL_CHECKPOINT_URL
     folder = download_dir or default_download_dir()
     return (f'Pass a folder saved by learner.save() or a checkpoint file, or "{DOWNLOAD}" to fetch the published '

@@ -245,6 +245,8 @@ class OpenVinoBackend:
         return request
 
     def run(self, batch):
+        """The (heatmaps, pafs) of a (N, 3, H, W) batch as float32 numpy arrays (copies); an input shape not seen
+        lately is compiled first."""
         request = self._request(tuple(batch.shape))
         request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
         # The request reuses its output memory on the next run: copy.

@@ -96,6 +96,7 @@ class Preprocessing:
     pad_value: tuple = (0, 0, 0)
 
     def batch(self, image_bgr):
+        """The network input (1, 3, H, W) float32 of a BGR image, as the deployed pipeline prepares it."""
         return prepare(image_bgr, self.base_height, self.stride, self.img_mean, self.img_scale, self.pad_value)[0]
 
 

@@ -32,6 +32,7 @@ def file_names(name):
 
 
 def metadata_path(folder):
+    """The metadata file of a saved model folder: <folder>/<folder name>.json."""
     folder = Path(folder)
     return folder / f'{folder.name}.json'
 

@@ -29,6 +29,7 @@ class OneEuroSettings:
         self.validate()
 
     def validate(self):
+        """Raises ValueError unless min_cutoff > 0, d_cutoff > 0 and beta >= 0."""
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
             raise ValueError(f'One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got {self}')
 

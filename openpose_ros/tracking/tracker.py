@@ -58,6 +58,7 @@ class PoseTracker:
 
     @property
     def active_ids(self):
+        """The ids of the tracks kept now, those missed in up to max_missed frames included."""
         return self._ids.tolist()
 
     def update(self, poses, stamp):

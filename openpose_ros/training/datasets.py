@@ -202,12 +202,16 @@ class CocoTrainDataset:
         return len(self.samples)
 
     def set_epoch(self, epoch):
+        """Sets the epoch, which changes every sample's random draws."""
         self.epoch = int(epoch)
 
     def rng(self, index):
+        """The random generator of sample `index` in this epoch, seeded by (seed, epoch, index): reproducible in any
+        worker and order."""
         return np.random.default_rng([int(self.seed), int(self.epoch), int(index)])
 
     def read_image(self, record):
+        """The BGR image of an ImageRecord; FileNotFoundError when it cannot be read."""
         path = record.path(self.images_dir)
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:

@@ -141,6 +141,7 @@ def downsample_mask(mask, stride=STRIDE):
 
 @dataclass
 class Targets:
+    """The training targets of one input, at 1/stride of its size: heatmaps, PAFs and the loss mask."""
     heatmaps: np.ndarray  # (19, H, W) float32
     pafs: np.ndarray      # (38, H, W) float32
     mask: np.ndarray      # (H, W) float32, the loss weight of every heatmap and PAF channel

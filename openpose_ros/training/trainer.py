@@ -95,6 +95,7 @@ def parameter_groups(network, lr):
 
 
 def make_optimizer(network, lr):
+    """The reference's Adam over parameter_groups, with weight decay WEIGHT_DECAY."""
     return optim.Adam(parameter_groups(network, lr), lr=lr, weight_decay=WEIGHT_DECAY)
 
 
@@ -104,6 +105,8 @@ def default_lr_schedule(optimizer):
 
 
 def make_scheduler(lr_schedule, optimizer):
+    """The learning-rate scheduler: `lr_schedule(optimizer)`, or the default schedule for "" or None; TypeError for
+    anything else."""
     if lr_schedule in ('', None):
         return default_lr_schedule(optimizer)
     if not callable(lr_schedule):
@@ -136,10 +139,12 @@ def unpack_batch(batch):
 
 # --- checkpoints ---------------------------------------------------------------------------------------
 def checkpoints_folder(temp_path, experiment_name):
+    """The folder of the checkpoints of an experiment: <temp_path>/<experiment_name>_checkpoints."""
     return Path(temp_path) / f'{experiment_name}_checkpoints'
 
 
 def checkpoint_path(temp_path, experiment_name, iteration):
+    """The checkpoint file of an iteration: checkpoint_iter_<iteration>.pth in checkpoints_folder."""
     return checkpoints_folder(temp_path, experiment_name) / f'checkpoint_iter_{int(iteration)}.pth'
 
 
@@ -160,6 +165,8 @@ def latest_checkpoint_iter(temp_path, experiment_name):
 # --- distribution --------------------------------------------------------------------------------------
 @dataclass
 class Distributed:
+    """This process's place in data-parallel training (rank, world size, local rank); `owns_group` when it started the
+    process group, and so ends it on close."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -167,17 +174,21 @@ class Distributed:
 
     @property
     def enabled(self):
+        """Whether there is more than one process."""
         return self.world_size > 1
 
     @property
     def is_main(self):
+        """Whether this is rank 0, the process that logs, validates and writes checkpoints."""
         return self.rank == 0
 
     def barrier(self):
+        """Waits for every process (nothing with one process)."""
         if self.enabled:
             torch.distributed.barrier()
 
     def close(self):
+        """Destroys the process group when this process started it."""
         if self.owns_group and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
@@ -233,6 +244,7 @@ class FitResult:
 
     @property
     def iterations_per_second(self) -> float:
+        """Iterations run per second of the fit (0.0 when no time was measured)."""
         return self.iterations_run / self.seconds if self.seconds > 0 else 0.0
 
 
