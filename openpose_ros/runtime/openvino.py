@@ -97,6 +97,7 @@ class ModelCache:
 
     @staticmethod
     def key(source_sha256, folded):
+        """The entry's name: the source model's SHA-256, whether it was folded, and OpenVINO's version."""
         version = ''.join(c if c.isalnum() or c == '.' else '_' for c in _openvino().get_version())
         return f'{source_sha256}-{"folded" if folded else "as-read"}-openvino-{version}'
 
