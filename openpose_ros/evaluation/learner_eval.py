@@ -39,7 +39,8 @@ def has_display():
 
 
 def poses_to_results(image_id, poses):
-    """Pose objects of one image -> COCO keypoint result dicts (17 keypoints, +0.5 px)."""
+    """Pose objects of one image -> COCO keypoint result dicts (17 keypoints, at the poses' own coordinates: this
+    decoder needs no offset, see formats.coco.to_coco_results)."""
     if not poses:
         return []
     keypoints = np.stack([pose.data for pose in poses])
