@@ -6,14 +6,32 @@ pays for torch (memory, start-up).
 import copy
 import ctypes
 import os
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # for the annotations only: importing torch here is what this module avoids
+    import torch
 
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('heatmaps', 'pafs')
 
 
-def cpu_threads():
+class Backend(Protocol):
+    """What the pipeline runs the network with (openpose_ros.inference.estimator.PoseEstimator).
+
+    `name` says what runs it (e.g. 'onnxruntime-cpu', 'openvino-cpu-bf16'); `run` takes the network input, a
+    float32 (1, 3, H, W) array, and returns its heatmaps (1, 19, H/stride, W/stride) and PAFs
+    (1, 38, H/stride, W/stride) as float32 arrays.
+    """
+
+    name: str
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The heatmaps and PAFs of `batch`."""
+
+
+def cpu_threads() -> int:
     """Cores this process may use (respects taskset/cgroup affinity)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -21,7 +39,7 @@ def cpu_threads():
         return os.cpu_count() or 1
 
 
-def _return_free_heap():
+def _return_free_heap() -> None:
     """Hands the heap's free pages back to the system. Building a session frees about a third of what it
     allocated (the parsed model and its copies), which glibc would otherwise keep in the process's RSS for
     good: 37 MiB of the 2-stage model. Elsewhere than glibc there is nothing to do."""
@@ -34,7 +52,8 @@ def _return_free_heap():
 class TorchBackend:
     """Runs a torch network (eager); fp16 when `half` on CUDA."""
 
-    def __init__(self, network, device='cpu', half=False):
+    def __init__(self, network: 'torch.nn.Module', device: 'str | torch.device' = 'cpu', half: bool = False) -> None:
+        """`network` is moved to `device` and put in eval mode; with `half`, a half-precision copy runs it."""
         import torch
         if half and not str(device).startswith('cuda'):
             raise ValueError('half precision needs a CUDA device')
@@ -47,18 +66,21 @@ class TorchBackend:
             self.network = copy.deepcopy(self.network).half()
         self.name = f'torch-{self.device.type}' + ('-fp16' if half else '')
 
-    def run(self, batch):
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The last stage's heatmaps and PAFs of `batch`, as float32 numpy arrays."""
         torch = self._torch
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
-            outputs = self.network(tensor.half() if self.half else tensor)
-            return tuple(out.float().cpu().numpy() for out in outputs[-2:])
+            heatmaps, pafs = self.network(tensor.half() if self.half else tensor)[-2:]
+            return heatmaps.float().cpu().numpy(), pafs.float().cpu().numpy()
 
 
 class OnnxBackend:
     """Runs an exported model with ONNX Runtime: CUDA when asked and available, else a tuned CPU session."""
 
-    def __init__(self, path, device='cpu', threads=None):
+    def __init__(self, path: str | os.PathLike[str], device: str = 'cpu', threads: int | None = None) -> None:
+        """`path`: the ONNX model; `device`: 'cpu' or 'cuda[:N]'; `threads`: CPU threads (default: the cores this
+        process may use)."""
         import onnxruntime as ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -83,6 +105,7 @@ class OnnxBackend:
         self._input_type = np.float16 if 'float16' in self.session.get_inputs()[0].type else np.float32
         self.name = f'onnxruntime-{self.session.get_providers()[0].replace("ExecutionProvider", "").lower()}'
 
-    def run(self, batch):
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The heatmaps and PAFs of `batch`, as float32 numpy arrays."""
         heatmaps, pafs = self.session.run(OUTPUT_NAMES, {INPUT_NAME: batch.astype(self._input_type, copy=False)})
         return heatmaps.astype(np.float32, copy=False), pafs.astype(np.float32, copy=False)

@@ -5,8 +5,11 @@ onnxruntime, so an OpenVINO-only process pays for neither. The model is compiled
 size does not change) and the compiled models of the last few sizes are kept.
 """
 import logging
+import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +23,13 @@ COMPILED_SIZES = 4  # input sizes whose compiled model is kept: a few cameras, o
 _PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # int8: its float layers stay fp32
 
 
-def device_capabilities(device: str = DEFAULT_DEVICE) -> tuple:
+def device_capabilities(device: str = DEFAULT_DEVICE) -> tuple[str, ...]:
     """The device's OPTIMIZATION_CAPABILITIES, e.g. ('FP32', 'BF16', 'INT8', ...); BF16 means native bf16."""
     import openvino
     return tuple(openvino.Core().get_property(device, 'OPTIMIZATION_CAPABILITIES'))
 
 
-def resolve_precision(asked: str, capabilities, device: str = DEFAULT_DEVICE) -> str:
+def resolve_precision(asked: str, capabilities: Sequence[str], device: str = DEFAULT_DEVICE) -> str:
     """The float precision to run: 'auto' is bf16 where the device has native bf16, else fp32; 'bf16' without
     native bf16 (emulated, slower than fp32) runs fp32 with a warning."""
     if asked not in PRECISIONS:
@@ -51,8 +54,9 @@ class OpenVinoBackend:
     many input sizes keep their compiled model.
     """
 
-    def __init__(self, path, precision='auto', device=DEFAULT_DEVICE, threads=None, capabilities=None,
-                 compiled_sizes=COMPILED_SIZES):
+    def __init__(self, path: str | os.PathLike[str], precision: str = 'auto', device: str = DEFAULT_DEVICE,
+                 threads: int | None = None, capabilities: Sequence[str] | None = None,
+                 compiled_sizes: int = COMPILED_SIZES) -> None:
         import openvino
         if compiled_sizes < 1:
             raise ValueError(f'compiled_sizes must be >= 1, got {compiled_sizes}')
@@ -66,20 +70,22 @@ class OpenVinoBackend:
             self.precision = resolve_precision(precision, capabilities, self.device)
         self._core = openvino.Core()
         self._model = self._core.read_model(str(path))
-        self._config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': _PRECISION_HINTS[self.precision]}
+        self._config: dict[str, str | int] = {'PERFORMANCE_HINT': 'LATENCY',
+                                              'INFERENCE_PRECISION_HINT': _PRECISION_HINTS[self.precision]}
         if self.device == DEFAULT_DEVICE:
             self._config['INFERENCE_NUM_THREADS'] = int(threads or cpu_threads())
         self._compiled_sizes = compiled_sizes
-        self._requests = OrderedDict()  # input shape -> infer request of the model compiled for it
+        # input shape -> infer request of the model compiled for it
+        self._requests: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.name = f'openvino-{self.device.lower()}-{self.precision}'
         self.runtime = {'backend': 'openvino', 'precision': self.precision, 'device': self.device}
 
     @property
-    def compiled_shapes(self):
+    def compiled_shapes(self) -> list[tuple[int, ...]]:
         """Input shapes with a compiled model, least recently used first."""
         return list(self._requests)
 
-    def _request(self, shape):
+    def _request(self, shape: tuple[int, ...]) -> Any:
         request = self._requests.get(shape)
         if request is not None:
             self._requests.move_to_end(shape)
@@ -92,14 +98,17 @@ class OpenVinoBackend:
         self._requests[shape] = request
         return request
 
-    def run(self, batch):
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The heatmaps and PAFs of `batch`, as float32 numpy arrays."""
         request = self._request(tuple(batch.shape))
         request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
         # The request reuses its output memory on the next run: copy.
-        return tuple(np.array(request.get_tensor(name).data, dtype=np.float32) for name in OUTPUT_NAMES)
+        heatmaps, pafs = (np.array(request.get_tensor(name).data, dtype=np.float32) for name in OUTPUT_NAMES)
+        return heatmaps, pafs
 
 
-def runtime_backend(path, device='cpu', runtime=None):
+def runtime_backend(path: str | os.PathLike[str], device: str = 'cpu', runtime: dict[str, str] | None = None
+                    ) -> OnnxBackend | OpenVinoBackend:
     """The backend for the ONNX model `path` on the runtime a saved model records (its .json's "runtime", e.g.
     {"backend": "openvino", "precision": "bf16", "device": "CPU"}); ONNX Runtime on `device` when it records
     none. An int8 record runs the quantised twin <name>.int8.onnx when it is there, else fp32 with a warning."""
