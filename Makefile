@@ -55,4 +55,4 @@ demo:
 	$(ROS_ENV) $(PY) -m openpose_ros.ros.demo $(VIDEO) --weights $(WEIGHTS) --output out/demo $(DEMO_ARGS)
 
 clean:
-	rm -rf build install log temp .pytest_cache
+	rm -rf build install log temp .pytest_cache .mypy_cache

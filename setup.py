@@ -46,7 +46,7 @@ setup(
     extras_require={
         'train': ['tensorboard>=2.14'],
         'bags': ['rosbags>=0.10', 'matplotlib>=3.7', 'mcap>=1.6'],   # mcap: reading truncated mcap files
-        'test': ['pytest>=7', 'hypothesis>=6.100'],
+        'test': ['pytest>=7', 'hypothesis>=6.100', 'mypy>=1.10'],  # mypy: test/test_typing.py
     },
     entry_points={'console_scripts': [
         f'openpose-{name.replace("_", "-")} = {target}' for name, target in ENTRY_POINTS.items()]},

@@ -3,21 +3,27 @@ import json
 import logging
 import math
 import numbers
+import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from openpose_ros.files import atomic_path, file_sha256, named_target, write_text
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.inference.image import ImageLike
 from openpose_ros.inference.pipeline import PoseStream, StreamSettings
-from openpose_ros.inference.preprocess import DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio
+from openpose_ros.inference.preprocess import (DEFAULT_MAX_ASPECT_RATIO, ChannelValues, check_base_height,
+                                               check_max_aspect_ratio)
 from openpose_ros.network import build_network, network_stride
-from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE, TorchBackend
+from openpose_ros.pose import Pose
+from openpose_ros.runtime.backends import DEFAULT_DEVICE, DEFAULT_OPENVINO_DEVICE, Backend, TorchBackend
 from openpose_ros.runtime.checkpoints import extract_state_dict, load_state_strictly, read_checkpoint
 from openpose_ros.runtime import download as downloads
 from openpose_ros.runtime.export import export_onnx
@@ -33,13 +39,16 @@ NETWORK_OPTIONS = ('backbone', 'num_refinement_stages', 'mobilenet_use_stride', 
                    'shufflenet_groups')
 PREPROCESSING_OPTIONS = ('base_height', 'img_mean', 'img_scale', 'pad_value')
 DEFAULT_TEMP_PATH = 'temp'
+PathLike = str | os.PathLike[str]
+# What optimize(quantize=True) calibrates on: image paths, a folder of images, or BGR arrays.
+CalibrationImages = PathLike | Iterable[PathLike | np.ndarray]
 
 
 class NoWeightsError(RuntimeError):
     """infer() or eval() on a network whose weights were never loaded or trained: random weights find nobody."""
 
 
-def check_preprocessing(base_height, img_mean, img_scale, pad_value):
+def check_preprocessing(base_height: Any, img_mean: Any, img_scale: Any, pad_value: Any) -> dict[str, Any]:
     """The pre-processing options, checked (ValueError naming the option) and with sequences as tuples."""
     check_base_height(base_height)
     if not _is_finite_number(img_scale) or not img_scale > 0:
@@ -48,7 +57,7 @@ def check_preprocessing(base_height, img_mean, img_scale, pad_value):
                 pad_value=_channel_values('pad_value', pad_value))
 
 
-def _channel_values(name, value):
+def _channel_values(name: str, value: Any) -> ChannelValues:
     """One finite number for all channels, or three (B, G, R) as a tuple."""
     if _is_finite_number(value):
         return value
@@ -58,7 +67,7 @@ def _channel_values(name, value):
     return values
 
 
-def _is_finite_number(value):
+def _is_finite_number(value: object) -> bool:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return False
     try:
@@ -67,7 +76,7 @@ def _is_finite_number(value):
         return False
 
 
-def resolve_device(device):
+def resolve_device(device: str | torch.device) -> str:
     """'auto' -> 'cuda' when available, else 'cpu'; a CUDA device that is not there is an error."""
     device = str(device)
     if device == 'auto':
@@ -92,13 +101,23 @@ class LightweightOpenPoseLearner:
     or fit(), or allow_random_weights() for tests and timing.
     """
 
-    def __init__(self, lr=4e-5, epochs=280, batch_size=80, device=DEFAULT_DEVICE, backbone='mobilenet', lr_schedule='',
-                 temp_path=None, checkpoint_after_iter=5000, checkpoint_load_iter=0, val_after=5000, log_after=100,
-                 mobilenet_use_stride=False, mobilenetv2_width=1.0, shufflenet_groups=3, num_refinement_stages=1,
-                 batches_per_iter=1, experiment_name='default', num_workers=8, weights_only=True,
-                 output_name='detections.json', multiscale=False, scales=None, visualize=False, base_height=256,
-                 img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0), half_precision=False,
-                 max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
+    # Set from the checked pre-processing options (check_preprocessing), by the constructor and load().
+    base_height: int
+    img_mean: ChannelValues
+    img_scale: float
+    pad_value: ChannelValues
+
+    def __init__(self, lr: float = 4e-5, epochs: int = 280, batch_size: int = 80, device: str = DEFAULT_DEVICE,
+                 backbone: str = 'mobilenet', lr_schedule: str = '', temp_path: PathLike | None = None,
+                 checkpoint_after_iter: int = 5000, checkpoint_load_iter: int = 0, val_after: int = 5000,
+                 log_after: int = 100, mobilenet_use_stride: bool = False, mobilenetv2_width: float = 1.0,
+                 shufflenet_groups: int = 3, num_refinement_stages: int = 1, batches_per_iter: int = 1,
+                 experiment_name: str = 'default', num_workers: int = 8, weights_only: bool = True,
+                 output_name: str = 'detections.json', multiscale: bool = False,
+                 scales: Sequence[float] | None = None, visualize: bool = False, base_height: int = 256,
+                 img_mean: ChannelValues = (128, 128, 128), img_scale: float = 1 / 256,
+                 pad_value: ChannelValues = (0, 0, 0), half_precision: bool = False,
+                 max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> None:
         for name, value in (('lr', lr), ('epochs', epochs), ('batch_size', batch_size),
                             ('batches_per_iter', batches_per_iter)):
             if not value > 0:
@@ -110,7 +129,8 @@ class LightweightOpenPoseLearner:
         preprocessing = check_preprocessing(base_height, img_mean, img_scale, pad_value)
         self.temp_path = Path(DEFAULT_TEMP_PATH if temp_path is None else temp_path)
         self._temp_path_given = temp_path is not None
-        self._scratch = None  # optimize()'s private folder when no temp_path was given
+        # optimize()'s private folder when no temp_path was given
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.checkpoint_after_iter, self.checkpoint_load_iter = checkpoint_after_iter, checkpoint_load_iter
         self.val_after, self.log_after, self.batches_per_iter = val_after, log_after, batches_per_iter
         self.experiment_name, self.num_workers, self.weights_only = experiment_name, num_workers, weights_only
@@ -128,44 +148,44 @@ class LightweightOpenPoseLearner:
             LOG.warning('half_precision needs CUDA; running in fp32 on %s', self.device)
             self.half_precision = False
         self.model = self._build_network()
-        self.ort_session = None  # set by optimize()/load() of an ONNX model, as in OpenDR
+        self.ort_session: Backend | None = None  # set by optimize()/load() of an ONNX model, as in OpenDR
         self._weights_meant = False  # loaded, trained or random on purpose (allow_random_weights)
-        self._exported_session = None  # the session optimize() made from self.model
+        self._exported_session: Backend | None = None  # the session optimize() made from self.model
         self.decoder = DecoderConfig()
         self.tracker = PoseTracker()
         self.smoother = PoseSmoother()
-        self._estimator = None
-        self._stream = None
+        self._estimator: PoseEstimator | None = None
+        self._stream: PoseStream | None = None
 
     # --- configuration ---------------------------------------------------------------------------------
     @property
-    def stride(self):
+    def stride(self) -> int:
         """The network's output stride (input pixels per map pixel): 8, or 16 for mobilenet with
         mobilenet_use_stride."""
         return network_stride(self.backbone, self.mobilenet_use_stride)
 
-    def _build_network(self):
+    def _build_network(self) -> torch.nn.Module:
         return build_network(**{name: getattr(self, name) for name in NETWORK_OPTIONS})
 
-    def set_thresholds(self, **thresholds):
+    def set_thresholds(self, **thresholds: Any) -> None:
         """Changes decoder thresholds (see DecoderConfig), e.g. set_thresholds(peak_threshold=0.2); validated."""
         self.decoder = replace(self.decoder, **thresholds)
         if self._estimator is not None:
             self._estimator.decoder = self.decoder
 
     @property
-    def max_aspect_ratio(self):
+    def max_aspect_ratio(self) -> float:
         """Images whose longer side exceeds this many times the shorter one raise image.ImageRejected."""
         return self._max_aspect_ratio
 
     @max_aspect_ratio.setter
-    def max_aspect_ratio(self, value):
+    def max_aspect_ratio(self, value: float) -> None:
         self._max_aspect_ratio = check_max_aspect_ratio(value)
         if self._estimator is not None:
             self._estimator.max_aspect_ratio = self._max_aspect_ratio
 
     @property
-    def estimator(self):
+    def estimator(self) -> PoseEstimator:
         """The inference pipeline on the current backend (built on first use)."""
         if self._estimator is None:
             backend = (self.ort_session if self.ort_session is not None
@@ -185,11 +205,12 @@ class LightweightOpenPoseLearner:
             self._stream = PoseStream(self.estimator, self.tracker, self.smoother)
         return self._stream
 
-    def _invalidate(self):
+    def _invalidate(self) -> None:
         self._estimator = None
 
     # --- inference -------------------------------------------------------------------------------------
-    def infer(self, img, upsample_ratio=4, track=True, smooth=True, stamp=None):
+    def infer(self, img: ImageLike, upsample_ratio: int = 4, track: bool = True, smooth: bool = True,
+              stamp: float | None = None) -> list[Pose]:
         """Poses of the people in `img` (numpy BGR/gray/BGRA array or `Image`), in its pixel coordinates.
 
         `stamp` (seconds) is the image's capture time, used by tracking and smoothing; by default the clock. A
@@ -198,34 +219,35 @@ class LightweightOpenPoseLearner:
         self._require_weights('infer')
         return self.stream.process(img, stamp, StreamSettings(upsample_ratio, track, smooth)).poses
 
-    def allow_random_weights(self):
+    def allow_random_weights(self) -> 'LightweightOpenPoseLearner':
         """Lets infer() and eval() run the network's untrained weights, on purpose (tests, timing); returns self."""
         self._weights_meant = True
         return self
 
-    def _runs_random_weights(self):
+    def _runs_random_weights(self) -> bool:
         return not self._weights_meant and self.ort_session in (None, self._exported_session)
 
-    def _require_weights(self, action):
+    def _require_weights(self, action: str) -> None:
         if self._runs_random_weights():
             raise NoWeightsError(
                 f'{action}() on random weights: this learner never loaded or trained any. Call load(<saved model '
                 f'folder or checkpoint>) (download() fetches the published model) or fit() first; '
                 f'allow_random_weights() runs untrained weights on purpose')
 
-    def _warn_if_random_weights(self, action):
+    def _warn_if_random_weights(self, action: str) -> None:
         if self._runs_random_weights():
             LOG.warning('%s() on random weights: this learner never loaded or trained any', action)
 
-    def reset(self):
+    def reset(self) -> None:
         """Starts a new stream: forgets track ids and smoothing state."""
         self.stream.reset()
 
     # --- training and evaluation -----------------------------------------------------------------------
-    def fit(self, dataset, val_dataset=None, logging_path='', logging_flush_secs=30, silent=False, verbose=True,
-            epochs=None, use_val_subset=True, val_subset_size=250, images_folder_name='train2017',
-            annotations_filename='person_keypoints_train2017.json', val_images_folder_name='val2017',
-            val_annotations_filename='person_keypoints_val2017.json'):
+    def fit(self, dataset: Any, val_dataset: Any = None, logging_path: str = '', logging_flush_secs: int = 30,
+            silent: bool = False, verbose: bool = True, epochs: int | None = None, use_val_subset: bool = True,
+            val_subset_size: int = 250, images_folder_name: str = 'train2017',
+            annotations_filename: str = 'person_keypoints_train2017.json', val_images_folder_name: str = 'val2017',
+            val_annotations_filename: str = 'person_keypoints_val2017.json') -> dict[str, float]:
         """Trains the network on `dataset` (ExternalDataset of type COCO, or a dataset of training samples);
         validates on `val_dataset` every val_after iterations. Returns the last validation stats ({} without).
         Data-parallel when launched by torchrun. See openpose_ros.training.trainer."""
@@ -240,8 +262,9 @@ class LightweightOpenPoseLearner:
         self._invalidate()
         return result.stats
 
-    def eval(self, dataset, silent=False, verbose=True, use_subset=True, subset_size=250,
-             images_folder_name='val2017', annotations_filename='person_keypoints_val2017.json'):
+    def eval(self, dataset: Any, silent: bool = False, verbose: bool = True, use_subset: bool = True,
+             subset_size: int = 250, images_folder_name: str = 'val2017',
+             annotations_filename: str = 'person_keypoints_val2017.json') -> dict[str, float]:
         """COCO keypoint evaluation over the dataset's images; writes the detections to temp_path/output_name
         and returns {'AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl'}."""
         from openpose_ros.evaluation.learner_eval import evaluate
@@ -250,7 +273,7 @@ class LightweightOpenPoseLearner:
                         annotations_filename)
 
     # --- persistence -----------------------------------------------------------------------------------
-    def save(self, path, verbose=False):
+    def save(self, path: PathLike, verbose: bool = False) -> Path:
         """Writes this model's files into the folder `path` (made if needed), named after it: name.pth, name.json
         and, when ONNX Runtime runs (after optimize()), name.onnx, plus name.int8.onnx for an int8 model.
 
@@ -282,7 +305,7 @@ class LightweightOpenPoseLearner:
             print(f'saved {folder}')
         return folder
 
-    def _metadata(self, names, checksums):
+    def _metadata(self, names: dict[str, str], checksums: dict[str, str]) -> dict[str, Any]:
         optimized = names['onnx'] in checksums
         return {
             'model_paths': [names['onnx'] if optimized else names['weights']],
@@ -303,7 +326,7 @@ class LightweightOpenPoseLearner:
             'format_version': saved_model.FORMAT_VERSION,
         }
 
-    def load(self, path, verbose=False):
+    def load(self, path: PathLike, verbose: bool = False) -> 'LightweightOpenPoseLearner':
         """Loads a saved folder, the original checkpoint file (dict with 'state_dict') or a bare state_dict file.
 
         Loading is strict: a file that does not fit raises WeightsMismatchError naming the parameters; NaN or
@@ -322,7 +345,7 @@ class LightweightOpenPoseLearner:
             print(f'loaded {path}')
         return self
 
-    def _load_folder(self, folder):
+    def _load_folder(self, folder: Path) -> None:
         saved = saved_model.read_saved_model(folder)
         metadata_path = saved_model.metadata_path(folder)
         try:
@@ -347,7 +370,7 @@ class LightweightOpenPoseLearner:
             setattr(self, option, value)
         self.model, self.ort_session = network, session
 
-    def _runtime_session(self, saved):
+    def _runtime_session(self, saved: saved_model.SavedModel) -> Backend:
         """The saved ONNX model on the runtime its metadata records (ONNX Runtime, or OpenVINO at a precision),
         each file it may run checked against its checksum first."""
         path, runtime = saved.verified(saved.onnx), saved.runtime
@@ -359,8 +382,9 @@ class LightweightOpenPoseLearner:
             raise ValueError(f'{path} is not a usable ONNX model ({type(error).__name__}: {error})') from error
 
     # --- acceleration ----------------------------------------------------------------------------------
-    def optimize(self, do_constant_folding=False, quantize=False, calibration_images=None, backend=None,
-                 precision='auto', openvino_device=DEFAULT_OPENVINO_DEVICE):
+    def optimize(self, do_constant_folding: bool = False, quantize: bool = False,
+                 calibration_images: CalibrationImages | None = None, backend: str | None = None,
+                 precision: str = 'auto', openvino_device: str = DEFAULT_OPENVINO_DEVICE) -> Path:
         """Exports the network to ONNX (dynamic height and width); inference then runs on ONNX Runtime, or on
         OpenVINO with backend='openvino' in `precision` 'auto' (bf16 where the device has native bf16, else
         fp32), 'fp32' or 'bf16' on `openvino_device` (CPU, GPU, NPU).
@@ -384,7 +408,7 @@ class LightweightOpenPoseLearner:
         self._invalidate()
         return path
 
-    def _scratch_folder(self):
+    def _scratch_folder(self) -> Path:
         if self._temp_path_given:
             return self.temp_path
         if self._scratch is None:  # removed when the learner is collected, or at exit
@@ -392,13 +416,14 @@ class LightweightOpenPoseLearner:
         return Path(self._scratch.name)
 
     # --- data ------------------------------------------------------------------------------------------
-    def download(self, path=None, mode='pretrained', verbose=False, url=None):
+    def download(self, path: PathLike | None = None, mode: str = 'pretrained', verbose: bool = False,
+                 url: str | None = None) -> Path:
         """Fetches 'pretrained' (the published model), 'weights' (ImageNet MobileNet) or 'test_data' into `path`
         (default: temp_path). Offline, raises DownloadError saying how to provide the file instead."""
         return downloads.download(path or self.temp_path, mode, verbose, url)
 
 
-def _write_file(path, write):
+def _write_file(path: Path, write: Callable[[Path], object]) -> str:
     """write(temporary) under atomic_path(path); returns the SHA-256 of what was written."""
     with atomic_path(path) as temporary:
         write(temporary)

@@ -1,10 +1,15 @@
 """The result type (`Pose`) and what users do with it: boxes and drawing."""
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from openpose_ros.keypoints import KEYPOINT_COLORS, KEYPOINT_NAMES, LIMB_COLORS, LIMBS, NUM_KEYPOINTS, SKELETON
 
 MISSING = -1
+Box = tuple[float, float, float, float]          # x, y, width, height
+LabelBox = tuple[int, int, int, int]             # x0, y0, x1, y1 (x1, y1 exclusive)
 
 
 class Pose:
@@ -15,7 +20,10 @@ class Pose:
     num_kpts = NUM_KEYPOINTS
     kpt_names = list(KEYPOINT_NAMES)
 
-    def __init__(self, keypoints, confidence, keypoint_scores=None, id=MISSING):
+    def __init__(self, keypoints: ArrayLike, confidence: float, keypoint_scores: ArrayLike | None = None,
+                 id: int = MISSING) -> None:
+        """`keypoints`: 18 (x, y) pairs in pixels, -1 where missing; `keypoint_scores`: 18 scores (default: 1
+        where found, 0 where missing); `confidence`: the pose's score; `id`: its track id."""
         self.data = np.asarray(keypoints, np.float32).reshape(NUM_KEYPOINTS, 2)
         self.confidence = float(confidence)
         found = self.found
@@ -24,7 +32,7 @@ class Pose:
         self.id = int(id)
 
     @property
-    def keypoints(self):
+    def keypoints(self) -> np.ndarray:
         """The (18, 2) keypoints in image pixels (-1 where missing): `data` itself, not a copy."""
         return self.data
 
@@ -33,20 +41,20 @@ class Pose:
         return Pose(self.data.copy(), self.confidence, self.keypoint_scores.copy(), self.id)
 
     @property
-    def found(self):
+    def found(self) -> np.ndarray:
         """Boolean mask of the keypoints that were detected."""
         return self.data[:, 0] >= 0
 
     @property
-    def bbox(self):
+    def bbox(self) -> Box:
         """The box around the found keypoints as (x, y, width, height), in pixels (see get_bbox)."""
         return get_bbox(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'Pose(id={self.id}, confidence={self.confidence:.3f}, keypoints={int(self.found.sum())}/18)'
 
 
-def get_bbox(pose):
+def get_bbox(pose: Pose) -> Box:
     """(x, y, width, height) of the box around the found keypoints, in pixels; zeros when none was found."""
     points = pose.data[pose.found]
     if len(points) == 0:
@@ -56,10 +64,10 @@ def get_bbox(pose):
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
-def draw(img, pose, track=True, thickness=2):
+def draw(img: np.ndarray, pose: Pose | Sequence[Pose], track: bool = True, thickness: int = 2) -> np.ndarray:
     """Draws one pose or a list of poses on a BGR image in place: limbs, keypoints and (with track) the ids, as
-    labels above the people (see id_labels)."""
-    poses = pose if isinstance(pose, (list, tuple)) else [pose]
+    labels above the people (see id_labels). Returns `img`."""
+    poses = [pose] if isinstance(pose, Pose) else list(pose)
     scale = _scale(img.shape)
     for one in poses:
         points = np.round(one.data).astype(int)
@@ -84,26 +92,26 @@ LABEL_TEXT = (255, 255, 255)   # ... and its white text, legible on any ground
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _scale(image_shape):
+def _scale(image_shape: tuple[int, ...]) -> int:
     """Line widths and text sizes grow with the image, one step per 640 pixels."""
     return max(1, round(max(image_shape[:2]) / 640))
 
 
-def _font_scale(scale):
+def _font_scale(scale: int) -> float:
     return 0.5 * scale
 
 
-def _padding(scale):
+def _padding(scale: int) -> int:
     return 3 * scale
 
 
-def id_labels(poses, image_shape):
+def id_labels(poses: Sequence[Pose], image_shape: tuple[int, ...]) -> list[tuple[str, LabelBox]]:
     """[(text, (x0, y0, x1, y1))]: the id labels `draw` puts on an image of `image_shape`, one per tracked pose
     with keypoints, in pixels (x1, y1 exclusive). Each sits just above its person's box, inside the image; a
     label that would overlap one placed before moves up (then down) by label heights until it is free."""
     scale = _scale(image_shape)
     height, width = image_shape[:2]
-    placed = []
+    placed: list[tuple[str, LabelBox]] = []
     tracked = [pose for pose in poses if pose.id >= 0 and pose.found.any()]
     for pose in sorted(tracked, key=lambda one: get_bbox(one)[1]):
         text = f'id {pose.id}'
@@ -123,5 +131,5 @@ def id_labels(poses, image_shape):
     return placed
 
 
-def _overlap(a, b):
+def _overlap(a: LabelBox, b: LabelBox) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

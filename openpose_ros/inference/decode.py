@@ -5,6 +5,7 @@ samples the PAFs at their own resolution with bilinear interpolation instead of 
 scores every candidate limb of every type in one vectorised pass, and merges two partial poses when a limb
 joins them (so a face found through the ears is not lost when the neck is missing).
 """
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,6 +16,13 @@ from openpose_ros.keypoints import GROUPING_ORDER, LIMBS, LOOP_LIMBS, NUM_KEYPOI
 
 LIMB_KINDS = np.array(LIMBS).T  # (2, limbs): the keypoint types at each limb's ends
 GROUPING_RANK = np.argsort(GROUPING_ORDER)  # limb type -> its place in GROUPING_ORDER
+
+# (ys, xs, kinds): candidate peaks in map pixels, as candidate_peaks returns them.
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+# (limb types, start peaks, end peaks, scores): the scored connections, as score_limbs returns them.
+Connections = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# (keypoints (N, 18, 2), keypoint scores (N, 18), pose scores (N,)): decoded poses, as poses_to_arrays returns them.
+PoseArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class DecoderConfig:
     min_pose_score: float = 0.2      # poses whose mean keypoint+limb score is lower are dropped
     max_peaks: int = 100             # strongest candidates kept per keypoint type: bounds the cost on garbage maps
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ('peak_threshold', 'min_paf_score', 'success_ratio', 'min_pose_score'):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
@@ -45,12 +53,12 @@ class Peaks:
     score: np.ndarray   # (K,) float32
     kind: np.ndarray    # (K,) int
 
-    def of_kind(self, kind):
+    def of_kind(self, kind: int) -> np.ndarray:
         """Indices (into xy, score and kind) of the candidates of keypoint type `kind`."""
         return np.flatnonzero(self.kind == kind)
 
 
-def candidate_peaks(heatmaps, config=DecoderConfig()):
+def candidate_peaks(heatmaps: np.ndarray, config: DecoderConfig = DecoderConfig()) -> Candidates:
     """Local maxima (3x3) of the keypoint heatmaps above the threshold, at their own resolution.
 
     Returns (ys, xs, kinds), at most `max_peaks` of each kind, strongest first.
@@ -67,7 +75,7 @@ def candidate_peaks(heatmaps, config=DecoderConfig()):
 
 
 @lru_cache(maxsize=8)
-def _upsampling_grid(ratio):
+def _upsampling_grid(ratio: int) -> tuple[np.ndarray, np.ndarray]:
     """Where a map upsampled by `ratio` has its pixels within one pixel of a map pixel (OpenCV's convention:
     upsampled pixel u lies at (u + 0.5) / ratio - 0.5), and the bicubic weights (OpenCV's kernel, a = -0.75)
     that sample a 6-pixel window, centred on its third pixel, there. Returns (offsets (n,), weights (n, 6))."""
@@ -84,7 +92,8 @@ def _upsampling_grid(ratio):
     return offsets.astype(np.float32), weights
 
 
-def refine_peaks(heatmaps, ys, xs, kinds, ratio):
+def refine_peaks(heatmaps: np.ndarray, ys: np.ndarray, xs: np.ndarray, kinds: np.ndarray, ratio: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Upsamples the heatmaps by `ratio` (bicubic) around each candidate only, and moves it to the maximum there.
 
     The same positions and scores as upsampling whole maps with OpenCV, at a cost that grows with the number of
@@ -104,7 +113,7 @@ def refine_peaks(heatmaps, ys, xs, kinds, ratio):
     return xy, local[np.arange(len(ys)), best]
 
 
-def find_peaks(heatmaps, ratio, config=DecoderConfig()):
+def find_peaks(heatmaps: np.ndarray, ratio: int, config: DecoderConfig = DecoderConfig()) -> Peaks:
     """Keypoint candidates: local maxima refined on the heatmaps upsampled by `ratio`, above the threshold, the
     strongest kept within the suppression radius. Positions are in map pixels (pixel centres at integers)."""
     ys, xs, kinds = candidate_peaks(heatmaps, config)
@@ -112,7 +121,7 @@ def find_peaks(heatmaps, ratio, config=DecoderConfig()):
     return suppress(xy, scores, kinds, config)
 
 
-def suppress(xy, scores, kinds, config=DecoderConfig()):
+def suppress(xy: np.ndarray, scores: np.ndarray, kinds: np.ndarray, config: DecoderConfig = DecoderConfig()) -> Peaks:
     """Peaks above the threshold, the strongest of each type kept within the suppression radius."""
     above = scores > config.peak_threshold
     xy, scores, kinds = xy[above], scores[above], kinds[above]
@@ -122,7 +131,7 @@ def suppress(xy, scores, kinds, config=DecoderConfig()):
     return Peaks(xy=xy[keep], score=np.minimum(scores[keep], 1.0).astype(np.float32), kind=kinds[keep])
 
 
-def _strongest_per_kind(kinds, scores, limit):
+def _strongest_per_kind(kinds: np.ndarray, scores: np.ndarray, limit: int) -> np.ndarray:
     """Indices sorted by kind, then by score (strongest first), at most `limit` of each kind."""
     order = np.lexsort((-scores, kinds))
     first_of_kind = np.searchsorted(kinds[order], kinds[order], side='left')
@@ -130,7 +139,7 @@ def _strongest_per_kind(kinds, scores, limit):
     return order[rank < limit]
 
 
-def _suppress_neighbours(xs, ys, kinds, radius):
+def _suppress_neighbours(xs: np.ndarray, ys: np.ndarray, kinds: np.ndarray, radius: float) -> np.ndarray:
     """Greedy non-maximum suppression within each keypoint type, for peaks sorted strongest first per type.
 
     Returns the indices of the kept peaks.
@@ -145,7 +154,7 @@ def _suppress_neighbours(xs, ys, kinds, radius):
     return np.flatnonzero(kept)
 
 
-def score_limbs(peaks, pafs, config=DecoderConfig()):
+def score_limbs(peaks: Peaks, pafs: np.ndarray, config: DecoderConfig = DecoderConfig()) -> Connections:
     """Scores every candidate connection of every limb type against the PAFs in one pass.
 
     Returns (limb, a, b, score) arrays of the connections that pass the reference's tests, where a and b index
@@ -167,7 +176,7 @@ def score_limbs(peaks, pafs, config=DecoderConfig()):
     return limb[passed], a[passed], b[passed], score[passed].astype(np.float32)
 
 
-def _candidate_pairs(kinds):
+def _candidate_pairs(kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (limb type, start peak, end peak) whose peaks have the limb's two keypoint types, limb by limb,
     start peaks outer, in peak order: the pairs of a meshgrid per limb, built in one vectorised pass."""
     by_kind = np.argsort(kinds, kind='stable')
@@ -182,7 +191,8 @@ def _candidate_pairs(kinds):
     return limb, by_kind[first[kind_a[limb]] + along_a], by_kind[first[kind_b[limb]] + along_b]
 
 
-def _agreement(peaks, pafs, limb, a, b, steps):
+def _agreement(peaks: Peaks, pafs: np.ndarray, limb: np.ndarray, a: np.ndarray, b: np.ndarray, steps: np.ndarray
+               ) -> np.ndarray:
     """Dot product of the limb direction a -> b with the PAF at the fractions `steps` along it: (n, len(steps))."""
     vec = peaks.xy[b] - peaks.xy[a]
     unit = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-6)
@@ -191,7 +201,7 @@ def _agreement(peaks, pafs, limb, a, b, steps):
     return field_x * unit[:, :1] + field_y * unit[:, 1:]
 
 
-def _bilinear(pafs, points, x_channels):
+def _bilinear(pafs: np.ndarray, points: np.ndarray, x_channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Samples the (x, y) PAF channel pair of each connection at its points (n, P, 2), in map pixels.
 
     Gathers from the flattened maps with precomputed indices: far cheaper than numpy's broadcast indexing.
@@ -206,7 +216,7 @@ def _bilinear(pafs, points, x_channels):
     step_x, step_y = int(width > 1), width * int(height > 1)
     corner = (x_channels[:, None] * height + y0) * width + x0
 
-    def sample(index):
+    def sample(index: np.ndarray) -> np.ndarray:
         top = flat[index] * (1 - fx) + flat[index + step_x] * fx
         bottom = flat[index + step_y] * (1 - fx) + flat[index + step_y + step_x] * fx
         return top * (1 - fy) + bottom * fy
@@ -214,14 +224,17 @@ def _bilinear(pafs, points, x_channels):
     return sample(corner), sample(corner + height * width)
 
 
-def group(peaks, limb, a, b, score, config=DecoderConfig()):
+def group(peaks: Peaks, limb: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray,
+          config: DecoderConfig = DecoderConfig()) -> tuple[np.ndarray, np.ndarray]:
     """Greedy grouping of scored connections into poses, limb type by limb type from the neck outwards.
 
     Returns (P, 18) peak indices (-1 where missing) and each pose's summed keypoint and limb scores.
     """
     peak_scores = peaks.score.tolist()  # plain Python in the loop: numpy scalars cost more than they save
     owner = [-1] * len(peak_scores)
-    poses, totals, limb_counts = [], [], []
+    poses: list[list[int]] = []
+    totals: list[float] = []
+    limb_counts: list[int] = []
     for limb_type, pa, pb, s in _one_to_one(limb, a, b, score):
         kind_a, kind_b = LIMBS[limb_type]
         pose_a, pose_b = owner[pa], owner[pb]
@@ -249,11 +262,13 @@ def group(peaks, limb, a, b, score, config=DecoderConfig()):
     return _filter(poses, totals, limb_counts, config)
 
 
-def _one_to_one(limb, a, b, score):
+def _one_to_one(limb: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray
+                ) -> Iterator[tuple[int, int, int, float]]:
     """Yields (limb type, a, b, score): limb types in GROUPING_ORDER, each type's connections best first, each
     peak used at most once per type."""
     order = np.lexsort((-score, GROUPING_RANK[limb]))
-    used, current = set(), None
+    used: set[int] = set()
+    current = None
     for limb_type, pa, pb, s in zip(*(values[order].tolist() for values in (limb, a, b, score))):
         if limb_type != current:
             used, current = set(), limb_type
@@ -262,11 +277,12 @@ def _one_to_one(limb, a, b, score):
             yield limb_type, pa, pb, s
 
 
-def _disjoint(pose_a, pose_b):
+def _disjoint(pose_a: list[int], pose_b: list[int]) -> bool:
     return not any(x >= 0 and y >= 0 for x, y in zip(pose_a, pose_b))
 
 
-def _merge(poses, totals, limb_counts, owner, keep, drop, limb_score):
+def _merge(poses: list[list[int]], totals: list[float], limb_counts: list[int], owner: list[int], keep: int,
+           drop: int, limb_score: float) -> None:
     for kind, peak in enumerate(poses[drop]):
         if peak >= 0:
             poses[keep][kind] = peak
@@ -277,19 +293,20 @@ def _merge(poses, totals, limb_counts, owner, keep, drop, limb_score):
     totals[drop], limb_counts[drop] = 0.0, 0
 
 
-def _filter(poses, totals, limb_counts, config):
+def _filter(poses: list[list[int]], totals: list[float], limb_counts: list[int], config: DecoderConfig
+            ) -> tuple[np.ndarray, np.ndarray]:
     if not poses:
         return np.zeros((0, NUM_KEYPOINTS), int), np.zeros(0, np.float32)
-    poses = np.array(poses)
-    counts = (poses >= 0).sum(axis=1)
-    totals = np.asarray(totals, np.float32)
+    peak_indices = np.array(poses)
+    counts = (peak_indices >= 0).sum(axis=1)
+    total_scores = np.asarray(totals, np.float32)
     # The reference's test: mean over keypoints of (keypoint + limb) scores.
-    mean_score = totals / np.maximum(counts, 1)
+    mean_score = total_scores / np.maximum(counts, 1)
     keep = (counts >= config.min_keypoints) & (mean_score >= config.min_pose_score)
-    return poses[keep], totals[keep] / (counts[keep] + np.asarray(limb_counts)[keep])
+    return peak_indices[keep], total_scores[keep] / (counts[keep] + np.asarray(limb_counts)[keep])
 
 
-def poses_to_arrays(peaks, poses, mean_scores, stride):
+def poses_to_arrays(peaks: Peaks, poses: np.ndarray, mean_scores: np.ndarray, stride: int) -> PoseArrays:
     """Grouped poses -> keypoints (N, 18, 2) in network-input pixels (-1 where missing), keypoint scores (N, 18)
     (0 where missing) and pose scores (N,) in [0, 1], best pose first.
 
@@ -307,7 +324,8 @@ def poses_to_arrays(peaks, poses, mean_scores, stride):
     return keypoints[order], keypoint_scores[order], pose_scores[order]
 
 
-def decode_poses(heatmaps, pafs, stride=8, upsample_ratio=4, config=DecoderConfig()):
+def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, stride: int = 8, upsample_ratio: int = 4,
+                 config: DecoderConfig = DecoderConfig()) -> PoseArrays:
     """Heatmaps (19, H, W) and PAFs (38, H, W) at the network's stride -> poses in network-input pixels,
     as `poses_to_arrays` returns them."""
     peaks = find_peaks(heatmaps, upsample_ratio, config)

@@ -4,24 +4,26 @@ smoothing over a stream).
 Free of torch: it runs whatever backend it is given.
 """
 import time
-from contextlib import contextmanager
-from typing import Dict, List
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Dict, List
 
 import cv2
 import numpy as np
 
 from openpose_ros.inference.decode import (DecoderConfig, candidate_peaks, group, poses_to_arrays, refine_peaks,
                                            score_limbs, suppress)
-from openpose_ros.inference.image import to_bgr8
-from openpose_ros.inference.preprocess import (DEFAULT_MAX_ASPECT_RATIO, check_base_height, check_max_aspect_ratio,
-                                               prepare)
+from openpose_ros.inference.image import ImageLike, to_bgr8
+from openpose_ros.inference.preprocess import (DEFAULT_MAX_ASPECT_RATIO, ChannelValues, Letterbox, check_base_height,
+                                               check_max_aspect_ratio, prepare)
 from openpose_ros.pose import Pose
+from openpose_ros.runtime.backends import Backend
 
 STAGES = ('preprocess', 'network', 'upsample', 'keypoints', 'grouping', 'tracking', 'smoothing')
 
 
 @contextmanager
-def timed(timings: Dict[str, float], stage: str):
+def timed(timings: Dict[str, float], stage: str) -> Iterator[None]:
     """Adds the milliseconds its block takes to timings[stage]."""
     start = time.perf_counter()
     yield
@@ -35,57 +37,63 @@ class PoseEstimator:
     wider than high (or higher than wide) raise openpose_ros.inference.image.ImageRejected before any work.
     """
 
-    def __init__(self, backend, stride, base_height=256, img_mean=(128, 128, 128), img_scale=1 / 256,
-                 pad_value=(0, 0, 0), scales=(1.0,), decoder=DecoderConfig(),
-                 max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
+    def __init__(self, backend: Backend, stride: int, base_height: int = 256,
+                 img_mean: ChannelValues = (128, 128, 128), img_scale: float = 1 / 256,
+                 pad_value: ChannelValues = (0, 0, 0), scales: Sequence[float] = (1.0,),
+                 decoder: DecoderConfig = DecoderConfig(), max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> None:
+        """`backend` runs the network; `stride` is its output stride; the input is `base_height` pixels high
+        (times each of `scales`), normalised as (pixel - img_mean) * img_scale and padded with `pad_value`;
+        `decoder` holds the decoder's thresholds."""
         check_base_height(base_height)
         if not scales or min(scales) <= 0:
             raise ValueError(f'scales must be positive numbers, got {scales}')
         self.backend = backend
         self.stride = stride
         self.base_height = base_height
-        self.normalisation = dict(img_mean=img_mean, img_scale=img_scale, pad_value=pad_value)
+        self.normalisation: Dict[str, Any] = dict(img_mean=img_mean, img_scale=img_scale, pad_value=pad_value)
         self.scales = tuple(scales)
         self.max_aspect_ratio = check_max_aspect_ratio(max_aspect_ratio)
         self.decoder = decoder
-        self.timings = {}
-        self._inputs = {}  # scale -> the network input array, reused from frame to frame
+        self.timings: Dict[str, float] = {}
+        self._inputs: Dict[float, np.ndarray] = {}  # scale -> the network input array, reused from frame to frame
 
-    def _timed(self, stage):
+    def _timed(self, stage: str) -> AbstractContextManager[None]:
         return timed(self.timings, stage)
 
-    def maps(self, image):
+    def maps(self, image: ImageLike) -> tuple[np.ndarray, np.ndarray, Letterbox]:
         """Heatmaps (19, H, W) and PAFs (38, H, W) at the network stride, and the geometry of the first scale.
 
         With several scales, every scale's maps are resampled onto the first scale's grid and averaged.
         """
         self.timings = {}
         image = to_bgr8(image)
-        averaged, reference = None, None
-        for scale in self.scales:
-            with self._timed('preprocess'):
-                batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation,
-                                     out=self._inputs.get(scale), max_aspect_ratio=self.max_aspect_ratio)
-                self._inputs[scale] = batch
-            with self._timed('network'):
-                heatmaps, pafs = self.backend.run(batch)
-            maps = np.concatenate([heatmaps[0], pafs[0]])
-            if reference is None:
-                reference, averaged = box, maps
-            else:
-                with self._timed('upsample'):
-                    averaged = averaged + _resample(maps, box, reference, self.stride)
+        first, *others = self.scales
+        averaged, reference, heatmap_channels = self._maps_at(image, first)
+        for scale in others:
+            maps, box, _ = self._maps_at(image, scale)
+            with self._timed('upsample'):
+                averaged = averaged + _resample(maps, box, reference, self.stride)
         averaged /= len(self.scales)
-        return averaged[:heatmaps.shape[1]], averaged[heatmaps.shape[1]:], reference
+        return averaged[:heatmap_channels], averaged[heatmap_channels:], reference
 
-    def detect(self, image, upsample_ratio: int = 4) -> List[Pose]:
+    def _maps_at(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, Letterbox, int]:
+        """The heatmaps and PAFs of one scale stacked (57, H, W), its geometry, and the number of heatmaps."""
+        with self._timed('preprocess'):
+            batch, box = prepare(image, round(self.base_height * scale), self.stride, **self.normalisation,
+                                 out=self._inputs.get(scale), max_aspect_ratio=self.max_aspect_ratio)
+            self._inputs[scale] = batch
+        with self._timed('network'):
+            heatmaps, pafs = self.backend.run(batch)
+        return np.concatenate([heatmaps[0], pafs[0]]), box, heatmaps.shape[1]
+
+    def detect(self, image: ImageLike, upsample_ratio: int = 4) -> List[Pose]:
         """The poses in `image`, in its pixel coordinates, without track ids (id -1 until a tracker gives one)."""
         if upsample_ratio < 1 or upsample_ratio > 16:
             raise ValueError(f'upsample_ratio must be in [1, 16], got {upsample_ratio}')
         heatmaps, pafs, box = self.maps(image)
         return self.decode(heatmaps, pafs, box, upsample_ratio)
 
-    def decode(self, heatmaps, pafs, box, upsample_ratio=4):
+    def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, box: Letterbox, upsample_ratio: int = 4) -> List[Pose]:
         """Maps in the network-input geometry `box` -> `Pose` objects in original image coordinates."""
         with self._timed('keypoints'):
             candidates = candidate_peaks(heatmaps, self.decoder)
@@ -102,7 +110,7 @@ class PoseEstimator:
             return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
 
 
-def _resample(maps, source, target, stride):
+def _resample(maps: np.ndarray, source: Letterbox, target: Letterbox, stride: int) -> np.ndarray:
     """Maps of the geometry `source` resampled onto the map grid of the geometry `target` (bilinear)."""
     # target map pixel -> target input pixel -> image pixel -> source input pixel -> source map pixel
     half = stride / 2 - 0.5

@@ -1,8 +1,13 @@
 """Images in: validation and conversion of whatever users pass to 8-bit BGR, and a small `Image` wrapper."""
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
+
+# Bytes-like encoded image data: bytes, bytearray, memoryview or a uint8 numpy array.
+BytesLike = bytes | bytearray | memoryview | np.ndarray
 
 # Larger images are refused rather than risking memory exhaustion on a robot.
 MAX_PIXELS = 16384 * 16384
@@ -38,9 +43,15 @@ _JPEG_END = b'\xff\xd9'
 _JPEG_FILLER = (np.arange(1024) % 255).astype(np.uint8)
 
 
-def compressed_format(data) -> str:
+def _bytes_view(data: BytesLike) -> memoryview:
+    """A memoryview of `data`'s bytes; a numpy array's is its `.data` (numpy's stubs type arrays as buffers only
+    from Python 3.12 on)."""
+    return data.data if isinstance(data, np.ndarray) else memoryview(data)
+
+
+def compressed_format(data: BytesLike) -> str:
     """'jpeg', 'png' or '' (another or no format), from the first bytes of an encoded image (bytes-like)."""
-    data = memoryview(data)
+    data = _bytes_view(data)
     if data[:8] == _PNG_SIGNATURE:
         return 'png'
     if data[:2] == _JPEG_START:
@@ -48,11 +59,11 @@ def compressed_format(data) -> str:
     return ''
 
 
-def declared_size(data):
+def declared_size(data: BytesLike) -> tuple[int, int] | None:
     """(width, height) that a JPEG or PNG file's header declares, read without decoding; None when `data`
     (bytes-like) is neither, or its header is cut or malformed before the size. Lets a decoder's allocation be
     refused first."""
-    data = memoryview(data)
+    data = _bytes_view(data)
     kind = compressed_format(data)
     if kind == 'png':
         # The signature, then the IHDR chunk: length (4), type (4), width (4), height (4), big-endian.
@@ -64,7 +75,7 @@ def declared_size(data):
     return None
 
 
-def _jpeg_frame_size(data):
+def _jpeg_frame_size(data: memoryview) -> tuple[int, int] | None:
     """The size in the JPEG's first frame header (SOFn), walking the marker segments before the first scan as
     libjpeg does (it skips stray bytes between segments, so this does too)."""
     position = 2
@@ -89,7 +100,7 @@ def _jpeg_frame_size(data):
     return None
 
 
-def check_declared_size(data, what: str) -> None:
+def check_declared_size(data: BytesLike, what: str) -> None:
     """ImageRejected when a JPEG or PNG declares an image that check_pixel_count refuses, or no size at all
     (the decoder might find one where this did not), before decoding it."""
     size = declared_size(data)
@@ -127,7 +138,7 @@ def decode(encoded: np.ndarray, flags: int, what: str, any_format: bool = False)
     return image
 
 
-def _jpeg_cut_short(encoded, end, image, flags):
+def _jpeg_cut_short(encoded: np.ndarray, end: int, image: np.ndarray, flags: int) -> bool:
     """True when a JPEG's image data stops before its last block. libjpeg then decodes the missing blocks as
     flat grey (128) and only warns on stderr. Only when the last block is flat grey (rare in photos), the JPEG
     is decoded again with filler bytes put before its end marker (at `end`): a complete scan ignores them, a
@@ -138,7 +149,7 @@ def _jpeg_cut_short(encoded, end, image, flags):
     return again is None or not np.array_equal(again, image)
 
 
-def read_pixels(path):
+def read_pixels(path: str | os.PathLike[str]) -> np.ndarray:
     """An image file's pixels as OpenCV decodes them, bit depth and channels kept. FileNotFoundError or
     ValueError, naming the file and saying why, when it cannot be used."""
     path = Path(path)
@@ -152,7 +163,8 @@ def read_pixels(path):
 class Image:
     """An image stored channels-first (C, H, W), as OpenDR's `Image`; `.opencv()` gives (H, W, C) BGR."""
 
-    def __init__(self, data):
+    def __init__(self, data: ArrayLike) -> None:
+        """`data`: (H, W), (H, W, C) or, when its first axis has 1, 3 or 4 entries and its last not, (C, H, W)."""
         data = np.asarray(data)
         if data.ndim == 3 and data.shape[0] in (1, 3, 4) and data.shape[2] not in (1, 3, 4):
             self._chw = data
@@ -164,29 +176,33 @@ class Image:
             raise ValueError(f'an image must have 2 or 3 dimensions, got shape {data.shape}')
 
     @classmethod
-    def open(cls, path):
+    def open(cls, path: str | os.PathLike[str]) -> 'Image':
         """Reads an image file (any format OpenCV reads), keeping its bit depth and channels."""
         return cls(read_pixels(path))
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """The pixels as a (C, H, W) array, not a copy: changing it changes the Image."""
         return self._chw
 
-    def opencv(self):
+    def opencv(self) -> np.ndarray:
         """A new (H, W, C) array: the caller may draw on it without changing this Image."""
         return self._hwc().copy()
 
-    def _hwc(self):
+    def _hwc(self) -> np.ndarray:
         """(H, W, C) view of the pixels, for reading only."""
         return self._chw.transpose(1, 2, 0)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """The shape of the pixels, channels first: (C, H, W)."""
         return self._chw.shape
 
 
-def to_bgr8(image):
+# What the pipeline takes as an image (see to_bgr8).
+ImageLike = np.ndarray | Image
+
+
+def to_bgr8(image: ImageLike) -> np.ndarray:
     """Any supported image (numpy HxW, HxWx1/3/4 of uint8/uint16/float, or `Image`) -> contiguous HxWx3 uint8 BGR.
 
     Raises ImageRejected (a ValueError) with the reason for anything else.
@@ -205,7 +221,7 @@ def to_bgr8(image):
     return np.ascontiguousarray(data)
 
 
-def _to_uint8(data):
+def _to_uint8(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.uint8:
         return data
     if data.dtype == np.uint16:

@@ -9,12 +9,15 @@ from the person's own depth (the median of its keypoints' window medians): at a 
 the background behind the person, which must not pull the keypoint backwards. A keypoint whose window holds too
 few accepted samples is invalid: no depth is guessed.
 """
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 
 from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.pose import Pose
 
 DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
 GRID = 7                  # samples per window side: the cost per keypoint is fixed, whatever the person's size
@@ -32,7 +35,7 @@ class Intrinsics:
     distortion_model: str = 'plumb_bob'
     d: np.ndarray = field(default_factory=lambda: np.zeros(5))
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, 'k', np.asarray(self.k, np.float64).reshape(3, 3))
         object.__setattr__(self, 'd', np.asarray(self.d, np.float64).ravel())
         if self.width <= 0 or self.height <= 0:
@@ -44,7 +47,7 @@ class Intrinsics:
                              f'use one of {", ".join(DISTORTION_MODELS)}')
 
     @classmethod
-    def from_camera_info(cls, info) -> 'Intrinsics':
+    def from_camera_info(cls, info: Any) -> 'Intrinsics':
         """From a sensor_msgs/CameraInfo (or anything with its k, d, distortion_model, width and height)."""
         return cls(k=np.asarray(info.k), width=int(info.width), height=int(info.height),
                    distortion_model=str(info.distortion_model), d=np.asarray(info.d))
@@ -93,7 +96,7 @@ class LiftedPoses:
     centers: np.ndarray
     center_valid: np.ndarray
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.points)
 
 
@@ -110,8 +113,9 @@ def depth_in_metres(depth: np.ndarray) -> np.ndarray:
     return metres
 
 
-def lift_poses(poses, depth: np.ndarray, intrinsics: Intrinsics, image_size=None, min_range: float = 0.1,
-               max_range: float = 10.0, window_scale: float = 0.05, depth_tolerance: float = 0.4) -> LiftedPoses:
+def lift_poses(poses: Sequence[Pose] | np.ndarray, depth: np.ndarray, intrinsics: Intrinsics,
+               image_size: tuple[int, int] | None = None, min_range: float = 0.1, max_range: float = 10.0,
+               window_scale: float = 0.05, depth_tolerance: float = 0.4) -> LiftedPoses:
     """Lifts poses (a list of `Pose`, or keypoints (N, 18, 2) in pixels, -1 where missing) to 3D.
 
     `depth` is aligned to the colour image (uint16 mm or float metres; 0, NaN and inf are no depth) and may have
@@ -136,14 +140,11 @@ def lift_poses(poses, depth: np.ndarray, intrinsics: Intrinsics, image_size=None
     points = np.concatenate([rays * z[..., None], z[..., None]], axis=-1).astype(np.float32)
     points[~valid] = np.nan
     centers = _nan_median(points.transpose(0, 2, 1)) if len(points) else np.zeros((0, 3), np.float32)
-    return LiftedPoses(points, valid, centers.astype(np.float32), valid.any(axis=1))
+    return LiftedPoses(points, valid, centers.astype(np.float32), np.any(valid, axis=1))
 
 
-def _keypoint_array(poses) -> np.ndarray:
-    if isinstance(poses, np.ndarray):
-        keypoints = poses
-    else:
-        keypoints = [pose.data for pose in poses]
+def _keypoint_array(poses: Sequence[Pose] | np.ndarray) -> np.ndarray:
+    keypoints = poses if isinstance(poses, np.ndarray) else [pose.data for pose in poses]
     return np.asarray(keypoints, np.float64).reshape(-1, NUM_KEYPOINTS, 2)
 
 
@@ -172,7 +173,7 @@ def _person_size(centres: np.ndarray, found: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(side), side, 0.0)
 
 
-def _robust_depths(samples: np.ndarray, found: np.ndarray, tolerance: float):
+def _robust_depths(samples: np.ndarray, found: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Per keypoint: the median of the samples near its person's depth, and whether enough of them were."""
     window_medians = _nan_median(samples)                                   # (N, 18)
     person = _nan_median(window_medians)                                    # (N,)

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from openpose_ros.inference.estimator import PoseEstimator, timed
+from openpose_ros.inference.image import ImageLike
 from openpose_ros.inference.lifting import Intrinsics, LiftedPoses, lift_poses
 from openpose_ros.pose import Pose
 from openpose_ros.tracking.smoothing import PoseSmoother
@@ -33,7 +34,7 @@ class StreamSettings:
     smooth: bool = True
     min_pose_score: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 1 <= self.upsample_ratio <= MAX_UPSAMPLE_RATIO:
             raise ValueError(f'upsample_ratio must be in [1, {MAX_UPSAMPLE_RATIO}], got {self.upsample_ratio}')
 
@@ -79,7 +80,7 @@ class PoseStream:
     last_stamp: Optional[float] = field(default=None, init=False)
     timings: Dict[str, float] = field(default_factory=dict, init=False)
 
-    def process(self, image, stamp: Optional[float] = None, settings: StreamSettings = StreamSettings()
+    def process(self, image: ImageLike, stamp: Optional[float] = None, settings: StreamSettings = StreamSettings()
                 ) -> FrameResult:
         """The poses of `image` taken at `stamp` (seconds; by default the monotonic clock).
 

@@ -1,6 +1,7 @@
 """Image -> network input: resize to the base height, normalise, pad to the stride."""
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +21,9 @@ MAX_ASPECT_RATIO_RANGE = (1.0, 32.0)
 # metadata all accept this one range.
 BASE_HEIGHT_RANGE = (32, 2048)
 
+# One value for all channels, or one per channel (B, G, R): img_mean and pad_value.
+ChannelValues = float | Sequence[float]
+
 
 @dataclass(frozen=True)
 class Letterbox:
@@ -30,13 +34,17 @@ class Letterbox:
     height: int  # padded network input size
     width: int
 
-    def to_image(self, points):
+    def to_image(self, points: np.ndarray) -> np.ndarray:
         """Network-input pixel coordinates (..., 2) -> original image coordinates."""
         return (points - np.array([self.left, self.top], np.float32)) / self.scale
 
 
-def letterbox(image_height, image_width, base_height, stride):
-    """The reference's geometry: height scaled to base_height; width padded to >= base_height, both to the stride."""
+def letterbox(image_height: int, image_width: int, base_height: int, stride: int
+              ) -> tuple[Letterbox, tuple[int, int]]:
+    """The reference's geometry: height scaled to base_height; width padded to >= base_height, both to the stride.
+
+    Returns the Letterbox and the (width, height) the image is resized to.
+    """
     scale = base_height / image_height
     scaled_height = base_height
     scaled_width = max(1, round(image_width * scale))
@@ -72,8 +80,9 @@ def check_aspect_ratio(image_height: int, image_width: int, max_aspect_ratio: fl
                                             'accepted (max_aspect_ratio)')
 
 
-def prepare(image_bgr, base_height, stride, img_mean=(128, 128, 128), img_scale=1 / 256, pad_value=(0, 0, 0),
-            out=None, max_aspect_ratio=DEFAULT_MAX_ASPECT_RATIO):
+def prepare(image_bgr: np.ndarray, base_height: int, stride: int, img_mean: ChannelValues = (128, 128, 128),
+            img_scale: float = 1 / 256, pad_value: ChannelValues = (0, 0, 0), out: np.ndarray | None = None,
+            max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> tuple[np.ndarray, Letterbox]:
     """8-bit BGR image -> (1, 3, H, W) float32 network input and its Letterbox.
 
     ImageRejected, before anything is allocated, for an image more than `max_aspect_ratio` times wider than high
@@ -100,5 +109,5 @@ def prepare(image_bgr, base_height, stride, img_mean=(128, 128, 128), img_scale=
     return tensor, box
 
 
-def _per_channel(values):
+def _per_channel(values: ChannelValues) -> np.ndarray:
     return np.broadcast_to(np.asarray(values, np.float32), (3,))

@@ -16,9 +16,12 @@ import hashlib
 import json
 import logging
 import mmap
+import os
 import sys
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +38,7 @@ COMPILED_SIZES = 4  # input sizes whose compiled model is kept: a few cameras, o
 _PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # int8: its float layers stay fp32
 
 
-def _openvino():
+def _openvino() -> Any:
     """The openvino module, imported without its model-conversion API when nothing imported it yet.
 
     `import openvino` also imports openvino.tools.ovc (convert_model) when it can, and with it OpenVINO's
@@ -45,7 +48,7 @@ def _openvino():
     `import openvino.tools.ovc` still works later (only the shortcut `openvino.convert_model` is then missing).
     """
     if 'openvino' not in sys.modules:
-        sys.modules['openvino.tools.ovc'] = None
+        sys.modules['openvino.tools.ovc'] = None  # type: ignore[assignment]
         try:
             import openvino  # noqa: F401 (the module is returned from sys.modules)
         finally:
@@ -53,7 +56,7 @@ def _openvino():
     return sys.modules['openvino']
 
 
-def _fold_constants(model):
+def _fold_constants(model: Any) -> None:
     """Folds the batch norms (and any other constant arithmetic) into the convolutions, as OpenVINO's model
     conversion does. The device would fold them anyway, at every compilation, into new weights that each compiled
     model keeps beside the read model's own; folded once here, the model and every compiled size share one copy:
@@ -92,16 +95,16 @@ class ModelCache:
     """
     XML, BIN, MANIFEST = 'model.xml', 'model.bin', 'manifest.json'
 
-    def __init__(self, folder):
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
 
     @staticmethod
-    def key(source_sha256, folded):
+    def key(source_sha256: str, folded: bool) -> str:
         """The entry's name: the source model's SHA-256, whether it was folded, and OpenVINO's version."""
         version = ''.join(c if c.isalnum() or c == '.' else '_' for c in _openvino().get_version())
         return f'{source_sha256}-{"folded" if folded else "as-read"}-openvino-{version}'
 
-    def load(self, core, key):
+    def load(self, core: Any, key: str) -> tuple[Any, mmap.mmap] | None:
         """(model, mapped weights) of entry `key`, None when there is none; CacheEntryError when it is damaged."""
         entry = self.folder / key
         if not entry.is_dir():
@@ -120,7 +123,7 @@ class ModelCache:
         ov = _openvino()
         return core.read_model(xml, ov.Tensor(np.frombuffer(weights, dtype=np.uint8), shared_memory=True)), weights
 
-    def store(self, key, model):
+    def store(self, key: str, model: Any) -> None:
         """Writes `model` as entry `key` (replacing a damaged one); OSError or RuntimeError when it cannot."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with atomic_path(self.folder / key) as temporary:
@@ -130,12 +133,12 @@ class ModelCache:
             (temporary / self.MANIFEST).write_text(json.dumps({'key': key, 'sha256': checksums}), encoding='utf-8')
 
 
-def device_capabilities(device: str = DEFAULT_DEVICE) -> tuple:
+def device_capabilities(device: str = DEFAULT_DEVICE) -> tuple[str, ...]:
     """The device's OPTIMIZATION_CAPABILITIES, e.g. ('FP32', 'BF16', 'INT8', ...); BF16 means native bf16."""
     return tuple(_openvino().Core().get_property(device, 'OPTIMIZATION_CAPABILITIES'))
 
 
-def resolve_precision(asked: str, capabilities, device: str = DEFAULT_DEVICE) -> str:
+def resolve_precision(asked: str, capabilities: Sequence[str], device: str = DEFAULT_DEVICE) -> str:
     """The float precision to run: 'auto' is bf16 where the device has native bf16, else fp32; 'bf16' without
     native bf16 (emulated, slower than fp32) runs fp32 with a warning."""
     if asked not in PRECISIONS:
@@ -161,8 +164,10 @@ class OpenVinoBackend:
     False: no cache). A cache that cannot be written (read-only, full) is passed by, with a warning.
     """
 
-    def __init__(self, path, precision='auto', device=DEFAULT_DEVICE, threads=None, capabilities=None,
-                 compiled_sizes=COMPILED_SIZES, cache_dir=None):
+    def __init__(self, path: str | os.PathLike[str], precision: str = 'auto', device: str = DEFAULT_DEVICE,
+                 threads: int | None = None, capabilities: Sequence[str] | None = None,
+                 compiled_sizes: int = COMPILED_SIZES, cache_dir: str | os.PathLike[str] | Literal[False] | None = None
+                 ) -> None:
         if compiled_sizes < 1:
             raise ValueError(f'compiled_sizes must be >= 1, got {compiled_sizes}')
         self.device = str(device)
@@ -180,22 +185,25 @@ class OpenVinoBackend:
         else:
             cache = ModelCache(default_cache_dir() if cache_dir is None else cache_dir)
             self._model, self._mapped_weights = self._read_through(cache, path, fold)
-        self._config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': _PRECISION_HINTS[self.precision]}
+        self._config: dict[str, str | int] = {'PERFORMANCE_HINT': 'LATENCY',
+                                              'INFERENCE_PRECISION_HINT': _PRECISION_HINTS[self.precision]}
         if self.device == DEFAULT_DEVICE:
             self._config['INFERENCE_NUM_THREADS'] = int(threads or cpu_threads())
         self._compiled_sizes = compiled_sizes
-        self._requests = OrderedDict()  # input shape -> infer request of the model compiled for it
+        # input shape -> infer request of the model compiled for it
+        self._requests: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.name = f'openvino-{self.device.lower()}-{self.precision}'
         self.runtime = {'backend': 'openvino', 'precision': self.precision, 'device': self.device}
 
-    def _read(self, model, fold):
+    def _read(self, model: bytes | str | os.PathLike[str], fold: bool) -> Any:
         """The model read from an ONNX file or its bytes, with its constants folded when `fold`."""
         model = self._core.read_model(model if isinstance(model, bytes) else str(model))
         if fold:
             _fold_constants(model)
         return model
 
-    def _read_through(self, cache, path, fold):
+    def _read_through(self, cache: ModelCache, path: str | os.PathLike[str], fold: bool
+                      ) -> tuple[Any, mmap.mmap | None]:
         """(model, mapped weights) from `cache`, its entry made first when missing or damaged; (model, None)
         read from `path` when the cache cannot be written."""
         key = cache.key(file_sha256(path), fold)
@@ -212,6 +220,8 @@ class OpenVinoBackend:
         try:
             cache.store(key, model)
             found = cache.load(self._core, key)
+            if found is None:
+                raise CacheEntryError(f'{cache.folder / key} is missing right after it was written')
         except (OSError, RuntimeError, CacheEntryError) as error:
             LOG.warning('OpenVINO model cache %s cannot be used (%s): %s is read without it, which takes more '
                         'memory', cache.folder, error, path)
@@ -220,18 +230,18 @@ class OpenVinoBackend:
         return_free_heap()
         return found
 
-    def _release_mapped_weights(self):
+    def _release_mapped_weights(self) -> None:
         """The compiled model computes with its own copy of the weights: the pages of the read model's mapped
         weights go back to the system (read from the cache's file again should OpenVINO look at them)."""
         if self._mapped_weights is not None and hasattr(mmap, 'MADV_DONTNEED'):
             self._mapped_weights.madvise(mmap.MADV_DONTNEED)
 
     @property
-    def compiled_shapes(self):
+    def compiled_shapes(self) -> list[tuple[int, ...]]:
         """Input shapes with a compiled model, least recently used first."""
         return list(self._requests)
 
-    def _request(self, shape):
+    def _request(self, shape: tuple[int, ...]) -> Any:
         request = self._requests.get(shape)
         if request is not None:
             self._requests.move_to_end(shape)
@@ -245,16 +255,18 @@ class OpenVinoBackend:
         self._requests[shape] = request
         return request
 
-    def run(self, batch):
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The (heatmaps, pafs) of a (N, 3, H, W) batch as float32 numpy arrays (copies); an input shape not seen
         lately is compiled first."""
         request = self._request(tuple(batch.shape))
         request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
         # The request reuses its output memory on the next run: copy.
-        return tuple(np.array(request.get_tensor(name).data, dtype=np.float32) for name in OUTPUT_NAMES)
+        heatmaps, pafs = (np.array(request.get_tensor(name).data, dtype=np.float32) for name in OUTPUT_NAMES)
+        return heatmaps, pafs
 
 
-def runtime_backend(path, device='cpu', runtime=None):
+def runtime_backend(path: str | os.PathLike[str], device: str = 'cpu', runtime: dict[str, str] | None = None
+                    ) -> OnnxBackend | OpenVinoBackend:
     """The backend for the ONNX model `path` on the runtime a saved model records (its .json's "runtime", e.g.
     {"backend": "openvino", "precision": "bf16", "device": "CPU"}); ONNX Runtime on `device` when it records
     none. An int8 record runs the quantised twin <name>.int8.onnx when it is there, else fp32 with a warning."""

@@ -8,7 +8,7 @@ import numpy as np
 from openpose_ros.keypoints import SIGMAS
 
 
-def box_areas(keypoints):
+def box_areas(keypoints: np.ndarray) -> np.ndarray:
     """Area of the box around the found keypoints of each pose in (N, 18, 2) (-1 where missing); 0 with fewer
     than two."""
     found = keypoints[..., 0] >= 0
@@ -18,7 +18,8 @@ def box_areas(keypoints):
     return extent[:, 0] * extent[:, 1]
 
 
-def keypoint_similarities(keypoints_a, keypoints_b, areas, tolerance=1.0):
+def keypoint_similarities(keypoints_a: np.ndarray, keypoints_b: np.ndarray, areas: np.ndarray | float,
+                          tolerance: float = 1.0) -> np.ndarray:
     """COCO's per-keypoint similarity of every pose in (P, 18, 2) with every pose in (T, 18, 2): (P, T, 18), 0
     where either pose misses the keypoint. `areas` (broadcast to (P, T)) is each pair's scale; `tolerance` widens
     COCO's per-keypoint sigmas."""
@@ -28,7 +29,7 @@ def keypoint_similarities(keypoints_a, keypoints_b, areas, tolerance=1.0):
     return np.exp(-distance2 / (2 * np.asarray(areas)[..., None] * variances)) * common
 
 
-def coco_similarity(reference, candidate):
+def coco_similarity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """COCO's OKS of each candidate pose (T, 18, 2) to each reference pose (P, 18, 2): a (P, T) matrix.
 
     The mean over the reference's keypoints (a keypoint the candidate misses scores 0), scaled by the area of
@@ -40,7 +41,7 @@ def coco_similarity(reference, candidate):
     return np.where(found >= 2, total / np.maximum(found, 1), 0.0)
 
 
-def greedy_pairs(scores, min_score):
+def greedy_pairs(scores: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one pairs of rows and columns of the (P, T) `scores`, best first, down to `min_score`:
     (rows, columns) as int arrays."""
     rows, columns = [], []

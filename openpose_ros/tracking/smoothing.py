@@ -4,12 +4,19 @@ The reference filters at a fixed 15 Hz whatever the frame rate; here the filter'
 the frames' stamps, so a 30 Hz camera, a dropped frame or a bag played at another speed are all filtered right.
 """
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from openpose_ros.pose import Pose
+
+Poses = TypeVar('Poses', bound=Sequence[Pose])
 
 
-def _alpha(cutoff, elapsed):
+def _alpha(cutoff: float | np.ndarray, elapsed: float | np.ndarray) -> float | np.ndarray:
     tau = 1.0 / (2.0 * math.pi * cutoff)
     return 1.0 / (1.0 + tau / elapsed)
 
@@ -25,16 +32,17 @@ class OneEuroSettings:
     beta: float = 0.02
     d_cutoff: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self):
+    def validate(self) -> None:
         """Raises ValueError unless min_cutoff > 0, d_cutoff > 0 and beta >= 0."""
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
             raise ValueError(f'One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got {self}')
 
 
-def one_euro_step(value, previous, derivative, elapsed, settings):
+def one_euro_step(value: np.ndarray, previous: np.ndarray, derivative: np.ndarray, elapsed: float | np.ndarray,
+                  settings: OneEuroSettings) -> tuple[np.ndarray, np.ndarray]:
     """One filter step for arrays of samples, each with its own state; `elapsed` (seconds, > 0) broadcasts.
 
     NaN in `value` is a missing sample (its state restarts); NaN in `previous` is a filter not started yet.
@@ -48,46 +56,52 @@ def one_euro_step(value, previous, derivative, elapsed, settings):
     return smoothed, np.where(np.isnan(value) | fresh, 0.0, derivative)
 
 
+@dataclass
+class _FilterState:
+    value: np.ndarray       # the last smoothed sample, NaN where it is missing
+    derivative: np.ndarray  # its speed estimate, of the same shape
+    stamp: float
+
+
 class OneEuroFilter:
     """Filters an array-valued signal; entries that are NaN in a sample restart their own filter."""
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: OneEuroSettings | None = None) -> None:
+        """`settings`: the filter's parameters (default: OneEuroSettings())."""
         self.settings = settings or OneEuroSettings()
-        self._value = self._derivative = self._stamp = None
+        self._state: _FilterState | None = None
 
-    def __call__(self, value, stamp):
-        value = np.asarray(value, np.float64)
-        if self._value is None or self._value.shape != value.shape or stamp <= self._stamp:
-            self._value, self._derivative = value.copy(), np.zeros_like(value)
+    def __call__(self, value: ArrayLike, stamp: float) -> np.ndarray:
+        """The smoothed `value` (any array-like, as float64) of the sample taken at `stamp` (seconds); a sample
+        whose stamp does not move forward, or whose shape changed, restarts the filter."""
+        sample = np.asarray(value, np.float64)
+        state = self._state
+        if state is None or state.value.shape != sample.shape or stamp <= state.stamp:
+            self._state = _FilterState(sample.copy(), np.zeros_like(sample), stamp)
         else:
-            self._value, self._derivative = one_euro_step(value, self._value, self._derivative,
-                                                          stamp - self._stamp, self.settings)
-        self._stamp = stamp
-        return self._value.copy()
-
-
-@dataclass
-class _TrackState:
-    value: np.ndarray       # (18, 2), NaN where the keypoint is missing
-    derivative: np.ndarray  # (18, 2)
-    stamp: float
+            self._state = _FilterState(*one_euro_step(sample, state.value, state.derivative, stamp - state.stamp,
+                                                      self.settings), stamp)
+        return self._state.value.copy()
 
 
 class PoseSmoother:
     """One Euro filtering of every track's (18, 2) keypoints, all tracks in one vectorised step; missing
     keypoints stay missing. A track unseen for `forget_after` seconds is forgotten and starts afresh."""
 
-    def __init__(self, min_cutoff=0.5, beta=0.02, d_cutoff=1.0, forget_after=1.0):
+    def __init__(self, min_cutoff: float = 0.5, beta: float = 0.02, d_cutoff: float = 1.0,
+                 forget_after: float = 1.0) -> None:
+        """The One Euro parameters (see OneEuroSettings), and how long an unseen track's state is kept (seconds)."""
         self.settings = OneEuroSettings(min_cutoff, beta, d_cutoff)
         self.forget_after = forget_after
-        self._states = {}
+        self._states: dict[int, _FilterState] = {}  # track id -> its keypoints' (18, 2) filter state
 
-    def reset(self):
+    def reset(self) -> None:
         """Starts a new stream."""
         self._states = {}
 
-    def update(self, poses, stamp):
-        """Smooths `pose.data` in place for every pose with a track id."""
+    def update(self, poses: Poses, stamp: float) -> Poses:
+        """Smooths `pose.data` in place for every pose with a track id, seen at time `stamp` (seconds); returns
+        `poses`."""
         tracked = [pose for pose in poses if pose.id >= 0]
         if tracked:
             value = np.stack([np.where(pose.data >= 0, pose.data, np.nan) for pose in tracked]).astype(np.float64)
@@ -99,7 +113,7 @@ class PoseSmoother:
                     previous[row], derivative[row], elapsed[row] = state.value, state.derivative, stamp - state.stamp
             smoothed, derivative = one_euro_step(value, previous, derivative, elapsed, self.settings)
             for row, pose in enumerate(tracked):
-                self._states[pose.id] = _TrackState(smoothed[row], derivative[row], stamp)
+                self._states[pose.id] = _FilterState(smoothed[row], derivative[row], stamp)
                 pose.data[:] = np.where(np.isnan(smoothed[row]), -1.0, smoothed[row])
         self._states = {track: state for track, state in self._states.items()
                         if 0 <= stamp - state.stamp <= self.forget_after}

@@ -4,15 +4,21 @@ The reference matches only against the previous frame, so a person missed for on
 id. Here a track survives `max_missed` frames without a match, and is predicted forward with its velocity so
 that people crossing each other keep their ids.
 """
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 
 from openpose_ros.keypoints import NUM_KEYPOINTS
+from openpose_ros.pose import Pose
 from openpose_ros.tracking.oks import box_areas, greedy_pairs, keypoint_similarities
+
+Poses = TypeVar('Poses', bound=Sequence[Pose])
 
 EVIDENCE_PRIOR = 2  # shared keypoints at which a match counts half
 
 
-def similarity(keypoints_a, keypoints_b, tolerance=1.0):
+def similarity(keypoints_a: np.ndarray, keypoints_b: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     """Object keypoint similarity of every pose in (P, 18, 2) with every pose in (T, 18, 2): a (P, T) matrix.
 
     The mean over the keypoints both poses have (at least two), weighted by the evidence, n / (n + 2) for n
@@ -26,7 +32,7 @@ def similarity(keypoints_a, keypoints_b, tolerance=1.0):
     return np.where(shared >= 2, total / (shared + EVIDENCE_PRIOR), 0.0)
 
 
-def _centroid_shifts(old, new):
+def _centroid_shifts(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Mean displacement (n, 2) of the keypoints found in both of each pair of poses (n, 18, 2); 0 if none."""
     common = ((old[..., 0] >= 0) & (new[..., 0] >= 0))[..., None]
     return np.where(common, new - old, 0).sum(axis=1) / np.maximum(common.sum(axis=1), 1)
@@ -35,7 +41,11 @@ def _centroid_shifts(old, new):
 class PoseTracker:
     """Gives each pose of a stream a track id that stays with the same person."""
 
-    def __init__(self, min_similarity=0.3, max_missed=3, tolerance=3.0, velocity_smoothing=0.5):
+    def __init__(self, min_similarity: float = 0.3, max_missed: int = 3, tolerance: float = 3.0,
+                 velocity_smoothing: float = 0.5) -> None:
+        """Poses match a track when their similarity (with `tolerance`) is at least `min_similarity`; a track
+        lives `max_missed` frames without a match; `velocity_smoothing` is the weight of a track's previous
+        velocity against the one just measured."""
         if not 0.0 < min_similarity <= 1.0:
             raise ValueError(f'min_similarity must be in (0, 1], got {min_similarity}')
         if max_missed < 0 or tolerance <= 0 or not 0 <= velocity_smoothing < 1:
@@ -46,7 +56,7 @@ class PoseTracker:
         self.velocity_smoothing = velocity_smoothing
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Starts a new stream: forgets all tracks; ids start again at 0."""
         # One row per live track: all tracks are predicted, matched and followed in a few array operations.
         self._ids = np.zeros(0, int)
@@ -57,12 +67,12 @@ class PoseTracker:
         self._next_id = 0
 
     @property
-    def active_ids(self):
+    def active_ids(self) -> list[int]:
         """The ids of the tracks kept now, those missed in up to max_missed frames included."""
         return self._ids.tolist()
 
-    def update(self, poses, stamp):
-        """Sets `pose.id` on each pose (objects with `.data` (18, 2)) seen at time `stamp` (seconds)."""
+    def update(self, poses: Poses, stamp: float) -> Poses:
+        """Sets `pose.id` on each pose seen at time `stamp` (seconds); returns `poses`."""
         current = np.stack([pose.data for pose in poses]) if poses else np.zeros((0, NUM_KEYPOINTS, 2), np.float32)
         pose_rows, track_rows = self._best_pairs(current, stamp)
         self._follow(track_rows, current[pose_rows], stamp)
@@ -75,20 +85,20 @@ class PoseTracker:
         self._start(poses, np.setdiff1d(np.arange(len(poses)), pose_rows), current, stamp)
         return poses
 
-    def _predicted(self, stamp, rows=slice(None)):
+    def _predicted(self, stamp: float, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
         """Where the tracks `rows` are expected at `stamp`: their seen keypoints moved with their velocity."""
         elapsed = (stamp - self._stamps[rows]).astype(np.float32)
         keypoints = self._keypoints[rows]
         moved = keypoints + self._velocity[rows][:, None, :] * elapsed[:, None, None]
         return np.where(keypoints[..., :1] >= 0, moved, keypoints)
 
-    def _best_pairs(self, current, stamp):
+    def _best_pairs(self, current: np.ndarray, stamp: float) -> tuple[np.ndarray, np.ndarray]:
         """Greedy assignment on the similarity matrix, best pair first: (pose rows, track rows)."""
         if not (len(current) and len(self._ids)):
             return np.zeros(0, int), np.zeros(0, int)
         return greedy_pairs(similarity(current, self._predicted(stamp), self.tolerance), self.min_similarity)
 
-    def _follow(self, rows, seen, stamp):
+    def _follow(self, rows: np.ndarray, seen: np.ndarray, stamp: float) -> None:
         """Tracks `rows` take the keypoints `seen` at `stamp`, and update their velocities."""
         elapsed = stamp - self._stamps[rows]
         moving = elapsed > 0
@@ -100,11 +110,11 @@ class PoseTracker:
         self._stamps[rows] = stamp
         self._missed[rows] = 0
 
-    def _keep(self, rows):
+    def _keep(self, rows: np.ndarray) -> None:
         self._ids, self._keypoints, self._velocity, self._stamps, self._missed = (
             values[rows] for values in (self._ids, self._keypoints, self._velocity, self._stamps, self._missed))
 
-    def _start(self, poses, pose_rows, current, stamp):
+    def _start(self, poses: Sequence[Pose], pose_rows: np.ndarray, current: np.ndarray, stamp: float) -> None:
         """New tracks for the poses `pose_rows`, with new ids."""
         ids = np.arange(self._next_id, self._next_id + len(pose_rows))
         for pose_row, track_id in zip(pose_rows, ids):
