@@ -207,13 +207,11 @@ def run(args):
     what = source.video or source.bag or f'{len(source.images)} image(s)'
     log(f'publishing {what} on {publisher.topic_name} at {rate:g} Hz'
         + (f', lockstep with {args.lockstep}' if args.lockstep else ''))
-
     stamps, missed, started = [], 0, time.monotonic()
     next_time = started
     for index, frame in source.frames(args.count):
         if not args.lockstep:
-            _spin_until(executor, next_time, step=0.05)
-            next_time = _next_frame_time(next_time, rate)
+            next_time = _pace(executor, next_time, rate)
         stamp = _publish_frame(node, publisher, frame, args)
         stamps.append(list(stamp))
         if args.lockstep:
@@ -224,10 +222,7 @@ def run(args):
             _spin_until(executor, time.monotonic() + 1.0 / rate)
     seconds = time.monotonic() - started
     node.destroy_node()
-    return {'published': len(stamps), 'seconds': round(seconds, 3),
-            'rate_hz': round(len(stamps) / seconds, 3) if seconds > 0 else None, 'topic': args.topic,
-            'lockstep_missed': missed if args.lockstep else None, 'stamps': None if args.no_stamps else stamps,
-            'source_fps': source.fps or None}
+    return _summary(args, source, stamps, missed, seconds)
 
 
 def _publisher_qos(reliability: str) -> QoSProfile:
@@ -268,7 +263,9 @@ def _spin_until(executor: Executor, end: float, step: float = math.inf) -> None:
         executor.spin_once(timeout_sec=min(remaining, step))
 
 
-def _next_frame_time(next_time: float, rate: float) -> float:
+def _pace(executor: Executor, next_time: float, rate: float) -> float:
+    """Spins until `next_time`, this frame's time to go; the next frame's."""
+    _spin_until(executor, next_time, step=0.05)
     next_time += 1.0 / rate
     if next_time < time.monotonic() - 1.0:  # far behind (a slow disk): do not burst to catch up
         return time.monotonic()
@@ -283,6 +280,14 @@ def _publish_frame(node: Node, publisher: Publisher, frame: np.ndarray, args: ar
            if args.compressed else bgr_to_image_msg(frame, header, args.encoding))
     publisher.publish(msg)
     return header.stamp.sec, header.stamp.nanosec
+
+
+def _summary(args: argparse.Namespace, source: FrameSource, stamps: list[list[int]], missed: int,
+             seconds: float) -> dict:
+    return {'published': len(stamps), 'seconds': round(seconds, 3),
+            'rate_hz': round(len(stamps) / seconds, 3) if seconds > 0 else None, 'topic': args.topic,
+            'lockstep_missed': missed if args.lockstep else None, 'stamps': None if args.no_stamps else stamps,
+            'source_fps': source.fps or None}
 
 
 def main(argv=None):
