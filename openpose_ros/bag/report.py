@@ -38,11 +38,16 @@ report.json (format 'openpose_ros.bag_eval', version 1):
 import importlib.util
 import json
 import math
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openpose_ros.files import write_text
+
+if TYPE_CHECKING:  # evaluate.py imports this module
+    from openpose_ros.bag.evaluate import FrameRecord
 
 FORMAT = 'openpose_ros.bag_eval'
 VERSION = 1
@@ -110,44 +115,9 @@ def build_report(records, tracks, meta, wall_s, realtime=None, busy_s=None, stam
                  interrupted=False, error=None):
     """The report dict (see the module docstring) from the frame records and tracks of a run."""
     processed = [r for r in records if r.status == 'processed']
-    rejected = [r for r in records if r.status == 'rejected']
-    dropped = [r for r in records if r.status == 'dropped']
-    reasons = {}
-    for record in rejected:
-        kind = reason_kind(record.reason)
-        reasons[kind] = reasons.get(kind, 0) + 1
-    stamps = [r.stamp_ns for r in records]
-    duration_s = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
-    frames = {
-        'read': len(records), 'processed': len(processed), 'rejected': len(rejected),
-        'rejected_reasons': reasons, 'dropped': len(dropped) if realtime is not None else 0,
-        'stamps_from_log_time': sum(r.stamp_source == 'log' for r in records),
-        'stamps_not_increasing': int(stamps_not_increasing),
-        'first_stamp_ns': min(stamps) if stamps else None, 'last_stamp_ns': max(stamps) if stamps else None,
-        'duration_s': round(duration_s, 6),
-        'frame_rate_hz': round((len(records) - 1) / duration_s, 3) if duration_s > 0 else None,
-    }
-    people = [r.people for r in processed]
-    histogram = {}
-    for count in people:
-        histogram[str(count)] = histogram.get(str(count), 0) + 1
-    people_section = {'poses': int(sum(people)), 'per_frame': stats(people),
-                      'frames_with_people': sum(1 for p in people if p > 0),
-                      'histogram': dict(sorted(histogram.items(), key=lambda kv: int(kv[0])))}
-    processing = [r.processing_ms for r in processed]
-    mean_ms = float(np.mean(processing)) if processing else None
-    stage_names = sorted({name for r in processed for name in r.stages_ms})
-    timing = {
-        'processing_ms': stats(processing, percentiles=True),
-        'processing_fps': round(1e3 / mean_ms, 3) if mean_ms else None,
-        'decode_ms': stats([r.decode_ms for r in processed], percentiles=True),
-        'infer_ms': stats([r.infer_ms for r in processed], percentiles=True),
-        'stages_ms': {name: stats([r.stages_ms.get(name) for r in processed], percentiles=True)
-                      for name in stage_names},
-        'wall_s': round(wall_s, 3), 'wall_fps': round(len(processed) / wall_s, 3) if wall_s > 0 else None,
-    }
     report = {'format': FORMAT, 'version': VERSION, **meta, 'interrupted': bool(interrupted), 'error': error,
-              'frames': frames, 'people': people_section, 'timing': timing,
+              'frames': _frames_section(records, realtime is not None, stamps_not_increasing),
+              'people': _people_section(processed), 'timing': _timing_section(processed, wall_s),
               'tracks': track_summary(tracks, processed), 'realtime': None, 'coco': None}
     if realtime is not None:
         report['realtime'] = realtime_summary(records, realtime, busy_s)
@@ -156,6 +126,51 @@ def build_report(records, tracks, meta, wall_s, realtime=None, busy_s=None, stam
     report['per_frame'] = [r.as_dict() for r in records]
     report['track_list'] = [_track_entry(t) for t in sorted(tracks.values(), key=lambda t: t['id'])]
     return report
+
+
+def _frames_section(records: list['FrameRecord'], realtime: bool, stamps_not_increasing: int) -> dict:
+    by_status = Counter(r.status for r in records)
+    reasons: dict[str, int] = {}
+    for record in records:
+        if record.status == 'rejected':
+            kind = reason_kind(record.reason)
+            reasons[kind] = reasons.get(kind, 0) + 1
+    stamps = [r.stamp_ns for r in records]
+    duration_s = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
+    return {
+        'read': len(records), 'processed': by_status['processed'], 'rejected': by_status['rejected'],
+        'rejected_reasons': reasons, 'dropped': by_status['dropped'] if realtime else 0,
+        'stamps_from_log_time': sum(r.stamp_source == 'log' for r in records),
+        'stamps_not_increasing': int(stamps_not_increasing),
+        'first_stamp_ns': min(stamps) if stamps else None, 'last_stamp_ns': max(stamps) if stamps else None,
+        'duration_s': round(duration_s, 6),
+        'frame_rate_hz': round((len(records) - 1) / duration_s, 3) if duration_s > 0 else None,
+    }
+
+
+def _people_section(processed: list['FrameRecord']) -> dict:
+    people = [r.people for r in processed]
+    histogram: dict[str, int] = {}
+    for count in people:
+        histogram[str(count)] = histogram.get(str(count), 0) + 1
+    return {'poses': int(sum(people)), 'per_frame': stats(people),
+            'frames_with_people': sum(1 for p in people if p > 0),
+            'histogram': dict(sorted(histogram.items(), key=lambda kv: int(kv[0])))}
+
+
+def _timing_section(processed: list['FrameRecord'], wall_s: float) -> dict:
+    processing = [r.processing_ms for r in processed]
+    mean_ms = float(np.mean(processing)) if processing else None
+    stage_names = sorted({name for r in processed for name in r.stages_ms})
+    return {
+        'processing_ms': stats(processing, percentiles=True),
+        'processing_fps': round(1e3 / mean_ms, 3) if mean_ms else None,
+        'decode_ms': stats([r.decode_ms for r in processed], percentiles=True),
+        'infer_ms': stats([r.infer_ms for r in processed], percentiles=True),
+        'stages_ms': {name: stats([r.stages_ms.get(name) for r in processed], percentiles=True)
+                      for name in stage_names},
+        'wall_s': round(wall_s, 3), 'wall_fps': round(len(processed) / wall_s, 3) if wall_s > 0 else None,
+    }
 
 
 def _track_entry(track):
@@ -246,68 +261,95 @@ def _fmt(value, unit='', digits=1):
     return f'{value:.{digits}f}{unit}' if isinstance(value, float) else f'{value}{unit}'
 
 
+def _percent(fraction: float | None) -> str:
+    return _fmt(100 * fraction if fraction is not None else None, '%')
+
+
 def summary_text(report):
     """A short human-readable summary of a report."""
-    f, p, t, k = report['frames'], report['people'], report['timing'], report['tracks']
-    lines = [f"bag {report['input']['bag']} ({report['input']['storage']}), topic {report['input']['topic']} "
-             f"({report['input']['msgtype'].rsplit('/', 1)[-1]})"]
+    lines = _heading_lines(report) + _frames_lines(report['frames'], bool(report.get('realtime')))
+    lines += [_people_line(report['people']), _processing_line(report['timing'], report['model']),
+              _tracks_line(report['tracks'])]
+    if report.get('realtime'):
+        lines.append(_realtime_line(report['realtime']))
+    if report.get('depth'):
+        lines.append(_depth_line(report['depth']))
+    if report.get('coco'):
+        lines.append(_coco_line(report['coco']))
+    out = report['output']
+    lines.append(f"output bag {out['bag']} ({out['storage']}): "
+                 + ', '.join(f'{topic} x{count}' for topic, count in out['messages'].items()))
+    lines += [f'warning: {warning}' for warning in report.get('warnings', [])]
+    return '\n'.join(lines) + '\n'
+
+
+def _heading_lines(report: dict) -> list[str]:
+    source = report['input']
+    lines = [f"bag {source['bag']} ({source['storage']}), topic {source['topic']} "
+             f"({source['msgtype'].rsplit('/', 1)[-1]})"]
     if report['interrupted']:
         lines.append('INTERRUPTED: the run was stopped before the end of the bag; figures cover what was read.')
     if report.get('error'):
         lines.append(f"ERROR: {report['error']}")
-    lines.append(f"frames: {f['read']} read, {f['processed']} processed, {f['rejected']} rejected"
-                 + (f", {f['dropped']} dropped (realtime)" if report.get('realtime') else '')
-                 + f"; {_fmt(f['duration_s'], ' s')} of stamps at {_fmt(f['frame_rate_hz'], ' Hz')}")
-    for reason, count in f['rejected_reasons'].items():
-        lines.append(f'  rejected x{count}: {reason}')
+    return lines
+
+
+def _frames_lines(f: dict, realtime: bool) -> list[str]:
+    lines = [f"frames: {f['read']} read, {f['processed']} processed, {f['rejected']} rejected"
+             + (f", {f['dropped']} dropped (realtime)" if realtime else '')
+             + f"; {_fmt(f['duration_s'], ' s')} of stamps at {_fmt(f['frame_rate_hz'], ' Hz')}"]
+    lines += [f'  rejected x{count}: {reason}' for reason, count in f['rejected_reasons'].items()]
     if f['stamps_from_log_time']:
         lines.append(f"  {f['stamps_from_log_time']} frames had no header stamp: their log time was used")
+    return lines
+
+
+def _people_line(p: dict) -> str:
     per_frame = p['per_frame'] or {}
-    lines.append(f"people: {p['poses']} poses, {_fmt(per_frame.get('mean'), digits=2)} per frame "
-                 f"(max {_fmt(per_frame.get('max'), digits=0)}), {p['frames_with_people']} frames with people")
+    return (f"people: {p['poses']} poses, {_fmt(per_frame.get('mean'), digits=2)} per frame "
+            f"(max {_fmt(per_frame.get('max'), digits=0)}), {p['frames_with_people']} frames with people")
+
+
+def _processing_line(t: dict, model: dict) -> str:
     ms = t['processing_ms'] or {}
-    lines.append(f"processing: {_fmt(t['processing_fps'], ' FPS')}; per frame p50 {_fmt(ms.get('p50'), ' ms')}, "
-                 f"p90 {_fmt(ms.get('p90'), ' ms')}, p99 {_fmt(ms.get('p99'), ' ms')}, "
-                 f"max {_fmt(ms.get('max'), ' ms')} (backend {report['model'].get('backend') or '?'}); "
-                 f"whole run {_fmt(t['wall_s'], ' s')}, {_fmt(t['wall_fps'], ' FPS')}")
+    return (f"processing: {_fmt(t['processing_fps'], ' FPS')}; per frame p50 {_fmt(ms.get('p50'), ' ms')}, "
+            f"p90 {_fmt(ms.get('p90'), ' ms')}, p99 {_fmt(ms.get('p99'), ' ms')}, "
+            f"max {_fmt(ms.get('max'), ' ms')} (backend {model.get('backend') or '?'}); "
+            f"whole run {_fmt(t['wall_s'], ' s')}, {_fmt(t['wall_fps'], ' FPS')}")
+
+
+def _tracks_line(k: dict) -> str:
     lengths = k['length_frames'] or {}
-    lines.append(f"tracks: {k['count']} ids, length {_fmt(lengths.get('median'), digits=0)} frames median "
-                 f"(max {_fmt(lengths.get('max'), digits=0)}), {k['single_frame']} single-frame; "
-                 f"{_fmt(k['new_ids_per_minute'], ' new ids/min')}, {k['id_breaks']} likely id breaks, "
-                 f"{_fmt(k['ids_per_person_track'], ' ids per person-track', 2)}")
-    rt = report.get('realtime')
-    if rt:
-        age = rt['age_ms'] or {}
-        fraction = rt['processed_fraction']
-        lines.append(f"realtime x{rt['rate']:g}: {rt['processed']}/{rt['frames_offered']} frames processed "
-                     f"({_fmt(100 * fraction if fraction is not None else None, '%')}) at "
-                     f"{_fmt(rt['input_frame_rate_hz'], ' Hz')} input; age of published poses p50 "
-                     f"{_fmt(age.get('p50'), ' ms')}, p90 {_fmt(age.get('p90'), ' ms')}, "
-                     f"max {_fmt(age.get('max'), ' ms')}")
-    depth = report.get('depth')
-    if depth:
-        fraction = depth['valid_depth_fraction']
-        lines.append(f"depth {depth['topic']}: {depth['frames_with_depth']} frames with depth, "
-                     f"{depth['frames_without_depth']} without a matching depth image, {depth['depth_rejected']} "
-                     f"rejected; {_fmt(100 * fraction if fraction is not None else None, '%')} of the found "
-                     f"keypoints with valid depth ({depth['keypoints_with_depth']}/{depth['keypoints_found']})")
-    coco = report.get('coco')
-    if coco:
-        if 'AP' in coco:
-            raw = coco.get('unsmoothed') or {}
-            lines.append(f"COCO keypoints on {coco['evaluated_frames']} annotated frames: AP {coco['AP']:.3f}, "
-                         f"AP50 {coco['AP50']:.3f}, AR {coco['AR']:.3f}"
-                         + (f" (unsmoothed: AP {raw['AP']:.3f})" if 'AP' in raw else '')
-                         + (f" ({coco['not_processed']} annotated frames not processed)" if coco['not_processed']
-                            else ''))
-        else:
-            lines.append(f"COCO keypoints: {coco.get('error')}")
-    out = report['output']
-    lines.append(f"output bag {out['bag']} ({out['storage']}): "
-                 + ', '.join(f'{topic} x{count}' for topic, count in out['messages'].items()))
-    for warning in report.get('warnings', []):
-        lines.append(f'warning: {warning}')
-    return '\n'.join(lines) + '\n'
+    return (f"tracks: {k['count']} ids, length {_fmt(lengths.get('median'), digits=0)} frames median "
+            f"(max {_fmt(lengths.get('max'), digits=0)}), {k['single_frame']} single-frame; "
+            f"{_fmt(k['new_ids_per_minute'], ' new ids/min')}, {k['id_breaks']} likely id breaks, "
+            f"{_fmt(k['ids_per_person_track'], ' ids per person-track', 2)}")
+
+
+def _realtime_line(rt: dict) -> str:
+    age = rt['age_ms'] or {}
+    return (f"realtime x{rt['rate']:g}: {rt['processed']}/{rt['frames_offered']} frames processed "
+            f"({_percent(rt['processed_fraction'])}) at "
+            f"{_fmt(rt['input_frame_rate_hz'], ' Hz')} input; age of published poses p50 "
+            f"{_fmt(age.get('p50'), ' ms')}, p90 {_fmt(age.get('p90'), ' ms')}, "
+            f"max {_fmt(age.get('max'), ' ms')}")
+
+
+def _depth_line(depth: dict) -> str:
+    return (f"depth {depth['topic']}: {depth['frames_with_depth']} frames with depth, "
+            f"{depth['frames_without_depth']} without a matching depth image, {depth['depth_rejected']} "
+            f"rejected; {_percent(depth['valid_depth_fraction'])} of the found "
+            f"keypoints with valid depth ({depth['keypoints_with_depth']}/{depth['keypoints_found']})")
+
+
+def _coco_line(coco: dict) -> str:
+    if 'AP' not in coco:
+        return f"COCO keypoints: {coco.get('error')}"
+    raw = coco.get('unsmoothed') or {}
+    return (f"COCO keypoints on {coco['evaluated_frames']} annotated frames: AP {coco['AP']:.3f}, "
+            f"AP50 {coco['AP50']:.3f}, AR {coco['AR']:.3f}"
+            + (f" (unsmoothed: AP {raw['AP']:.3f})" if 'AP' in raw else '')
+            + (f" ({coco['not_processed']} annotated frames not processed)" if coco['not_processed'] else ''))
 
 
 # --- files ------------------------------------------------------------------------------------------------
@@ -355,8 +397,13 @@ def write_plots(report, records, folder):
     origin = report['frames']['first_stamp_ns'] or 0
     processed = [r for r in records if r.status == 'processed']
     seconds = np.array([(r.stamp_ns - origin) / 1e9 for r in processed])
-    paths = []
+    return [_plot_people(records, processed, seconds, origin, folder / PLOT_NAMES[0]),
+            _plot_processing_time(report, processed, seconds, folder / PLOT_NAMES[1]),
+            _plot_track_lifetimes(report['track_list'], origin, folder / PLOT_NAMES[2])]
 
+
+def _plot_people(records: list['FrameRecord'], processed: list['FrameRecord'], seconds: np.ndarray, origin: int,
+                 path: Path) -> Path:
     figure, axis = _figure(3.2)
     axis.step(seconds, [r.people for r in processed], where='post', lw=1)
     lost = [(r.stamp_ns - origin) / 1e9 for r in records if r.status != 'processed']
@@ -365,8 +412,10 @@ def write_plots(report, records, folder):
         axis.legend(loc='upper right', fontsize=8)
     axis.set(xlabel='time (s, frame stamps)', ylabel='people', title='People per frame')
     axis.yaxis.get_major_locator().set_params(integer=True)
-    paths.append(_save(figure, folder / PLOT_NAMES[0]))
+    return _save(figure, path)
 
+
+def _plot_processing_time(report: dict, processed: list['FrameRecord'], seconds: np.ndarray, path: Path) -> Path:
     figure, axis = _figure(3.2)
     axis.plot(seconds, [r.processing_ms for r in processed], lw=0.8, label='decode + inference')
     timing = report['timing']['processing_ms']
@@ -379,9 +428,10 @@ def write_plots(report, records, folder):
         axis.axhline(1e3 / rate / speed, color='tab:red', lw=0.8, label=f'frame period ({1e3 / rate / speed:.1f} ms)')
     axis.set(xlabel='time (s, frame stamps)', ylabel='ms', title='Processing time per frame')
     axis.legend(loc='upper right', fontsize=8)
-    paths.append(_save(figure, folder / PLOT_NAMES[1]))
+    return _save(figure, path)
 
-    tracks = report['track_list']
+
+def _plot_track_lifetimes(tracks: list[dict], origin: int, path: Path) -> Path:
     figure, axis = _figure(max(2.5, min(12, 0.12 * len(tracks) + 1.5)))
     for row, track in enumerate(tracks):
         start = (track['first_stamp_ns'] - origin) / 1e9
@@ -394,8 +444,7 @@ def write_plots(report, records, folder):
         axis.yaxis.get_major_locator().set_params(integer=True)
     axis.set(xlabel='time (s, frame stamps)', ylabel='track id' if len(tracks) <= 30 else 'track (in order of id)',
              title=f"Track lifetimes ({len(tracks)} ids)")
-    paths.append(_save(figure, folder / PLOT_NAMES[2]))
-    return paths
+    return _save(figure, path)
 
 
 def _figure(height):

@@ -13,9 +13,15 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from openpose_ros.command_line import (add_device_argument, add_network_arguments, apply_config, command_parser,
                                        parse_scales)
+
+if TYPE_CHECKING:  # the training modules import torch: loaded only when training starts
+    from openpose_ros.learner import LightweightOpenPoseLearner
+    from openpose_ros.training.datasets import Augmentation, ExternalDataset
+    from openpose_ros.training.trainer import FitResult, TrainingOptions
 
 LOG = logging.getLogger('openpose_ros.train')
 
@@ -88,43 +94,14 @@ def main(argv=None):
         parser.error('--dataset-path is required (or dataset_path in the config)')
     logging.basicConfig(level=logging.WARNING if args.silent else logging.INFO, format='%(message)s')
 
-    import torch
-
     from openpose_ros.training import trainer as training
-    from openpose_ros.training.datasets import Augmentation, ExternalDataset
-    from openpose_ros.learner import LightweightOpenPoseLearner
 
-    load_iter = args.checkpoint_load_iter
-    if str(load_iter) == 'latest':
-        load_iter = training.latest_checkpoint_iter(args.temp_path, args.experiment_name)
-        LOG.info('latest checkpoint: iteration %d', load_iter)
+    load_iter = _checkpoint_load_iter(args)
     try:
-        load_iter = int(load_iter)
-        milestones, gamma = list(args.lr_milestones), args.lr_gamma
-        learner = LightweightOpenPoseLearner(
-            lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, device=args.device, backbone=args.backbone,
-            lr_schedule=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma),
-            temp_path=args.temp_path, checkpoint_after_iter=args.checkpoint_after_iter,
-            checkpoint_load_iter=load_iter, val_after=args.val_after, log_after=args.log_after,
-            mobilenet_use_stride=args.mobilenet_use_stride, mobilenetv2_width=args.mobilenetv2_width,
-            shufflenet_groups=args.shufflenet_groups, num_refinement_stages=args.num_refinement_stages,
-            batches_per_iter=args.batches_per_iter, experiment_name=args.experiment_name,
-            num_workers=args.num_workers, weights_only=args.weights_only, output_name=args.output_name,
-            multiscale=args.multiscale, scales=parse_scales(args.scales), base_height=args.base_height)
-        if args.weights:
-            learner.load(args.weights)
-        augmentation = Augmentation(crop_size=args.crop_size, sample=args.sample, target_height=args.target_height,
-                                    scale_range=args.scale_range, max_rotation=args.max_rotation,
-                                    center_perturbation=args.center_perturbation, flip_prob=args.flip_prob)
-        dataset = ExternalDataset(args.dataset_path, args.dataset_type)
-        val_dataset = ExternalDataset(args.val_dataset_path, args.dataset_type) if args.val_dataset_path else None
-        options = training.TrainingOptions(
-            logging_path=args.logging_path, logging_flush_secs=args.logging_flush_secs, silent=args.silent,
-            verbose=args.verbose, epochs=args.epochs, use_val_subset=args.use_val_subset,
-            val_subset_size=args.val_subset_size, images_folder_name=args.images_folder_name,
-            annotations_filename=args.annotations_filename, val_images_folder_name=args.val_images_folder_name,
-            val_annotations_filename=args.val_annotations_filename, augmentation=augmentation, seed=args.seed,
-            max_iterations=args.max_iterations, init_weights='current' if args.weights else 'auto')
+        learner = _learner(args, int(load_iter))
+        augmentation = _augmentation(args)
+        dataset, val_dataset = _datasets(args)
+        options = _training_options(args, augmentation)
     except (ValueError, TypeError, FileNotFoundError) as error:
         parser.error(str(error))
     try:
@@ -136,12 +113,76 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as error:
         print(f'{parser.prog}: error: {error}', file=sys.stderr)
         return 2
-    if args.save and training.distributed_rank() == 0:
+    _save_and_print(args, learner, result)
+    return 0
+
+
+def _checkpoint_load_iter(args: argparse.Namespace) -> int | str:
+    """--checkpoint-load-iter, 'latest' resolved to the latest checkpoint's iteration."""
+    from openpose_ros.training.trainer import latest_checkpoint_iter
+    if str(args.checkpoint_load_iter) != 'latest':
+        return args.checkpoint_load_iter
+    load_iter = latest_checkpoint_iter(args.temp_path, args.experiment_name)
+    LOG.info('latest checkpoint: iteration %d', load_iter)
+    return load_iter
+
+
+def _learner(args: argparse.Namespace, load_iter: int) -> 'LightweightOpenPoseLearner':
+    """The learner of the flags, with the --weights loaded."""
+    import torch
+
+    from openpose_ros.learner import LightweightOpenPoseLearner
+
+    milestones, gamma = list(args.lr_milestones), args.lr_gamma
+    learner = LightweightOpenPoseLearner(
+        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, device=args.device, backbone=args.backbone,
+        lr_schedule=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma),
+        temp_path=args.temp_path, checkpoint_after_iter=args.checkpoint_after_iter,
+        checkpoint_load_iter=load_iter, val_after=args.val_after, log_after=args.log_after,
+        mobilenet_use_stride=args.mobilenet_use_stride, mobilenetv2_width=args.mobilenetv2_width,
+        shufflenet_groups=args.shufflenet_groups, num_refinement_stages=args.num_refinement_stages,
+        batches_per_iter=args.batches_per_iter, experiment_name=args.experiment_name,
+        num_workers=args.num_workers, weights_only=args.weights_only, output_name=args.output_name,
+        multiscale=args.multiscale, scales=parse_scales(args.scales), base_height=args.base_height)
+    if args.weights:
+        learner.load(args.weights)
+    return learner
+
+
+def _augmentation(args: argparse.Namespace) -> 'Augmentation':
+    from openpose_ros.training.datasets import Augmentation
+    return Augmentation(crop_size=args.crop_size, sample=args.sample, target_height=args.target_height,
+                        scale_range=args.scale_range, max_rotation=args.max_rotation,
+                        center_perturbation=args.center_perturbation, flip_prob=args.flip_prob)
+
+
+def _datasets(args: argparse.Namespace) -> tuple['ExternalDataset', 'ExternalDataset | None']:
+    """The training dataset and the validation one (None without --val-dataset-path)."""
+    from openpose_ros.training.datasets import ExternalDataset
+    dataset = ExternalDataset(args.dataset_path, args.dataset_type)
+    val_dataset = ExternalDataset(args.val_dataset_path, args.dataset_type) if args.val_dataset_path else None
+    return dataset, val_dataset
+
+
+def _training_options(args: argparse.Namespace, augmentation: 'Augmentation') -> 'TrainingOptions':
+    from openpose_ros.training.trainer import TrainingOptions
+    return TrainingOptions(
+        logging_path=args.logging_path, logging_flush_secs=args.logging_flush_secs, silent=args.silent,
+        verbose=args.verbose, epochs=args.epochs, use_val_subset=args.use_val_subset,
+        val_subset_size=args.val_subset_size, images_folder_name=args.images_folder_name,
+        annotations_filename=args.annotations_filename, val_images_folder_name=args.val_images_folder_name,
+        val_annotations_filename=args.val_annotations_filename, augmentation=augmentation, seed=args.seed,
+        max_iterations=args.max_iterations, init_weights='current' if args.weights else 'auto')
+
+
+def _save_and_print(args: argparse.Namespace, learner: 'LightweightOpenPoseLearner', result: 'FitResult') -> None:
+    """On the first process only: saves the model (--save), prints the result as JSON (unless --silent)."""
+    from openpose_ros.training.trainer import distributed_rank
+    if args.save and distributed_rank() == 0:
         learner.save(args.save)
-    if not args.silent and training.distributed_rank() == 0:
+    if not args.silent and distributed_rank() == 0:
         print(json.dumps({'iteration': result.iteration, 'epoch': result.epoch, 'checkpoint': str(result.checkpoint),
                           'iterations_per_s': round(result.iterations_per_second, 4), 'stats': result.stats}))
-    return 0
 
 
 if __name__ == '__main__':

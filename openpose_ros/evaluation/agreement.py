@@ -1,9 +1,13 @@
 """How far two backends of one model agree on real images (e.g. int8 or OpenVINO against fp32): the error of
 their heatmaps and PAFs, and their poses matched one-to-one by COCO's keypoint similarity."""
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from openpose_ros.inference.decode import DecoderConfig
 from openpose_ros.inference.estimator import PoseEstimator
+from openpose_ros.pose import Pose
+from openpose_ros.runtime.backends import Backend
 from openpose_ros.runtime.quantize import Preprocessing, load_images
 from openpose_ros.tracking.oks import coco_similarity, greedy_pairs
 
@@ -40,65 +44,99 @@ def compare_backends(reference, candidate, images, preprocessing=Preprocessing()
     matched pair. Agreement figures are None where there is nothing to agree on (no poses at all).
     """
     images = load_images(images)
-    make = lambda backend: PoseEstimator(backend, preprocessing.stride, preprocessing.base_height,  # noqa: E731
-                                         preprocessing.img_mean, preprocessing.img_scale, preprocessing.pad_value,
-                                         decoder=decoder)
-    estimators = make(reference), make(candidate)
-    errors = {'heatmaps': [], 'pafs': []}
-    extent = {'heatmaps': 0.0, 'pafs': 0.0}
-    displacements, keypoint_disagreements = {'all': [], 'substantial': []}, 0
-    # reference poses, candidate poses, reference poses matched, candidate poses matched
-    counts = {key: [0, 0, 0, 0] for key in ('all', 'substantial')}
+    estimators = [_estimator(backend, preprocessing, decoder) for backend in (reference, candidate)]
+    tally = _Tally()
     for image in images:
-        outputs = []
-        for estimator in estimators:
-            heatmaps, pafs, box = estimator.maps(image)
-            outputs.append((heatmaps, pafs, estimator.decode(heatmaps, pafs, box, upsample_ratio)))
-        (heat_a, paf_a, poses_a), (heat_b, paf_b, poses_b) = outputs
-        errors['heatmaps'].append(np.abs(heat_a - heat_b).ravel())
-        errors['pafs'].append(np.abs(paf_a - paf_b).ravel())
-        extent['heatmaps'] = max(extent['heatmaps'], float(np.abs(heat_a).max()))
-        extent['pafs'] = max(extent['pafs'], float(np.abs(paf_a).max()))
+        (heat_a, paf_a, poses_a), (heat_b, paf_b, poses_b) = (_maps_and_poses(estimator, image, upsample_ratio)
+                                                              for estimator in estimators)
+        tally.add_maps('heatmaps', heat_a, heat_b)
+        tally.add_maps('pafs', paf_a, paf_b)
+        tally.add_poses(poses_a, poses_b, substantial_keypoints)
+    result = {'images': len(images), **tally.map_figures()}
+    for group, prefix in (('all', ''), ('substantial', 'substantial_')):
+        result.update(_displacement_figures(tally.displacements[group], prefix))
+        result.update(_pose_figures(*tally.counts[group], prefix))
+    result['substantial_keypoints'] = substantial_keypoints
+    result['keypoints_found_by_one_only'] = tally.keypoint_disagreements
+    return result
+
+
+def _estimator(backend: Backend, preprocessing: Preprocessing, decoder: DecoderConfig) -> PoseEstimator:
+    return PoseEstimator(backend, preprocessing.stride, preprocessing.base_height, preprocessing.img_mean,
+                         preprocessing.img_scale, preprocessing.pad_value, decoder=decoder)
+
+
+def _maps_and_poses(estimator: PoseEstimator, image: np.ndarray,
+                    upsample_ratio: int) -> tuple[np.ndarray, np.ndarray, list[Pose]]:
+    heatmaps, pafs, box = estimator.maps(image)
+    return heatmaps, pafs, estimator.decode(heatmaps, pafs, box, upsample_ratio)
+
+
+@dataclass
+class _Tally:
+    """What compare_backends adds up over the images: the maps' absolute errors and the reference maps' largest
+    value, the displacements of the keypoints of matched poses, and per group ('all', 'substantial') the counts
+    [reference poses, candidate poses, reference poses matched, candidate poses matched]."""
+    errors: dict[str, list[np.ndarray]] = field(default_factory=lambda: {'heatmaps': [], 'pafs': []})
+    extent: dict[str, float] = field(default_factory=lambda: {'heatmaps': 0.0, 'pafs': 0.0})
+    displacements: dict[str, list[np.ndarray]] = field(default_factory=lambda: {'all': [], 'substantial': []})
+    counts: dict[str, list[int]] = field(default_factory=lambda: {'all': [0, 0, 0, 0], 'substantial': [0, 0, 0, 0]})
+    keypoint_disagreements: int = 0
+
+    def add_maps(self, name: str, reference: np.ndarray, candidate: np.ndarray) -> None:
+        """Adds the maps `name` ('heatmaps' or 'pafs') of one image."""
+        self.errors[name].append(np.abs(reference - candidate).ravel())
+        self.extent[name] = max(self.extent[name], float(np.abs(reference).max()))
+
+    def add_poses(self, poses_a: list[Pose], poses_b: list[Pose], substantial_keypoints: int) -> None:
+        """Adds the poses of one image, matched one-to-one (a: the reference's, b: the candidate's)."""
         big_a = [bool(p.found.sum() >= substantial_keypoints) for p in poses_a]
         big_b = [bool(p.found.sum() >= substantial_keypoints) for p in poses_b]
-        counts['all'][0] += len(poses_a)
-        counts['all'][1] += len(poses_b)
-        counts['substantial'][0] += sum(big_a)
-        counts['substantial'][1] += sum(big_b)
+        self.counts['all'][0] += len(poses_a)
+        self.counts['all'][1] += len(poses_b)
+        self.counts['substantial'][0] += sum(big_a)
+        self.counts['substantial'][1] += sum(big_b)
         for i, j, _ in match_poses(poses_a, poses_b):
             both = poses_a[i].found & poses_b[j].found
-            keypoint_disagreements += int((poses_a[i].found != poses_b[j].found).sum())
+            self.keypoint_disagreements += int((poses_a[i].found != poses_b[j].found).sum())
             moved = np.linalg.norm(poses_a[i].data[both] - poses_b[j].data[both], axis=1)
-            counts['all'][2] += 1
-            counts['all'][3] += 1
-            displacements['all'].append(moved)
-            counts['substantial'][2] += int(big_a[i])
-            counts['substantial'][3] += int(big_b[j])
+            self.counts['all'][2] += 1
+            self.counts['all'][3] += 1
+            self.displacements['all'].append(moved)
+            self.counts['substantial'][2] += int(big_a[i])
+            self.counts['substantial'][3] += int(big_b[j])
             if big_a[i]:
-                displacements['substantial'].append(moved)
-    result = {'images': len(images)}
-    for name, parts in errors.items():
-        values = np.concatenate(parts)
-        result[f'{name}_max_abs_error'] = float(values.max())
-        result[f'{name}_mean_abs_error'] = float(values.mean())
-        result[f'{name}_max_abs_value'] = extent[name]
-    for group, prefix in (('all', ''), ('substantial', 'substantial_')):
-        moved = np.concatenate(displacements[group]) if displacements[group] else np.zeros(0)
-        result[f'{prefix}keypoints_compared'] = int(moved.size)
-        for name, function in (('mean', np.mean), ('median', np.median),
-                               ('p95', lambda v: np.percentile(v, 95)), ('max', np.max)):
-            result[f'{prefix}keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
-        n_reference, n_candidate, matched_reference, matched_candidate = counts[group]
-        result.update({
-            f'{prefix}poses_reference': n_reference, f'{prefix}poses_candidate': n_candidate,
-            f'{prefix}poses_matched': matched_reference,
-            f'{prefix}pose_recall': matched_reference / n_reference if n_reference else None,
-            f'{prefix}pose_precision': matched_candidate / n_candidate if n_candidate else None,
-            # the worse of the two: 1.0 only when every pose of each has its twin in the other
-            f'{prefix}pose_agreement': min(matched_reference / n_reference if n_reference else 1.0,
-                                           matched_candidate / n_candidate if n_candidate else 1.0)
-            if n_reference or n_candidate else None,
-        })
-    result['substantial_keypoints'] = substantial_keypoints
-    result['keypoints_found_by_one_only'] = keypoint_disagreements
+                self.displacements['substantial'].append(moved)
+
+    def map_figures(self) -> dict[str, float]:
+        """The maps' errors over all images, and their scale."""
+        result = {}
+        for name, parts in self.errors.items():
+            values = np.concatenate(parts)
+            result[f'{name}_max_abs_error'] = float(values.max())
+            result[f'{name}_mean_abs_error'] = float(values.mean())
+            result[f'{name}_max_abs_value'] = self.extent[name]
+        return result
+
+
+def _displacement_figures(displacements: list[np.ndarray], prefix: str) -> dict[str, int | float | None]:
+    moved = np.concatenate(displacements) if displacements else np.zeros(0)
+    result: dict[str, int | float | None] = {f'{prefix}keypoints_compared': int(moved.size)}
+    for name, function in (('mean', np.mean), ('median', np.median),
+                           ('p95', lambda v: np.percentile(v, 95)), ('max', np.max)):
+        result[f'{prefix}keypoint_displacement_{name}_px'] = float(function(moved)) if moved.size else None
     return result
+
+
+def _pose_figures(n_reference: int, n_candidate: int, matched_reference: int, matched_candidate: int,
+                  prefix: str) -> dict[str, int | float | None]:
+    return {
+        f'{prefix}poses_reference': n_reference, f'{prefix}poses_candidate': n_candidate,
+        f'{prefix}poses_matched': matched_reference,
+        f'{prefix}pose_recall': matched_reference / n_reference if n_reference else None,
+        f'{prefix}pose_precision': matched_candidate / n_candidate if n_candidate else None,
+        # the worse of the two: 1.0 only when every pose of each has its twin in the other
+        f'{prefix}pose_agreement': min(matched_reference / n_reference if n_reference else 1.0,
+                                       matched_candidate / n_candidate if n_candidate else 1.0)
+        if n_reference or n_candidate else None,
+    }

@@ -16,12 +16,16 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -194,63 +198,92 @@ def run(args):
     node = rclpy.create_node('video_publisher')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, durability=DurabilityPolicy.VOLATILE,
-                     reliability=ReliabilityPolicy.RELIABLE if args.reliability == 'reliable'
-                     else ReliabilityPolicy.BEST_EFFORT)
-    publisher = node.create_publisher(CompressedImage if args.compressed else Image, args.topic, qos)
-    answered = set()
-    if args.lockstep:
-        from openpose_ros.msg import Pose2DArray
-        node.create_subscription(Pose2DArray, args.lockstep,
-                                 lambda msg: answered.add((msg.header.stamp.sec, msg.header.stamp.nanosec)),
-                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    publisher = node.create_publisher(CompressedImage if args.compressed else Image, args.topic,
+                                      _publisher_qos(args.reliability))
+    answered = _answered_stamps(node, args.lockstep)
     log = (lambda text: None) if args.quiet else (lambda text: print(f'video_publisher: {text}', file=sys.stderr))
-
     if args.wait > 0:
-        deadline = time.monotonic() + args.wait
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        if publisher.get_subscription_count() == 0:
-            raise TimeoutError(f'no subscriber on {publisher.topic_name} after {args.wait:g} s')
-        end = time.monotonic() + 0.5  # discovery completes on both sides before the first frame
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+        _wait_for_subscriber(executor, publisher, args.wait)
     what = source.video or source.bag or f'{len(source.images)} image(s)'
     log(f'publishing {what} on {publisher.topic_name} at {rate:g} Hz'
         + (f', lockstep with {args.lockstep}' if args.lockstep else ''))
-
     stamps, missed, started = [], 0, time.monotonic()
     next_time = started
     for index, frame in source.frames(args.count):
         if not args.lockstep:
-            while True:
-                remaining = next_time - time.monotonic()
-                if remaining <= 0:
-                    break
-                executor.spin_once(timeout_sec=min(remaining, 0.05))
-            next_time += 1.0 / rate
-            if next_time < time.monotonic() - 1.0:  # far behind (a slow disk): do not burst to catch up
-                next_time = time.monotonic()
-        header = make_header(RCLPY_TYPES, node.get_clock().now().nanoseconds, args.frame_id)
-        # format: the codec's name alone ('jpeg', 'png'), as this publisher has always sent it
-        msg = (compressed_image_msg(frame, header, args.compressed, args.jpeg_quality, format_name=args.compressed)
-               if args.compressed else bgr_to_image_msg(frame, header, args.encoding))
-        publisher.publish(msg)
-        stamp = (header.stamp.sec, header.stamp.nanosec)
+            next_time = _pace(executor, next_time, rate)
+        stamp = _publish_frame(node, publisher, frame, args)
         stamps.append(list(stamp))
         if args.lockstep:
-            deadline = time.monotonic() + args.lockstep_timeout
-            while stamp not in answered and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=0.01)
-            if stamp not in answered:
+            if not _spin_while(executor, lambda: stamp not in answered, args.lockstep_timeout, step=0.01):
                 missed += 1
                 log(f'frame {index}: no poses after {args.lockstep_timeout:g} s, going on')
             # A frame cannot be dropped by the next one if the next is sent only after this one's answer.
-            end = time.monotonic() + 1.0 / rate
-            while time.monotonic() < end:
-                executor.spin_once(timeout_sec=max(0.0, end - time.monotonic()))
+            _spin_until(executor, time.monotonic() + 1.0 / rate)
     seconds = time.monotonic() - started
     node.destroy_node()
+    return _summary(args, source, stamps, missed, seconds)
+
+
+def _publisher_qos(reliability: str) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def _answered_stamps(node: Node, lockstep_topic: str | None) -> set[tuple[int, int]]:
+    """The stamps (sec, nanosec) of the Pose2DArrays that come back on `lockstep_topic`, filled as they arrive
+    (stays empty without one)."""
+    answered: set[tuple[int, int]] = set()
+    if lockstep_topic:
+        from openpose_ros.msg import Pose2DArray
+        node.create_subscription(Pose2DArray, lockstep_topic,
+                                 lambda msg: answered.add((msg.header.stamp.sec, msg.header.stamp.nanosec)),
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    return answered
+
+
+def _wait_for_subscriber(executor: Executor, publisher: Publisher, wait_s: float) -> None:
+    if not _spin_while(executor, lambda: publisher.get_subscription_count() == 0, wait_s, step=0.05):
+        raise TimeoutError(f'no subscriber on {publisher.topic_name} after {wait_s:g} s')
+    _spin_until(executor, time.monotonic() + 0.5, step=0.05)  # discovery completes on both sides before the first frame
+
+
+def _spin_while(executor: Executor, pending: Callable[[], bool], timeout_s: float, step: float) -> bool:
+    """Spins while `pending()` holds, for at most `timeout_s`; whether it stopped holding."""
+    deadline = time.monotonic() + timeout_s
+    while pending() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=step)
+    return not pending()
+
+
+def _spin_until(executor: Executor, end: float, step: float = math.inf) -> None:
+    """Spins until the monotonic time `end`, `step` seconds at most at a time."""
+    while (remaining := end - time.monotonic()) > 0:
+        executor.spin_once(timeout_sec=min(remaining, step))
+
+
+def _pace(executor: Executor, next_time: float, rate: float) -> float:
+    """Spins until `next_time`, this frame's time to go; the next frame's."""
+    _spin_until(executor, next_time, step=0.05)
+    next_time += 1.0 / rate
+    if next_time < time.monotonic() - 1.0:  # far behind (a slow disk): do not burst to catch up
+        return time.monotonic()
+    return next_time
+
+
+def _publish_frame(node: Node, publisher: Publisher, frame: np.ndarray, args: argparse.Namespace) -> tuple[int, int]:
+    """Publishes `frame` stamped now; its stamp (sec, nanosec)."""
+    header = make_header(RCLPY_TYPES, node.get_clock().now().nanoseconds, args.frame_id)
+    # format: the codec's name alone ('jpeg', 'png'), as this publisher has always sent it
+    msg = (compressed_image_msg(frame, header, args.compressed, args.jpeg_quality, format_name=args.compressed)
+           if args.compressed else bgr_to_image_msg(frame, header, args.encoding))
+    publisher.publish(msg)
+    return header.stamp.sec, header.stamp.nanosec
+
+
+def _summary(args: argparse.Namespace, source: FrameSource, stamps: list[list[int]], missed: int,
+             seconds: float) -> dict:
     return {'published': len(stamps), 'seconds': round(seconds, 3),
             'rate_hz': round(len(stamps) / seconds, 3) if seconds > 0 else None, 'topic': args.topic,
             'lockstep_missed': missed if args.lockstep else None, 'stamps': None if args.no_stamps else stamps,

@@ -84,12 +84,7 @@ def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvi
     returned choice's `model` is the ONNX file to load, or None when it has to be exported (and, for int8,
     quantised) from the torch model first.
     """
-    if prefer not in BACKEND_CHOICES:
-        raise ValueError(f'backend must be one of {BACKEND_CHOICES}, got {prefer!r}')
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-    if precision != AUTO and prefer in ('int8', 'onnx', 'torch'):
-        raise ValueError(f'precision {precision} is for backends openvino and auto; backend {prefer} has its own')
+    _check_request(prefer, precision)
     cuda = str(device).startswith('cuda')
     fp32, int8 = saved_onnx_models(model)
     if prefer == 'openvino' or (prefer == AUTO and not cuda and _installed('openvino')):
@@ -98,22 +93,45 @@ def choose_backend(model=None, device='cpu', prefer=AUTO, precision=AUTO, openvi
         return _openvino_choice(fp32, int8, precision, openvino_device, capabilities,
                                 'asked for' if prefer == 'openvino' else 'fastest available')
     providers = onnxruntime_providers()
-    ort_ok = ('CUDAExecutionProvider' in providers) if cuda else bool(providers)
     if prefer == 'torch':
         if not _installed('torch'):
             raise RuntimeError('backend torch was asked for but torch is not installed')
         return BackendChoice('torch', None, 'asked for')
     if prefer in ('onnx', 'int8'):
-        if not providers:
-            raise RuntimeError(f'backend {prefer} needs onnxruntime, which is not installed (pip install onnxruntime)')
-        if cuda and not ort_ok:
-            raise RuntimeError(f'backend {prefer} on {device} needs onnxruntime-gpu (CUDAExecutionProvider)')
-        if prefer == 'int8' and cuda:
-            raise RuntimeError('the int8 model is for CPUs; on CUDA use backend onnx (fp16 with half_precision)')
-        found = int8 if prefer == 'int8' else fp32
-        return BackendChoice(prefer, found, 'asked for' + ('' if found else '; exported from the weights'))
-    # auto
-    if not ort_ok:
+        return _onnxruntime_choice(prefer, fp32 if prefer == 'onnx' else int8, device, cuda, providers)
+    return _fastest_choice(fp32, int8, cuda, providers)
+
+
+def _check_request(prefer: str, precision: str) -> None:
+    if prefer not in BACKEND_CHOICES:
+        raise ValueError(f'backend must be one of {BACKEND_CHOICES}, got {prefer!r}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if precision != AUTO and prefer in ('int8', 'onnx', 'torch'):
+        raise ValueError(f'precision {precision} is for backends openvino and auto; backend {prefer} has its own')
+
+
+def _runs_onnxruntime(providers: list[str], cuda: bool) -> bool:
+    return ('CUDAExecutionProvider' in providers) if cuda else bool(providers)
+
+
+def _onnxruntime_choice(prefer: str, found: Path | None, device: str, cuda: bool,
+                        providers: list[str]) -> BackendChoice:
+    """Backend `prefer` ('onnx' or 'int8'), asked for, on its saved model `found` (None: exported from the
+    weights); RuntimeError when it cannot run on `device`."""
+    if not providers:
+        raise RuntimeError(f'backend {prefer} needs onnxruntime, which is not installed (pip install onnxruntime)')
+    if cuda and not _runs_onnxruntime(providers, cuda):
+        raise RuntimeError(f'backend {prefer} on {device} needs onnxruntime-gpu (CUDAExecutionProvider)')
+    if prefer == 'int8' and cuda:
+        raise RuntimeError('the int8 model is for CPUs; on CUDA use backend onnx (fp16 with half_precision)')
+    return BackendChoice(prefer, found, 'asked for' + ('' if found else '; exported from the weights'))
+
+
+def _fastest_choice(fp32: Path | None, int8: Path | None, cuda: bool, providers: list[str]) -> BackendChoice:
+    """The choice of prefer='auto' where OpenVINO does not run: ONNX Runtime (int8 on CPU when quantised), else
+    torch."""
+    if not _runs_onnxruntime(providers, cuda):
         why = 'onnxruntime is not installed' if not providers else 'onnxruntime has no CUDA provider'
         return BackendChoice('torch', None, why)
     if not cuda and int8 is not None:
