@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from conftest import PHOTO
 from openpose_ros.inference.image import MAX_PIXELS, to_bgr8
 from openpose_ros.messages.conversions import SUPPORTED_ENCODINGS, compressed_msg_to_bgr, image_msg_to_bgr
-from test_input_bounds import _with_declared_size
+from test_image_input_bounds import _with_declared_size
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL_PHOTO = cv2.resize(cv2.imread(str(PHOTO)), (40, 27))

@@ -10,7 +10,7 @@ from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
 from openpose_ros.messages.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.pose import Pose
 from ros_helpers import SHARED_DATA
-from test_bag_eval import learner, model  # noqa: F401 (fixtures)
+from test_bag_evaluate import learner, model  # noqa: F401 (fixtures)
 
 SKELETON2D_MSG = SHARED_DATA.parent / 'vendor' / 'hri_msgs' / 'msg' / 'Skeleton2D.msg'
 
@@ -88,7 +88,7 @@ def test_bag_eval_hri_writes_the_rep155_topics_of_each_frame(learner, tmp_path):
     from openpose_ros.messages.conversions import msg_to_poses
     from openpose_ros.messages import typestore as messages
     from openpose_ros.bag.evaluate import node_settings
-    from test_bag_eval import make_bag, moving_frames, run_eval
+    from test_bag_evaluate import make_bag, moving_frames, run_eval
 
     count = 8
     result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
@@ -135,7 +135,7 @@ def test_node_publishes_rep155_bodies_that_come_and_go(client, tmp_path):
     from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
 
     from openpose_ros.msg import Pose2DArray
-    from test_node import ONE_PERSON, TWO_PEOPLE, NodeProcess, keypoints_of, poses_by_stamp, stamp_of
+    from test_pose_estimation import ONE_PERSON, TWO_PEOPLE, NodeProcess, keypoints_of, poses_by_stamp, stamp_of
 
     node = NodeProcess('-p', 'hri:=true')
     node.wait_active()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import ROOT, ros_env
-from test_node import DOMAIN_ID, TWO_PEOPLE, NodeProcess, image_msg, stamp_of
+from test_pose_estimation import DOMAIN_ID, TWO_PEOPLE, NodeProcess, image_msg, stamp_of
 
 EXIT_WITHIN = 10.0  # seconds from the signal to the end of the process (it used to hang or take a frame's time)
 

@@ -22,7 +22,7 @@ from openpose_ros.evaluation.agreement import compare_backends
 from openpose_ros.runtime.quantize import (Preprocessing, default_calibration_images, load_images, quantize_onnx,
                                            quantized_path)
 from openpose_ros.runtime.selection import apply_backend, choose_backend, saved_onnx_models
-from test_infer_cli import OracleBackend
+from test_infer import OracleBackend
 
 pytestmark = pytest.mark.slow  # quantising and calibrating take seconds per test
 

@@ -21,9 +21,9 @@ from openpose_ros.bag.report import read_report  # noqa: E402
 from openpose_ros.bag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
 from openpose_ros.formats.bag_reader import BagInput  # noqa: E402
 from openpose_ros.formats.image_bags import video_to_bag  # noqa: E402
-from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
-from test_bag_eval import run_eval  # noqa: E402
-from test_bag_eval import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
+from test_bag_evaluate import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
+from test_bag_evaluate import run_eval  # noqa: E402
+from test_bag_evaluate import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
 
 VIDEO = DATA / 'video' / 'vtest.avi'
 MiB = 2**20

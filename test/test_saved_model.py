@@ -257,7 +257,7 @@ def test_optimize_and_save_of_random_weights_warn(tmp_path, caplog):
 
 @pytest.mark.slow
 def test_training_from_scratch_then_save_and_infer(tmp_path):
-    from test_training import small_dataset, tiny_learner
+    from test_trainer import small_dataset, tiny_learner
     learner = tiny_learner(tmp_path, epochs=1)
     learner.fit(small_dataset(), silent=True)
     assert isinstance(learner.infer(cv2.imread(str(PHOTO)), track=False), list)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from test_node import (ONE_PERSON, Client, NodeProcess, compressed_node, image_msg,  # noqa: F401
+from test_pose_estimation import (ONE_PERSON, Client, NodeProcess, compressed_node, image_msg,  # noqa: F401
                        poses_by_stamp, raw_node, stamp_of)
-from test_input_bounds import _with_declared_size
+from test_image_input_bounds import _with_declared_size
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
 RSS_GROWTH_LIMIT_MIB = 300  # the strip alone took 2.5 GB before it was bounded

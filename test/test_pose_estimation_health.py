@@ -1,6 +1,6 @@
 """pose_estimation_node's health over time: memory across lifecycle cycles, diagnostics of failing frames.
 
-Real node processes over DDS with the small test model, as in test_node.py (whose process and client classes
+Real node processes over DDS with the small test model, as in test_pose_estimation.py (whose process and client classes
 this module reuses).
 """
 import time
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_MODEL
-from test_node import ONE_PERSON, NodeProcess, image_msg, stamp_of
+from test_pose_estimation import ONE_PERSON, NodeProcess, image_msg, stamp_of
 
 
 def stream_frames(client, topic, image, rate=10.0):

@@ -291,7 +291,7 @@ def test_a_fifo_or_a_folder_is_refused_where_a_file_is_expected(tmp_path, caplog
 # --- training messages -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_the_logged_loss_names_its_parts(tmp_path, capsys):
-    from test_training import small_dataset, tiny_learner
+    from test_trainer import small_dataset, tiny_learner
     learner = tiny_learner(tmp_path, num_refinement_stages=1)
     training.fit(learner, small_dataset(), max_iterations=1)
     entry = training.read_losses(tmp_path, 'default')[0]
