@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from conftest import TEST_MODEL
-from ros_helpers import ROOT, SHARED_DATA, pick_domain_id, require_ros, ros_env
+from ros_helpers import ROOT, SHARED_DATA, pick_domain_id, ros_env
+
 
 DOMAIN_ID = pick_domain_id()
 PARAMS_FILE = ROOT / 'config' / 'pose_estimation.yaml'
@@ -32,101 +33,6 @@ TRAIN_IMAGES = SHARED_DATA / 'coco' / 'coco-mini' / 'train2017'
 TWO_PEOPLE = TRAIN_IMAGES / '000000442450.jpg'
 ONE_PERSON = TRAIN_IMAGES / '000000030752.jpg'
 START_TIMEOUT = 120.0
-
-
-# --- fast tests of the pieces without ROS --------------------------------------------------------------------
-def test_latest_frame_worker_processes_only_the_newest_frame():
-    from openpose_ros.ros.worker import LatestFrameWorker
-
-    release, seen = threading.Event(), []
-
-    def handler(item):
-        seen.append(item)
-        if item == 0:
-            release.wait(5)
-
-    worker = LatestFrameWorker(handler)
-    worker.start()
-    assert not worker.offer(0)
-    deadline = time.monotonic() + 5
-    while not worker.busy and time.monotonic() < deadline:
-        time.sleep(0.001)
-    # While 0 is being processed, 1..9 arrive: each replaces the one waiting, 9 is processed next.
-    replaced = [worker.offer(item) for item in range(1, 10)]
-    assert replaced == [False] + [True] * 8
-    release.set()
-    deadline = time.monotonic() + 5
-    while seen[-1] != 9 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert seen == [0, 9]
-    assert worker.stop(timeout=5) == 0
-
-
-def test_latest_frame_worker_survives_a_failing_frame_and_stops_with_the_waiting_one_dropped():
-    from openpose_ros.ros.worker import LatestFrameWorker
-
-    errors, done, gate = [], [], threading.Event()
-
-    def handler(item):
-        if item == 'bad':
-            raise ValueError('bad frame')
-        gate.wait(5)
-        done.append(item)
-
-    worker = LatestFrameWorker(handler, on_error=errors.append)
-    worker.start()
-    worker.offer('bad')
-    deadline = time.monotonic() + 5
-    while not errors and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert [str(e) for e in errors] == ['bad frame']
-    worker.offer('good')
-    while not worker.busy and time.monotonic() < deadline:
-        time.sleep(0.001)
-    worker.offer('waiting')
-    gate.set()
-    assert worker.stop(timeout=5) in (0, 1)  # 'waiting' is dropped unless the worker took it first
-    assert done[0] == 'good'
-
-
-def test_frame_stats_rates_and_latencies_over_the_window():
-    from openpose_ros.ros.worker import FrameStats
-
-    now = [100.0]
-    stats = FrameStats(window=5.0, clock=lambda: now[0])
-    for index in range(60):  # 30 Hz in, every other frame processed at 40 ms latency
-        stats.on_received()
-        if index % 2:
-            stats.on_processed(40.0, 55.0, 30.0, 2)
-        else:
-            stats.on_dropped()
-        now[0] += 1 / 30
-    stats.on_rejected('unsupported image encoding', "unsupported image encoding 'yuv422'")
-    figures = stats.snapshot()
-    assert figures['frames_received'] == 60 and figures['frames_processed'] == 30
-    assert figures['frames_dropped'] == 30 and figures['frames_rejected'] == 1
-    assert figures['input_rate_hz'] == pytest.approx(30, rel=0.05)
-    assert figures['processing_rate_hz'] == pytest.approx(15, rel=0.1)
-    assert figures['latency_ms_mean'] == 40.0 and figures['age_ms_max'] == 55.0
-    assert figures['poses_per_frame'] == 2 and figures['last_rejection'] == "unsupported image encoding 'yuv422'"
-    assert figures['rejected: unsupported image encoding'] == 1
-    now[0] += 10  # the window moves on: rates fall to 0, counters stay
-    figures = stats.snapshot()
-    assert figures['input_rate_hz'] == 0 and figures['latency_ms_mean'] is None
-    assert figures['frames_received'] == 60 and figures['seconds_since_last_frame'] == pytest.approx(10 + 1 / 30)
-
-
-def test_model_error_names_the_missing_weights_and_how_to_get_them(tmp_path):
-    from openpose_ros.runtime.configured_model import ModelError, load_model
-    from openpose_ros.parameters import defaults
-
-    settings = dict(defaults(), weights=str(tmp_path / 'nothing'), download_dir=str(tmp_path / 'cache'))
-    with pytest.raises(ModelError) as error:
-        load_model(settings, tmp_path)
-    message = str(error.value)
-    assert message.startswith(f'weights:={tmp_path / "nothing"}: no weights at {tmp_path / "nothing"}')
-    assert '"download"' in message and str(tmp_path / 'cache') in message
-    assert 'checkpoint_iter_370000.pth' in message and 'OPENPOSE_ROS_MIRROR' in message
 
 
 # --- processes --------------------------------------------------------------------------------------------------
@@ -381,7 +287,6 @@ def compressed_node(client):
 
 
 # --- the node over DDS -----------------------------------------------------------------------------------------
-
 @pytest.mark.slow
 @pytest.mark.ros
 def test_node_publishes_tracked_poses_and_annotated_images_with_the_input_headers(client, raw_node):
@@ -730,27 +635,3 @@ def test_missing_weights_and_invalid_parameters_stop_the_node_at_start_with_a_cl
     assert code == 2 and 'backend must be one of auto, torch, onnx, int8' in log, log
     for code, log in results.values():
         assert 'Traceback' not in log, log
-
-
-@pytest.mark.slow
-@pytest.mark.ros
-def test_demo_leaves_an_annotated_video_and_the_poses_on_disk(tmp_path):
-    """`make demo` on the first frames of the real video, with the test model, every frame processed."""
-    from openpose_ros.formats.poses_json import read_document
-
-    require_ros()
-    env = ros_env(pick_domain_id())
-    result = subprocess.run([sys.executable, '-m', 'openpose_ros.ros.demo', str(SHARED_DATA / 'video' / 'vtest.avi'),
-                             '--weights', str(TEST_MODEL), '--output', str(tmp_path), '--max-frames', '15',
-                             '--every-frame'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((tmp_path / 'summary.json').read_text())
-    assert summary['frames_published'] == summary['frames_processed'] == 15
-    assert summary['node_exit_status'] == 0
-    capture = cv2.VideoCapture(summary['annotated_video'])
-    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 15
-    ok, frame = capture.read()
-    capture.release()
-    assert ok and frame.shape == (576, 768, 3)
-    document = read_document(tmp_path / 'poses.json')
-    assert [frame['frame'] for frame in document['frames']] == list(range(15))
