@@ -7,7 +7,7 @@ from conftest import MMPOSE_ANNOTATIONS, PHOTO
 from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.evaluation.metrics import load_ground_truth
 from openpose_ros.formats.coco import load_coco_keypoints
-from openpose_ros.inference.estimator import STAGES, _resample
+from openpose_ros.inference.estimator import STAGES, resample
 from openpose_ros.inference.preprocess import letterbox
 from openpose_ros.training.targets import render_oracle_maps
 
@@ -20,7 +20,7 @@ def test_maps_of_another_scale_resample_onto_the_reference_grid(base_height):
                                    for height in (256, base_height))
     reference, _ = letterbox(record.height, record.width, 256, 8)
     source, _ = letterbox(record.height, record.width, base_height, 8)
-    resampled = _resample(source_maps, source, reference, 8)
+    resampled = resample(source_maps, source, reference, 8)
     assert resampled.shape == reference_maps.shape
     heat = slice(0, 18)
     peaks_expected = np.array([np.unravel_index(m.argmax(), m.shape) for m in reference_maps[heat]])

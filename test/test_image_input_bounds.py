@@ -42,7 +42,7 @@ def test_a_one_pixel_high_strip_never_becomes_a_network_input():
     for image in (strip, strip.T):  # as wide as high the other way round: refused too
         with pytest.raises(ImageRejected, match='max_aspect_ratio'):
             estimator.detect(image)
-    assert recorder.shapes == [] and estimator._inputs == {}
+    assert recorder.shapes == [] and estimator.network_inputs == {}
 
 
 def test_the_aspect_ratio_bound_is_a_setting_and_panoramas_within_it_are_processed():
@@ -65,11 +65,11 @@ def test_the_learner_refuses_the_strip_and_forwards_its_setting():
     learner.load(TEST_MODEL)
     with pytest.raises(ImageRejected, match='aspect ratio'):
         learner.infer(np.zeros((1, 200), np.uint8))
-    assert learner.estimator._inputs == {}  # no network input was made
+    assert learner.estimator.network_inputs == {}  # no network input was made
     learner.max_aspect_ratio = 20.0
     assert learner.estimator.max_aspect_ratio == 20.0
     learner.infer(np.zeros((10, 200), np.uint8))  # 20:1, now within the bound
-    assert learner.estimator._inputs[1.0].shape == (1, 3, 256, 5120)
+    assert learner.estimator.network_inputs[1.0].shape == (1, 3, 256, 5120)
     with pytest.raises(ValueError, match='max_aspect_ratio'):
         learner.max_aspect_ratio = 100.0
     with pytest.raises(ValueError, match='max_aspect_ratio'):

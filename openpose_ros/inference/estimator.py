@@ -5,6 +5,7 @@ Free of torch: it runs whatever backend it is given.
 """
 import time
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Dict, List
 
 import cv2
@@ -51,6 +52,11 @@ class PoseEstimator:
         self.timings = {}
         self._inputs = {}  # scale -> the network input array, reused from frame to frame
 
+    @property
+    def network_inputs(self):
+        """The network input array of each scale, reused from frame to frame (read-only view)."""
+        return MappingProxyType(self._inputs)
+
     def _timed(self, stage):
         return timed(self.timings, stage)
 
@@ -74,7 +80,7 @@ class PoseEstimator:
                 reference, averaged = box, maps
             else:
                 with self._timed('upsample'):
-                    averaged = averaged + _resample(maps, box, reference, self.stride)
+                    averaged = averaged + resample(maps, box, reference, self.stride)
         averaged /= len(self.scales)
         return averaged[:heatmaps.shape[1]], averaged[heatmaps.shape[1]:], reference
 
@@ -102,7 +108,7 @@ class PoseEstimator:
             return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
 
 
-def _resample(maps, source, target, stride):
+def resample(maps, source, target, stride):
     """Maps of the geometry `source` resampled onto the map grid of the geometry `target` (bilinear)."""
     # target map pixel -> target input pixel -> image pixel -> source input pixel -> source map pixel
     half = stride / 2 - 0.5
