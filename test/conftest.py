@@ -76,11 +76,11 @@ def one_torch_thread():
 
 @pytest.fixture(scope='module')
 def client():
-    """A rclpy node of the test process (test_node.Client) that talks to node processes over DDS."""
+    """A rclpy node of the test process (test_pose_estimation.Client) that talks to node processes over DDS."""
     from ros_helpers import require_ros
     require_ros()
     assert TEST_MODEL.is_dir(), f'the trained test model is missing: {TEST_MODEL}'
-    from test_node import Client
+    from test_pose_estimation import Client
     client = Client()
     yield client
     client.close()

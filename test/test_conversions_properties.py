@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from conftest import PHOTO
 from openpose_ros.inference.image import MAX_PIXELS, to_bgr8
 from openpose_ros.messages.conversions import SUPPORTED_ENCODINGS, compressed_msg_to_bgr, image_msg_to_bgr
-from test_input_bounds import _with_declared_size
+from test_image_input_bounds import with_declared_size
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL_PHOTO = cv2.resize(cv2.imread(str(PHOTO)), (40, 27))
@@ -130,7 +130,7 @@ def compressed_data(draw):
         return bytes(data)
     # small sizes decode quickly; sizes beyond the pixel limit must be refused before decoding
     side = st.integers(1, 64) | st.integers(16385, 65535)
-    return _with_declared_size(encoded, draw(side), draw(side))
+    return with_declared_size(encoded, draw(side), draw(side))
 
 
 @SETTINGS

@@ -22,7 +22,7 @@ from openpose_ros.runtime.export import export_onnx
 from openpose_ros.runtime.quantize import Preprocessing
 from openpose_ros.training.trainer import fit
 from test_quantize import TEST_MODEL_PHOTOS
-from test_training import TINY, assert_resumes_exactly, assert_short_fit_lowers_the_loss, small_dataset
+from test_trainer import TINY, assert_resumes_exactly, assert_short_fit_lowers_the_loss, small_dataset
 
 # Deterministic cuBLAS (exact resumption) needs this before its first use in the process.
 os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')

@@ -71,10 +71,10 @@ def test_bad_decoder_settings_are_refused():
 
 
 def test_candidate_pairs_are_every_pair_of_each_limbs_keypoint_types():
-    from openpose_ros.inference.decode import _candidate_pairs
+    from openpose_ros.inference.decode import candidate_pairs
     from openpose_ros.keypoints import LIMBS, NUM_KEYPOINTS
     kinds = np.random.default_rng(0).integers(0, NUM_KEYPOINTS, 60)
     kinds[kinds == 4] = 3  # a keypoint type without peaks: its limbs have no pairs
     expected = [(limb, a, b) for limb, (kind_a, kind_b) in enumerate(LIMBS)
                 for a in np.flatnonzero(kinds == kind_a) for b in np.flatnonzero(kinds == kind_b)]
-    assert list(zip(*(values.tolist() for values in _candidate_pairs(kinds)))) == expected
+    assert list(zip(*(values.tolist() for values in candidate_pairs(kinds)))) == expected

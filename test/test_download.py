@@ -2,6 +2,7 @@
 local mirror only hands over regular files. Mirrors are folders in tmp_path and a server on 127.0.0.1."""
 import http.server
 import os
+import subprocess
 import threading
 import time
 
@@ -10,6 +11,8 @@ import torch
 
 from conftest import PHOTO
 from openpose_ros.runtime.download import MODES, DownloadError, download
+from openpose_ros.runtime.download import git_blob_sha1
+
 
 JUNK = b'hello world'  # 11 bytes: what a broken mirror or proxy may serve
 
@@ -158,3 +161,31 @@ def test_a_slow_server_is_given_up_on_at_the_deadline(tmp_path, slow_server):
 def test_the_deadline_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match='deadline'):
         download(tmp_path, 'weights', url=(tmp_path / 'mirror').as_uri(), deadline=0)
+
+
+def test_download_offline_says_where_from_and_what_to_do(tmp_path):
+    with pytest.raises(DownloadError) as error:
+        download(tmp_path, 'pretrained', url='http://127.0.0.1:9/models')
+    message = str(error.value)
+    assert 'http://127.0.0.1:9/models/checkpoint_iter_370000.pth' in message
+    assert 'OPENPOSE_ROS_MIRROR' in message and 'learner.load' in message
+    assert not any(tmp_path.iterdir())
+
+
+def test_download_from_a_mirror_verifies_the_published_hash(tmp_path):
+    mirror = tmp_path / 'mirror'
+    mirror.mkdir()
+    (mirror / 'checkpoint_iter_370000.pth').write_bytes(b'not the published model')
+    with pytest.raises(DownloadError, match='did not verify'):
+        download(tmp_path / 'models', 'pretrained', url=mirror.as_uri())
+    assert not (tmp_path / 'models' / 'checkpoint_iter_370000.pth').exists()
+    torch.save({'state_dict': {'weight': torch.ones(3)}}, mirror / 'mobilenet_sgd_68.848.pth.tar')
+    fetched = download(tmp_path / 'models', 'weights', url=mirror.as_uri())  # no published hash: it must load
+    assert fetched.read_bytes() == (mirror / 'mobilenet_sgd_68.848.pth.tar').read_bytes()
+
+
+def test_git_blob_sha1_matches_git(tmp_path):
+    sample = tmp_path / 'sample.bin'
+    sample.write_bytes(bytes(range(256)) * 100)
+    expected = subprocess.run(['git', 'hash-object', str(sample)], capture_output=True, text=True).stdout.strip()
+    assert git_blob_sha1(sample) == expected

@@ -1,131 +1,13 @@
-"""REP-155 (ROS4HRI) body topics: the keypoint order mapping and body ids (fast), and the node's topics over DDS
-with the test model on moving real photos (slow)."""
-import re
+"""REP-155 (ROS4HRI) body topics of the node (openpose_ros.ros.hri) over DDS with the test model on moving real
+photos."""
 
 import cv2
 import numpy as np
 import pytest
 
 from openpose_ros.keypoints import KEYPOINT_NAMES, SKELETON2D_KEYPOINTS
-from openpose_ros.messages.bodies import ID_LENGTH, BodyIds, normalized_roi, normalized_skeleton, skeleton2d_order
 from openpose_ros.pose import Pose
-from ros_helpers import SHARED_DATA
-from test_bag_eval import learner, model  # noqa: F401 (fixtures)
-
-SKELETON2D_MSG = SHARED_DATA.parent / 'vendor' / 'hri_msgs' / 'msg' / 'Skeleton2D.msg'
-
-
-def skeleton2d_msg_constants():
-    """The keypoint constants of the vendored Skeleton2D.msg: {'NOSE': 0, ...}."""
-    return {name: int(value) for name, value in
-            re.findall(r'^uint8\s+([A-Z_]+)\s*=\s*(\d+)', SKELETON2D_MSG.read_text(), re.MULTILINE)}
-
-
-# --- fast: mapping and ids ------------------------------------------------------------------------------------
-def test_skeleton2d_order_puts_the_eyes_and_ears_where_skeleton2d_numbers_them():
-    constants = skeleton2d_msg_constants()
-    assert (constants['LEFT_EYE'], constants['RIGHT_EYE'], constants['LEFT_EAR'], constants['RIGHT_EAR']) == \
-        (14, 15, 16, 17)
-    order = skeleton2d_order(constants)
-    assert order[:14] == tuple(range(14))  # nose .. left ankle: the same numbers in both
-    assert [KEYPOINT_NAMES[index] for index in order[14:]] == ['l_eye', 'r_eye', 'l_ear', 'r_ear']
-    assert sorted(order) == list(range(18))
-
-
-def test_normalized_skeleton_and_roi_divide_by_the_image_size_and_zero_missing_keypoints():
-    keypoints = np.array([(10.0 * i + 5, 7.0 * i + 3) for i in range(18)], np.float32)
-    keypoints[KEYPOINT_NAMES.index('l_ear')] = -1  # missing
-    pose = Pose(keypoints, 0.8, keypoint_scores=np.linspace(0.1, 0.9, 18))
-    width, height = 400, 300
-    constants = skeleton2d_msg_constants()
-    rows = normalized_skeleton(pose, width, height, skeleton2d_order(constants))
-    for constant, name in SKELETON2D_KEYPOINTS.items():
-        index = KEYPOINT_NAMES.index(name)
-        expected = (0, 0, 0) if name == 'l_ear' else (*(keypoints[index] / (width, height)),
-                                                      pose.keypoint_scores[index])
-        np.testing.assert_allclose(rows[constants[constant]], expected, rtol=1e-6, err_msg=constant)
-    found = keypoints[pose.found]
-    assert normalized_roi(pose, width, height) == pytest.approx(
-        (found[:, 0].min() / width, found[:, 1].min() / height, found[:, 0].max() / width,
-         found[:, 1].max() / height, 0.8))
-
-
-def test_body_ids_stay_with_their_track_and_are_never_given_again():
-    bodies = BodyIds()
-    first = bodies.update([0, 1], alive=[0, 1])
-    assert set(first.started) == {0, 1} and not first.ended
-    assert all(len(body) == ID_LENGTH and body.isalpha() and body.islower() for body in first.started.values())
-    assert bodies.update([1], alive=[0, 1]).started == {}  # track 0 missed, still kept: same bodies
-    assert bodies.bodies == first.started
-    second = bodies.update([1], alive=[1])
-    assert second.ended == {0: first.started[0]}
-    # The tracker restarts (reset) and numbers a new person 0 again: a new body id.
-    assert bodies.clear() == {1: first.started[1]}
-    again = bodies.update([0], alive=[0])
-    assert again.started[0] not in first.started.values()
-    assert bodies.update([-1], alive=[0]).started == {}  # untracked poses are no bodies
-
-
-def test_body_ids_of_a_long_run_are_all_different():
-    bodies = BodyIds(salt=12345)
-    ids = [bodies.update([track], alive=[track]).started[track] for track in range(100_000)]
-    assert len(set(ids)) == len(ids)
-
-
-# --- bag_eval --hri: the same topics in the output bag, without rclpy ------------------------------------------
-def expected_skeleton(points, width, height, constants):
-    """(18, 2) Skeleton2D coordinates of OpenPose keypoints `points` (-1 where missing), placed by name."""
-    expected = np.zeros((18, 2))
-    for constant, name in SKELETON2D_KEYPOINTS.items():
-        point = points[KEYPOINT_NAMES.index(name)]
-        expected[constants[constant]] = point / (width, height) if point[0] >= 0 else 0
-    return expected
-
-
-def test_bag_eval_hri_writes_the_rep155_topics_of_each_frame(learner, tmp_path):
-    from rosbags.rosbag2 import Reader
-
-    from openpose_ros.messages.conversions import msg_to_poses
-    from openpose_ros.messages import typestore as messages
-    from openpose_ros.bag.evaluate import node_settings
-    from test_bag_eval import make_bag, moving_frames, run_eval
-
-    count = 8
-    result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
-                      plots=False, settings=node_settings(hri=True))
-    store = messages.typestore(hri=True)
-    topics = {}
-    with Reader(result.output_bag) as reader:
-        for connection, _, raw in reader.messages():
-            topics.setdefault(connection.topic, []).append(store.deserialize_cdr(raw, connection.msgtype))
-    height, width = moving_frames(1)[0][2].shape[:2]
-    poses = {messages.stamp_ns(msg.header): msg_to_poses(msg) for msg in topics['/poses']}
-    tracked = topics['/humans/bodies/tracked']
-    assert [messages.stamp_ns(msg.header) for msg in tracked] == list(poses), 'one IdsList per frame'
-    constants = skeleton2d_msg_constants()
-    track_of = {}
-    for msg in tracked:
-        stamp = messages.stamp_ns(msg.header)
-        for body in msg.ids:
-            track_of.setdefault(body, None)
-            skeletons = [m for m in topics.get(f'/humans/bodies/{body}/skeleton2d', [])
-                         if messages.stamp_ns(m.header) == stamp]
-            rois = [m for m in topics.get(f'/humans/bodies/{body}/roi', []) if messages.stamp_ns(m.header) == stamp]
-            if not skeletons:  # tracked but not seen in this frame
-                continue
-            got = np.array([(p.x, p.y) for p in skeletons[0].skeleton])
-            matches = [pose for pose in poses[stamp]
-                       if np.allclose(got, expected_skeleton(pose.data, width, height, constants), atol=1e-6)]
-            assert len(matches) == 1, f'body {body} at {stamp}: {len(matches)} poses match its skeleton'
-            assert track_of[body] in (None, matches[0].id), f'body {body} changed track'
-            track_of[body] = matches[0].id
-            x, y, w, h = matches[0].bbox
-            roi = rois[0]
-            assert (roi.xmin, roi.ymin, roi.xmax, roi.ymax) == pytest.approx(
-                (x / width, y / height, (x + w) / width, (y + h) / height), abs=1e-6)
-    people = [body for body, track in track_of.items() if track is not None]
-    assert len(people) >= 2 and len(set(track_of[b] for b in people)) == len(people)
-    assert result.report['output']['messages']['/humans/bodies/tracked'] == count
+from test_bag_evaluate import learner, model  # noqa: F401 (fixtures)
 
 
 # --- slow: the node over DDS ----------------------------------------------------------------------------------
@@ -135,7 +17,7 @@ def test_node_publishes_rep155_bodies_that_come_and_go(client, tmp_path):
     from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D, Skeleton2D
 
     from openpose_ros.msg import Pose2DArray
-    from test_node import ONE_PERSON, TWO_PEOPLE, NodeProcess, keypoints_of, poses_by_stamp, stamp_of
+    from test_pose_estimation import ONE_PERSON, TWO_PEOPLE, NodeProcess, keypoints_of, poses_by_stamp, stamp_of
 
     node = NodeProcess('-p', 'hri:=true')
     node.wait_active()

@@ -1,6 +1,10 @@
 """The learner's save/load, ONNX path and downloads, on real images."""
+import gc
 import json
+import logging
 import subprocess
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +14,8 @@ import torch
 from conftest import DATA, PHOTO, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.runtime.checkpoints import WeightsMismatchError
-from openpose_ros.runtime.download import DownloadError, download, git_blob_sha1
+from openpose_ros.learner import NoWeightsError
+
 
 IMAGES = [PHOTO, DATA / 'images' / 'messi5.jpg', DATA / 'images' / 'basketball1.png']
 
@@ -126,29 +131,55 @@ def test_onnx_runtime_finds_the_same_poses_as_torch(tmp_path, photos):
             assert np.abs(a.data - b.data).max() < 0.05 and abs(a.confidence - b.confidence) < 1e-3
 
 
-def test_download_offline_says_where_from_and_what_to_do(tmp_path):
-    with pytest.raises(DownloadError) as error:
-        download(tmp_path, 'pretrained', url='http://127.0.0.1:9/models')
-    message = str(error.value)
-    assert 'http://127.0.0.1:9/models/checkpoint_iter_370000.pth' in message
-    assert 'OPENPOSE_ROS_MIRROR' in message and 'learner.load' in message
-    assert not any(tmp_path.iterdir())
+# --- random weights --------------------------------------------------------------------------------------
+@pytest.mark.usefixtures('one_torch_thread')
+def test_infer_and_eval_refuse_weights_never_loaded_or_trained():
+    image = cv2.imread(str(PHOTO))
+    learner = LightweightOpenPoseLearner(device='cpu', backbone='mobilenetv2', mobilenetv2_width=0.25)
+    with pytest.raises(NoWeightsError, match=r'Call load\(.*allow_random_weights'):
+        learner.infer(image)
+    with pytest.raises(NoWeightsError):
+        learner.eval(None)
+    assert isinstance(learner.allow_random_weights().infer(image), list)
+    loaded = LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL)
+    assert isinstance(loaded.infer(image), list)
 
 
-def test_download_from_a_mirror_verifies_the_published_hash(tmp_path):
-    mirror = tmp_path / 'mirror'
-    mirror.mkdir()
-    (mirror / 'checkpoint_iter_370000.pth').write_bytes(b'not the published model')
-    with pytest.raises(DownloadError, match='did not verify'):
-        download(tmp_path / 'models', 'pretrained', url=mirror.as_uri())
-    assert not (tmp_path / 'models' / 'checkpoint_iter_370000.pth').exists()
-    torch.save({'state_dict': {'weight': torch.ones(3)}}, mirror / 'mobilenet_sgd_68.848.pth.tar')
-    fetched = download(tmp_path / 'models', 'weights', url=mirror.as_uri())  # no published hash: it must load
-    assert fetched.read_bytes() == (mirror / 'mobilenet_sgd_68.848.pth.tar').read_bytes()
+@pytest.mark.slow
+@pytest.mark.usefixtures('one_torch_thread')
+def test_optimize_and_save_of_random_weights_warn(tmp_path, caplog):
+    learner = LightweightOpenPoseLearner(device='cpu', temp_path=tmp_path / 'scratch', backbone='mobilenetv2',
+                                         mobilenetv2_width=0.25, num_refinement_stages=0)
+    with caplog.at_level(logging.WARNING, logger='openpose_ros'):
+        learner.optimize()
+        learner.save(tmp_path / 'model')
+    assert [r.getMessage().split('(')[0] for r in caplog.records if 'random weights' in r.getMessage()] == [
+        'optimize', 'save']
+    with pytest.raises(NoWeightsError):
+        learner.infer(cv2.imread(str(PHOTO)))  # its own export of random weights is no way around
 
 
-def test_git_blob_sha1_matches_git(tmp_path):
-    sample = tmp_path / 'sample.bin'
-    sample.write_bytes(bytes(range(256)) * 100)
-    expected = subprocess.run(['git', 'hash-object', str(sample)], capture_output=True, text=True).stdout.strip()
-    assert git_blob_sha1(sample) == expected
+@pytest.mark.slow
+@pytest.mark.usefixtures('one_torch_thread')
+def test_training_from_scratch_then_save_and_infer(tmp_path):
+    from test_trainer import small_dataset, tiny_learner
+    learner = tiny_learner(tmp_path, epochs=1)
+    learner.fit(small_dataset(), silent=True)
+    assert isinstance(learner.infer(cv2.imread(str(PHOTO)), track=False), list)
+    learner.save(tmp_path / 'trained')
+    assert isinstance(LightweightOpenPoseLearner(device='cpu').load(tmp_path / 'trained').infer(
+        cv2.imread(str(PHOTO))), list)
+
+
+# --- optimize() writes nothing into the working folder ---------------------------------------------------
+@pytest.mark.usefixtures('one_torch_thread')
+def test_optimize_writes_into_a_private_folder_removed_with_the_learner(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'sentinel.txt').write_text('keep')
+    learner = LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL)
+    path = Path(learner.optimize())
+    assert path.is_file() and Path(tempfile.gettempdir()) in path.parents
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['sentinel.txt']
+    del learner
+    gc.collect()
+    assert not path.parent.exists()

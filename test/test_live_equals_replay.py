@@ -76,7 +76,7 @@ def live_poses(client, bag, parameters):
 
     from openpose_ros.messages.conversions import bgr_to_image_msg, msg_to_poses
     from openpose_ros.msg import Pose2DArray
-    from test_node import NodeProcess
+    from test_pose_estimation import NodeProcess
 
     node = NodeProcess('--params-file', str(parameters))
     try:

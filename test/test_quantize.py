@@ -13,16 +13,14 @@ import onnx
 import pytest
 import torch
 
-from conftest import DATA, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, TEST_MODEL
+from conftest import DATA, MMPOSE_IMAGES, PHOTO, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
-from openpose_ros.formats.coco import load_coco_keypoints
 from openpose_ros.runtime.backends import OnnxBackend
 from openpose_ros.runtime.export import export_onnx
 from openpose_ros.evaluation.agreement import compare_backends
 from openpose_ros.runtime.quantize import (Preprocessing, default_calibration_images, load_images, quantize_onnx,
                                            quantized_path)
-from openpose_ros.runtime.selection import apply_backend, choose_backend, saved_onnx_models
-from test_infer_cli import OracleBackend
+
 
 pytestmark = pytest.mark.slow  # quantising and calibrating take seconds per test
 
@@ -177,38 +175,6 @@ def test_the_default_calibration_set_is_real_varied_and_bounded():
     assert all(p.is_file() and cv2.imread(str(p)) is not None for p in paths)
 
 
-# --- the agreement measurement -------------------------------------------------------------------------------
-def test_agreement_of_a_model_with_itself_is_perfect(models):
-    _, fp32, _ = models
-    result = compare_backends(OnnxBackend(fp32), OnnxBackend(fp32), HELD_OUT)
-    assert result['heatmaps_max_abs_error'] == 0 and result['pafs_max_abs_error'] == 0
-    if result['poses_reference']:
-        assert result['pose_agreement'] == 1.0 and result['keypoint_displacement_max_px'] == 0
-    else:
-        assert result['pose_agreement'] is None  # never "agreement" out of no poses
-
-
-def test_agreement_measures_displacement_on_real_people():
-    """Oracle maps of the mmpose-tests people against the same maps moved one map pixel right: every matched
-    keypoint moves by one stride in input pixels, 8 / scale image pixels."""
-    records = load_coco_keypoints(str(MMPOSE_ANNOTATIONS))
-    truth = OracleBackend(records, MMPOSE_IMAGES)
-
-    class Shifted:
-        def run(self, batch):
-            heatmaps, pafs = truth.run(batch)
-            return np.roll(heatmaps, 1, axis=3), np.roll(pafs, 1, axis=3)
-
-    images = [cv2.imread(str(MMPOSE_IMAGES / r.file_name)) for r in records]
-    same = compare_backends(truth, truth, images)
-    assert same['poses_reference'] >= 10 and same['pose_agreement'] == 1.0
-    moved = compare_backends(truth, Shifted(), images)
-    expected = [8 * r.height / 256 for r in records]  # one map pixel in image pixels, per image
-    assert min(expected) - 0.5 < moved['keypoint_displacement_median_px'] < max(expected) + 0.5, moved
-    assert moved['heatmaps_max_abs_error'] > 0.5
-    assert moved['pose_agreement'] >= 0.8  # a 13 px move keeps most people matched (OKS > 0.5)
-
-
 # The photos the test model was trained on (benchmarks/overfit.py): the ones where it finds people.
 TEST_MODEL_PHOTOS = [DATA / 'coco' / 'coco-mini' / 'train2017' / f'{i:012d}.jpg'
                      for i in (30752, 37666, 183872, 234748, 442450)]
@@ -238,49 +204,12 @@ def test_int8_agrees_with_fp32_on_the_trained_test_model(tmp_path):
     assert control['heatmaps_mean_abs_error'] > 2 * result['heatmaps_mean_abs_error']
 
 
-# --- backend choice -----------------------------------------------------------------------------------------
-def test_the_fastest_available_backend_is_chosen(tmp_path, models):
-    learner, fp32, int8 = models
-    folder = tmp_path / 'model'
-    learner.save(folder)
-    assert saved_onnx_models(folder) == (None, None)
-    choice = choose_backend(folder, prefer='onnx')
-    assert (choice.name, choice.model) == ('onnx', None) and 'exported' in choice.reason
-    assert (choose_backend(folder).name, choose_backend(folder).model) == ('openvino', None)
-    export_onnx(learner.model, folder / 'model.onnx')
-    assert saved_onnx_models(folder) == (None, None)  # not listed in the metadata, so not trusted
-    learner.ort_session = OnnxBackend(fp32)
-    learner.save(folder)
-    choice = choose_backend(folder)
-    assert (choice.name, choice.model) == ('openvino', folder / 'model.onnx')
-    learner.ort_session = OnnxBackend(int8)  # save() keeps the int8 model it runs, beside the fp32 one
-    learner.save(folder)
-    learner.ort_session = None
-    choice = choose_backend(folder)
-    assert (choice.name, choice.model, choice.precision) == ('openvino', folder / 'model.int8.onnx', 'int8')
-    assert 'quantised' in choice.reason and (folder / 'model.int8.onnx').read_bytes() == int8.read_bytes()
-    assert choose_backend(folder, prefer='int8').model == folder / 'model.int8.onnx'
-    assert choose_backend(folder, prefer='torch').name == 'torch'
-    assert choose_backend(folder, prefer='onnx').model == folder / 'model.onnx'
-    with pytest.raises(ValueError, match='backend must be one of'):
-        choose_backend(folder, prefer='tensorrt')
-    assert choose_backend(None).name == 'openvino'  # a model in memory: exported on demand
-    assert choose_backend(tmp_path / 'checkpoint.pth').model is None  # a stale X.onnx beside it is not trusted
-
-
-def test_apply_backend_names_what_runs(tmp_path, models, monkeypatch):
-    learner, _, int8 = models
-    image = cv2.imread(str(PHOTO))
-    names = {}
-    for choice in (choose_backend(None, prefer='torch'), choose_backend(int8, prefer='int8'),
-                   choose_backend(None, prefer='onnx'), choose_backend(int8)):
-        names[choice.name] = apply_backend(learner, choice)
-        assert learner.infer(image) is not None
-    assert names == {'torch': 'torch-cpu', 'int8': 'onnxruntime-cpu-int8', 'onnx': 'onnxruntime-cpu',
-                     'openvino': 'openvino-cpu-int8'}
-    from openpose_ros.runtime import selection as acceleration
-    monkeypatch.setattr(acceleration, '_installed', lambda module: module == 'torch')  # neither ONNX runtime
-    choice = choose_backend(None)
-    assert choice.name == 'torch' and 'not installed' in choice.reason
-    with pytest.raises(RuntimeError, match='onnxruntime'):
-        choose_backend(None, prefer='int8')
+# --- the agreement measurement -------------------------------------------------------------------------------
+def test_agreement_of_a_model_with_itself_is_perfect(models):
+    _, fp32, _ = models
+    result = compare_backends(OnnxBackend(fp32), OnnxBackend(fp32), HELD_OUT)
+    assert result['heatmaps_max_abs_error'] == 0 and result['pafs_max_abs_error'] == 0
+    if result['poses_reference']:
+        assert result['pose_agreement'] == 1.0 and result['keypoint_displacement_max_px'] == 0
+    else:
+        assert result['pose_agreement'] is None  # never "agreement" out of no poses

@@ -160,7 +160,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, config: DecoderConfig = DecoderC
     Returns (limb, a, b, score) arrays of the connections that pass the reference's tests, where a and b index
     the peaks.
     """
-    limb, a, b = _candidate_pairs(peaks.kind)
+    limb, a, b = candidate_pairs(peaks.kind)
     steps = np.linspace(0.0, 1.0, config.points_per_limb, dtype=np.float32)
     # Exact shortcut: a limb fails when more than `allowed` samples disagree, so a pair whose first
     # `allowed + 1` probes (spread along it) all disagree can be dropped before the full count.
@@ -176,7 +176,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, config: DecoderConfig = DecoderC
     return limb[passed], a[passed], b[passed], score[passed].astype(np.float32)
 
 
-def _candidate_pairs(kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_pairs(kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (limb type, start peak, end peak) whose peaks have the limb's two keypoint types, limb by limb,
     start peaks outer, in peak order: the pairs of a meshgrid per limb, built in one vectorised pass."""
     by_kind = np.argsort(kinds, kind='stable')

@@ -4,8 +4,9 @@ smoothing over a stream).
 Free of torch: it runs whatever backend it is given.
 """
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from types import MappingProxyType
 from typing import Any, Dict, List
 
 import cv2
@@ -57,6 +58,11 @@ class PoseEstimator:
         self.timings: Dict[str, float] = {}
         self._inputs: Dict[float, np.ndarray] = {}  # scale -> the network input array, reused from frame to frame
 
+    @property
+    def network_inputs(self) -> Mapping[float, np.ndarray]:
+        """The network input array of each scale, reused from frame to frame (read-only view)."""
+        return MappingProxyType(self._inputs)
+
     def _timed(self, stage: str) -> AbstractContextManager[None]:
         return timed(self.timings, stage)
 
@@ -72,7 +78,7 @@ class PoseEstimator:
         for scale in others:
             maps, box, _ = self._maps_at(image, scale)
             with self._timed('upsample'):
-                averaged = averaged + _resample(maps, box, reference, self.stride)
+                averaged = averaged + resample(maps, box, reference, self.stride)
         averaged /= len(self.scales)
         return averaged[:heatmap_channels], averaged[heatmap_channels:], reference
 
@@ -110,7 +116,7 @@ class PoseEstimator:
             return [Pose(k, c, s) for k, c, s in zip(keypoints, pose_scores, keypoint_scores)]
 
 
-def _resample(maps: np.ndarray, source: Letterbox, target: Letterbox, stride: int) -> np.ndarray:
+def resample(maps: np.ndarray, source: Letterbox, target: Letterbox, stride: int) -> np.ndarray:
     """Maps of the geometry `source` resampled onto the map grid of the geometry `target` (bilinear)."""
     # target map pixel -> target input pixel -> image pixel -> source input pixel -> source map pixel
     half = stride / 2 - 0.5

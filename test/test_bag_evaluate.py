@@ -1,13 +1,10 @@
 """bag_eval: camera bags (sqlite3, mcap; raw and compressed) written here from real frames, evaluated with the
 test model, read back with rosbags. No rclpy anywhere."""
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+import math
 
 import cv2
 import numpy as np
@@ -19,7 +16,6 @@ from conftest import DATA, ROOT, TEST_MODEL  # noqa: E402
 from test_lifting import PERSON_DEPTHS  # noqa: E402
 import openpose_ros.messages.typestore as messages  # noqa: E402
 from openpose_ros.bag.evaluate import BagEvalOptions, evaluate_bag  # noqa: E402
-from openpose_ros.bag.realtime import NewestFrameWorker  # noqa: E402
 from openpose_ros.bag.report import read_report  # noqa: E402
 from openpose_ros.bag import command as bag_eval  # noqa: E402
 from openpose_ros.formats.bag_reader import BagError, BagInput, decode  # noqa: E402
@@ -28,6 +24,8 @@ from openpose_ros.formats.poses_json import read_document  # noqa: E402
 from openpose_ros.messages.conversions import bgr_to_image_msg, msg_to_poses  # noqa: E402
 from openpose_ros.messages.types import StoreTypes, header as make_header  # noqa: E402
 from openpose_ros.runtime.loading import load_for_inference  # noqa: E402
+from test_bodies import expected_skeleton, skeleton2d_msg_constants  # noqa: E402
+
 
 # A training image of the test model with two people (coco-mini train2017); the model finds these people.
 COCO_MINI = DATA / 'coco' / 'coco-mini'
@@ -37,8 +35,6 @@ TRAIN_ANNOTATIONS = COCO_MINI / 'annotations' / 'person_keypoints_train2017.json
 T0 = 1_700_000_000_000_000_000      # stamps of the test bags (ns)
 PERIOD = 100_000_000                # 10 Hz
 LOG_DELAY = 7_000_000               # the recorder logs each frame 7 ms after its stamp
-# Rosidl's hash of Pose2DArray (install/openpose_ros/share/openpose_ros/msg/Pose2DArray.json of a colcon build).
-POSE2DARRAY_RIHS01 = 'RIHS01_d7c836df7f2e581da4fbc34355648f5bc21f830c4a34bb65402cb2f111337001'
 
 
 # --- frames -------------------------------------------------------------------------------------------------
@@ -156,62 +152,6 @@ WITHOUT_ROS = [sys.executable, '-c', 'import sys\n'
                '    sys.modules[name] = None\n'
                'from openpose_ros.bag.command import main\n'
                'sys.exit(main(sys.argv[1:]))']
-
-
-def test_bag_eval_runs_without_ros_python_packages(model, tmp_path):
-    bag = make_bag(tmp_path / 'camera', compressed=True, count=2)
-    done = subprocess.run([*WITHOUT_ROS, str(bag), '--weights', str(model), '-o',
-                           str(tmp_path / 'out'), '--quiet', '--no-plots'], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = read_report(tmp_path / 'out' / 'report.json')
-    assert report['frames']['processed'] == 2 and report['people']['poses'] >= 3
-
-
-# --- message types ------------------------------------------------------------------------------------------
-def test_message_types_come_from_the_msg_files_with_rosidl_hashes():
-    store = messages.typestore()
-    assert store.hash_rihs01(messages.POSE_ARRAY) == POSE2DARRAY_RIHS01
-    built = ROOT / 'install' / 'openpose_ros' / 'share' / 'openpose_ros' / 'msg'
-    for name in messages.MESSAGES if built.is_dir() else ():
-        expected = json.loads((built / f'{name}.json').read_text())['type_hashes'][0]['hash_string']
-        assert store.hash_rihs01(f'openpose_ros/msg/{name}') == expected
-
-
-def test_missing_message_definitions_say_where_they_were_looked_for(monkeypatch, tmp_path):
-    monkeypatch.setattr(messages, 'message_folder_candidates', lambda: [tmp_path / 'nowhere'])
-    with pytest.raises(messages.MessageDefinitionsNotFound, match='(?s)nowhere.*OPENPOSE_ROS_MSG_DIR'):
-        messages.message_folder()
-
-
-# --- reading ------------------------------------------------------------------------------------------------
-def test_every_supported_encoding_with_padded_rows_decodes_to_the_same_frame(tmp_path):
-    frame = moving_frames(1)[0][2][:120, :160]
-    store = messages.typestore()
-    encodings = ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8')
-    types = StoreTypes(store)
-    frames = [(T0 + i, bgr_to_image_msg(frame, make_header(types, T0 + i), encoding, 5 + i, types))
-              for i, encoding in enumerate(encodings)]
-    from rosbags.rosbag2 import Writer
-    with Writer(tmp_path / 'bag', version=9) as writer:
-        connection = writer.add_connection('/camera', messages.IMAGE, typestore=store)
-        for stamp, msg in frames:
-            writer.write(connection, stamp, bytes(store.serialize_cdr(msg, messages.IMAGE)))
-    with BagInput(tmp_path / 'bag', store) as bag:
-        decoded = [decode(f) for f in bag.frames(bag.select_topic())]
-    assert len(decoded) == len(encodings)
-    for encoding, image in zip(encodings, decoded):
-        expected = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) \
-            if encoding == 'mono8' else frame
-        assert image.shape == frame.shape and np.array_equal(image, expected), encoding
-
-
-def test_a_recording_without_metadata_is_read_from_its_storage_file(tmp_path):
-    bag = make_bag(tmp_path / 'bag', count=3, frames=[(T0 + i, np.full((8, 8, 3), i, np.uint8)) for i in range(3)])
-    (bag / 'metadata.yaml').unlink()
-    with BagInput(bag, messages.typestore()) as source:
-        frames = list(source.frames(source.select_topic()))
-        assert [f.index for f in frames] == [0, 1, 2] and 'no metadata.yaml' in source.warnings[0]
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -360,86 +300,9 @@ def test_a_node_parameter_file_configures_the_run(learner, model, tmp_path, capl
     assert 'min_pose_score must be a finite number, got nan' in caplog.text
 
 
-# --- realtime -----------------------------------------------------------------------------------------------
-def test_newest_frame_worker_drops_what_arrives_while_busy():
-    published, dropped = [], []
-    worker = NewestFrameWorker(1.0, lambda item: 0.025, published.append, lambda item, _: dropped.append(item))
-    for index in range(6):
-        worker.arrive(index, index * 10_000_000)    # every 10 ms, 25 ms of work each
-    worker.finish()
-    assert [p.item for p in published] == [0, 2, 4, 5] and dropped == [1, 3]
-    assert [round(p.age * 1e3, 6) for p in published] == [25, 30, 35, 50]
-    slow = NewestFrameWorker(2.0, lambda item: 0.025, published.append)
-    for index in range(3):
-        slow.arrive(index, index * 100_000_000)     # every 100 ms played at 2x: 50 ms apart, all processed
-    assert slow.pending is None and slow.busy == pytest.approx(0.075)
-
-
-def test_realtime_on_a_bag_faster_than_inference_processes_part_of_it(learner, tmp_path):
-    count = 16
-    # 500 Hz: 2 ms between frames, far less than one inference.
-    frames = [(T0 + i * 2_000_000, T0 + i * 2_000_000, frame) for i, (_, _, frame) in
-              enumerate(moving_frames(count))]
-    bag = make_bag(tmp_path / 'fast', frames=frames)
-    report = run_eval(learner, bag, tmp_path / 'out', realtime=1.0, plots=False).report
-    realtime = report['realtime']
-    processed = [f for f in report['per_frame'] if f['status'] == 'processed']
-    assert 2 <= realtime['processed'] == len(processed) < count / 2
-    assert realtime['processed_fraction'] == pytest.approx(len(processed) / count, abs=1e-4)
-    assert realtime['dropped'] == count - len(processed) == report['frames']['dropped']
-    assert processed[0]['index'] == 0 and processed[-1]['index'] == count - 1   # first and newest are taken
-    for frame in processed:
-        assert frame['age_ms'] >= frame['processing_ms'] - 1e-3
-        assert frame['output_log_time_ns'] > frame['log_time_ns']
-    output, _ = read_bag(report['output']['bag'])
-    assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == [f['stamp_ns'] for f in processed]
-    assert [log for log, _ in output['/poses']] == [f['output_log_time_ns'] for f in processed]
-    # The same frames played 10000 times slower (20 s apart): every one is processed, at once.
-    slow = run_eval(learner, bag, tmp_path / 'slow', realtime=1e-4, plots=False, annotated='none').report
-    assert slow['realtime']['processed'] == count and slow['realtime']['dropped'] == 0
-    assert slow['realtime']['age_ms']['max'] == pytest.approx(slow['timing']['processing_ms']['max'], abs=1e-3)
-
-
 # --- errors -------------------------------------------------------------------------------------------------
 def run_cli(*args):
     return bag_eval.main([*map(str, args), '--quiet'])
-
-
-def test_unknown_encoding_rejects_those_frames_with_the_reason(model, tmp_path, capsys):
-    store = messages.typestore()
-    good = moving_frames(4)
-    from rosbags.rosbag2 import Writer
-    with Writer(tmp_path / 'camera', version=9) as writer:
-        connection = writer.add_connection('/camera/image_raw', messages.IMAGE, typestore=store)
-        for index, (stamp, log, frame) in enumerate(good):
-            msg = bgr_to_image_msg(frame, make_header(StoreTypes(store), stamp), types=StoreTypes(store))
-            if index % 2:
-                msg.encoding = 'yuv422_yuy2'
-            writer.write(connection, log, bytes(store.serialize_cdr(msg, messages.IMAGE)))
-    status = run_cli(tmp_path / 'camera', '--weights', model, '-o', tmp_path / 'out')
-    assert status == 1
-    report = read_report(tmp_path / 'out' / 'report.json')
-    assert report['frames']['processed'] == 2 and report['frames']['rejected'] == 2
-    (reason, count), = report['frames']['rejected_reasons'].items()
-    assert count == 2 and "unsupported image encoding 'yuv422_yuy2'" in reason
-    assert "rejected x2: unsupported image encoding 'yuv422_yuy2'" in capsys.readouterr().out
-    output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
-    assert len(output['/poses']) == 2
-
-
-@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
-def test_truncated_or_corrupt_bags_are_clear_errors(tmp_path, caplog, storage):
-    bag = make_bag(tmp_path / 'camera', storage, count=3)
-    data = next(p for p in bag.iterdir() if p.suffix in ('.db3', '.mcap'))
-    size = data.stat().st_size
-    os.truncate(data, size // 2)
-    assert run_cli(bag, '--weights', TEST_MODEL, '-o', tmp_path / 'out') == 2
-    assert 'corrupt, truncated or not a bag' in caplog.text and str(bag) in caplog.text
-    caplog.clear()
-    data.write_bytes(b'\0' * size)
-    assert run_cli(data, '--weights', TEST_MODEL, '-o', tmp_path / 'out') == 2
-    assert 'corrupt, truncated or not a bag' in caplog.text
-    assert not (tmp_path / 'out' / 'camera_poses').exists()
 
 
 def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monkeypatch):
@@ -463,61 +326,6 @@ def test_a_bag_breaking_off_mid_way_keeps_what_was_done(learner, tmp_path, monke
     assert 'read error' in report['error'] and report['frames']['processed'] == 3
     output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
     assert len(output['/poses']) == 3
-
-
-def test_bags_without_images_and_missing_inputs_are_clear_errors(tmp_path, caplog, monkeypatch):
-    store = messages.typestore()
-    from rosbags.rosbag2 import Writer
-    with Writer(tmp_path / 'chatter', version=9) as writer:
-        connection = writer.add_connection('/chatter', 'std_msgs/msg/String', typestore=store)
-        writer.write(connection, T0, bytes(store.serialize_cdr(store.types['std_msgs/msg/String'](data='hi'),
-                                                               'std_msgs/msg/String')))
-    assert run_cli(tmp_path / 'chatter', '--weights', TEST_MODEL) == 2
-    assert 'holds no image topic' in caplog.text and '/chatter (std_msgs/msg/String)' in caplog.text
-    assert run_cli(tmp_path / 'chatter', '--weights', TEST_MODEL, '--topic', '/chatter') == 2
-    assert 'holds std_msgs/msg/String, not sensor_msgs/msg/Image' in caplog.text
-    caplog.clear()
-    bag = make_bag(tmp_path / 'camera', count=1)
-    assert run_cli(bag, '-o', tmp_path / 'out') == 2
-    assert 'no weights given' in caplog.text and 'download' in caplog.text
-    assert run_cli(bag, '--weights', tmp_path / 'nothing.pth', '-o', tmp_path / 'out') == 2
-    assert f'no weights at {tmp_path / "nothing.pth"}' in caplog.text
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    monkeypatch.setenv('OPENPOSE_ROS_MIRROR', 'http://127.0.0.1:9/models')   # nothing listens there
-    assert run_cli(bag, '--weights', 'download', '-o', tmp_path / 'out') == 2
-    assert 'could not download http://127.0.0.1:9/models/checkpoint_iter_370000.pth' in caplog.text
-    assert not (tmp_path / 'cache' / 'openpose_ros' / 'checkpoint_iter_370000.pth').exists()
-    assert run_cli(tmp_path / 'nobag', '--weights', TEST_MODEL) == 2
-    assert f'no bag at {tmp_path / "nobag"}' in caplog.text
-
-
-@pytest.mark.slow
-def test_ctrl_c_leaves_a_readable_output_bag_and_says_so_in_the_report(model, tmp_path):
-    count = 100
-    frames = moving_frames(1)[0][2]
-    bag = make_bag(tmp_path / 'camera', 'mcap', compressed=True,
-                   frames=[(T0 + i * PERIOD, T0 + i * PERIOD, frames) for i in range(count)])
-    command = [*WITHOUT_ROS, str(bag), '--weights', str(model), '-o', str(tmp_path / 'out'), '--no-plots']
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=dict(os.environ, PYTHONUNBUFFERED='1'))
-    os.set_blocking(process.stderr.fileno(), False)
-    seen, deadline = b'', time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        seen += process.stderr.read() or b''
-        done = [int(n) for n in re.findall(rb'(\d+)/100 \[', seen)]
-        if done and max(done) >= 5:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, f'finished before it could be interrupted: {seen[-500:]!r}'
-    process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, stdout
-    report = read_report(tmp_path / 'out' / 'report.json')
-    assert report['interrupted'] and 'INTERRUPTED' in stdout.decode()
-    output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
-    processed = report['frames']['processed']
-    assert 5 <= processed < count and len(output['/poses']) == len(output['/image_annotated/compressed']) == processed
-    assert [messages.stamp_ns(m.header) for _, m in output['/poses']] == [T0 + i * PERIOD for i in range(processed)]
 
 
 # --- depth: people in metres ------------------------------------------------------------------------------------
@@ -697,3 +505,57 @@ def test_a_bag_without_depth_gives_what_it_gave_before(learner, tmp_path):
     assert set(read_bag(result.output_bag)[1]) == {'/poses', '/image_annotated/compressed'}
     assert result.report['depth'] is None and 'frames with depth' not in result.summary_path.read_text()
     assert all('depth' not in frame for frame in result.report['per_frame'])
+
+
+def test_a_setting_the_learner_refuses_creates_no_output(learner, tmp_path):
+    from openpose_ros.bag.evaluate import node_settings
+    bag = make_bag(tmp_path / 'camera', count=1)
+    with pytest.raises(ValueError, match='max_aspect_ratio'):
+        run_eval(learner, bag, tmp_path / 'out', settings=dict(node_settings(), max_aspect_ratio=math.nan))
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bag_eval_hri_writes_the_rep155_topics_of_each_frame(learner, tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from openpose_ros.messages.conversions import msg_to_poses
+    from openpose_ros.messages import typestore as messages
+    from openpose_ros.bag.evaluate import node_settings
+    from test_bag_evaluate import make_bag, moving_frames, run_eval
+
+    count = 8
+    result = run_eval(learner, make_bag(tmp_path / 'camera', count=count), tmp_path / 'out', annotated='none',
+                      plots=False, settings=node_settings(hri=True))
+    store = messages.typestore(hri=True)
+    topics = {}
+    with Reader(result.output_bag) as reader:
+        for connection, _, raw in reader.messages():
+            topics.setdefault(connection.topic, []).append(store.deserialize_cdr(raw, connection.msgtype))
+    height, width = moving_frames(1)[0][2].shape[:2]
+    poses = {messages.stamp_ns(msg.header): msg_to_poses(msg) for msg in topics['/poses']}
+    tracked = topics['/humans/bodies/tracked']
+    assert [messages.stamp_ns(msg.header) for msg in tracked] == list(poses), 'one IdsList per frame'
+    constants = skeleton2d_msg_constants()
+    track_of = {}
+    for msg in tracked:
+        stamp = messages.stamp_ns(msg.header)
+        for body in msg.ids:
+            track_of.setdefault(body, None)
+            skeletons = [m for m in topics.get(f'/humans/bodies/{body}/skeleton2d', [])
+                         if messages.stamp_ns(m.header) == stamp]
+            rois = [m for m in topics.get(f'/humans/bodies/{body}/roi', []) if messages.stamp_ns(m.header) == stamp]
+            if not skeletons:  # tracked but not seen in this frame
+                continue
+            got = np.array([(p.x, p.y) for p in skeletons[0].skeleton])
+            matches = [pose for pose in poses[stamp]
+                       if np.allclose(got, expected_skeleton(pose.data, width, height, constants), atol=1e-6)]
+            assert len(matches) == 1, f'body {body} at {stamp}: {len(matches)} poses match its skeleton'
+            assert track_of[body] in (None, matches[0].id), f'body {body} changed track'
+            track_of[body] = matches[0].id
+            x, y, w, h = matches[0].bbox
+            roi = rois[0]
+            assert (roi.xmin, roi.ymin, roi.xmax, roi.ymax) == pytest.approx(
+                (x / width, y / height, (x + w) / width, (y + h) / height), abs=1e-6)
+    people = [body for body, track in track_of.items() if track is not None]
+    assert len(people) >= 2 and len(set(track_of[b] for b in people)) == len(people)
+    assert result.report['output']['messages']['/humans/bodies/tracked'] == count

@@ -5,8 +5,6 @@ images are JPEG by default. Real bags, real frames, real filesystems (a tmpfs an
 running as root)."""
 import contextlib
 import json
-import math
-import os
 import subprocess
 
 import cv2
@@ -14,18 +12,17 @@ import pytest
 
 pytest.importorskip('rosbags')
 
-from conftest import DATA, ROOT  # noqa: E402
+from conftest import ROOT  # noqa: E402
 from filesystems import limit_file_size, mounted, read_only_folder  # noqa: E402
 import openpose_ros.messages.typestore as messages  # noqa: E402
 from openpose_ros.bag.report import read_report  # noqa: E402
 from openpose_ros.bag.writer import FREE_SPACE_MARGIN, MARKER_NAME  # noqa: E402
 from openpose_ros.formats.bag_reader import BagInput  # noqa: E402
-from openpose_ros.formats.image_bags import video_to_bag  # noqa: E402
-from test_bag_eval import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
-from test_bag_eval import run_eval  # noqa: E402
-from test_bag_eval import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
+from test_bag_evaluate import LOG_DELAY, PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag  # noqa: E402
+from test_bag_evaluate import run_cli  # noqa: E402
+from test_bag_evaluate import learner, model  # noqa: E402,F401  (fixtures: the test model with its ONNX export)
 
-VIDEO = DATA / 'video' / 'vtest.avi'
+
 MiB = 2**20
 
 
@@ -94,34 +91,6 @@ def test_an_output_inside_the_input_bag_is_refused(model, tmp_path, caplog):
         assert run_cli(bag, '--weights', model, *output) == 2
         assert f'is inside the input bag {bag}' in caplog.text
     assert {p.name: p.read_bytes() for p in bag.iterdir()} == before
-    assert not (tmp_path / 'out').exists()
-
-
-def test_a_setting_the_learner_refuses_creates_no_output(learner, tmp_path):
-    from openpose_ros.bag.evaluate import node_settings
-    bag = make_bag(tmp_path / 'camera', count=1)
-    with pytest.raises(ValueError, match='max_aspect_ratio'):
-        run_eval(learner, bag, tmp_path / 'out', settings=dict(node_settings(), max_aspect_ratio=math.nan))
-    assert not (tmp_path / 'out').exists()
-
-
-# --- arguments ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize('argument,message', [
-    (['--end', 'inf'], 'end must be in [0, 1e+09] seconds'),
-    (['--end', '1e300'], 'end must be in [0, 1e+09] seconds'),
-    (['--start', '1e300'], 'start must be in [0, 1e+09] seconds'),
-    (['--start', '-1'], 'start must be in [0, 1e+09] seconds'),
-    (['--realtime', '1e308'], 'realtime playback rate must be in [1e-06, 1e+06]'),
-    (['--realtime', 'nan'], 'realtime playback rate must be in [1e-06, 1e+06]'),
-    (['--max-aspect-ratio', 'nan'], 'max_aspect_ratio must be a finite number, got nan'),
-    (['--base-height', '-1'], 'base_height must be in [0, 2048], got -1'),
-    (['--upsample-ratio', '0'], 'upsample_ratio must be in [1, 16], got 0'),
-])
-def test_out_of_range_times_and_rates_exit_2_with_a_message(model, tmp_path, capsys, argument, message):
-    bag = make_bag(tmp_path / 'camera', count=2)
-    with pytest.raises(SystemExit) as exit_:
-        run_cli(bag, '--weights', model, '-o', tmp_path / 'out', *argument)
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
 
 
@@ -195,47 +164,6 @@ def test_a_read_only_output_folder_is_a_clear_error(model, tmp_path, caplog):
         assert run_cli(bag, '--weights', model, '-o', tmp_path / 'out', '--output-bag', locked / 'poses') == 2
         assert f'cannot write into {locked}' in caplog.text
         assert not (tmp_path / 'out' / 'report.json').exists()
-
-
-# --- killed recordings ----------------------------------------------------------------------------------------
-def record_ends(path):
-    """(opcode, end offset) of each top-level record of an mcap file."""
-    ends = []
-    with open(path, 'rb') as stream:
-        stream.seek(8)
-        while True:
-            head = stream.read(9)
-            if len(head) < 9:
-                return ends
-            stream.seek(int.from_bytes(head[1:], 'little'), 1)
-            ends.append((head[0], stream.tell()))
-
-
-@pytest.mark.parametrize('cut', ['mid_chunk', 'summary'])
-def test_a_killed_mcap_recording_is_read_as_far_as_it_goes(model, tmp_path, caplog, cut):
-    count = 6
-    # Raw 768x576 frames of a real video: every frame fills a chunk of its own (rosbags closes a chunk at 1 MiB).
-    assert video_to_bag(VIDEO, tmp_path / 'camera', storage='mcap', max_frames=count) == count
-    data = tmp_path / 'camera' / 'camera.mcap'
-    chunk_ends = [end for opcode, end in record_ends(data) if opcode == 0x06]
-    assert len(chunk_ends) == count
-    if cut == 'mid_chunk':   # a recording killed while writing its fifth chunk: no summary, no footer
-        size, recovered = (chunk_ends[3] + chunk_ends[4]) // 2, 4
-    else:                    # killed while writing the summary, after the data end record
-        size, recovered = next(end for opcode, end in record_ends(data) if opcode == 0x0F) + 5, count
-    os.truncate(data, size)
-    if cut == 'mid_chunk':   # a killed ros2 bag record writes no metadata.yaml; with one, the mcap file is read
-        (tmp_path / 'camera' / 'metadata.yaml').unlink()
-    assert run_cli(tmp_path / 'camera', '--weights', model, '-o', tmp_path / 'out', '--no-plots') == 0
-    assert f'recovered {recovered} messages from a truncated mcap file' in caplog.text
-    report = read_report(tmp_path / 'out' / 'report.json')
-    assert report['input']['recovered_messages'] == recovered
-    assert report['frames']['processed'] == recovered and report['error'] is None
-    assert any(f'recovered {recovered} messages' in warning for warning in report['warnings'])
-    output, _ = read_bag(tmp_path / 'out' / 'camera_poses')
-    assert len(output['/poses']) == recovered
-    frames = [cv2.imdecode(m.data, cv2.IMREAD_COLOR) for _, m in output['/image_annotated/compressed']]
-    assert len(frames) == recovered and all(frame.shape == (576, 768, 3) for frame in frames)
 
 
 # --- annotated images -----------------------------------------------------------------------------------------

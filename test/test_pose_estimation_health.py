@@ -1,6 +1,6 @@
 """pose_estimation_node's health over time: memory across lifecycle cycles, diagnostics of failing frames.
 
-Real node processes over DDS with the small test model, as in test_node.py (whose process and client classes
+Real node processes over DDS with the small test model, as in test_pose_estimation.py (whose process and client classes
 this module reuses).
 """
 import time
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST_MODEL
-from test_node import ONE_PERSON, NodeProcess, image_msg, stamp_of
+from test_pose_estimation import ONE_PERSON, NodeProcess, image_msg, stamp_of
 
 
 def stream_frames(client, topic, image, rate=10.0):
@@ -47,53 +47,6 @@ def test_memory_stays_flat_over_lifecycle_cycles_with_frames_flowing(client):
     finally:
         code, log = node.interrupt()
     assert code == 0, log
-
-
-# --- frames that are refused or fail: counted by cause, health levels, bounded logs --------------------------
-def test_frame_stats_rates_span_the_frames_not_the_quiet_time_after_them():
-    """A run processed at 10 Hz for 3 s, then quiet for 2 s (the end of a video): 10 Hz, not 29 frames / 5 s."""
-    from openpose_ros.ros.worker import FrameStats
-
-    now = [50.0]
-    stats = FrameStats(window=5.0, clock=lambda: now[0])
-    for _ in range(30):
-        stats.on_received()
-        stats.on_processed(20.0, 30.0, 15.0, 1)
-        now[0] += 0.1
-    now[0] += 2.0
-    figures = stats.snapshot()
-    assert figures['processing_rate_hz'] == pytest.approx(10.0, rel=0.01)
-    assert figures['input_rate_hz'] == pytest.approx(10.0, rel=0.01)
-
-
-def test_the_demo_rate_spans_the_stamps_of_the_processed_frames():
-    from openpose_ros.ros.demo import frame_seconds
-    from openpose_ros.ros.worker import span_rate
-
-    stamps = [(1700000000 + index // 10, (index % 10) * 100_000_000) for index in range(0, 60, 2)]  # 5 Hz
-    assert span_rate([frame_seconds(stamp) for stamp in stamps]) == pytest.approx(5.0)
-    assert span_rate([frame_seconds(stamps[0])]) == 0.0
-
-
-def test_frame_stats_count_refused_and_failed_frames_by_cause():
-    from openpose_ros.ros.worker import FrameStats
-
-    now = [0.0]
-    stats = FrameStats(window=5.0, clock=lambda: now[0])
-    for index in range(3):
-        stats.on_rejected('unsupported image encoding', f"unsupported image encoding 'x{index}'")
-    stats.on_rejected('empty image', 'empty image: 0x0 pixels')
-    stats.on_failed('InvalidArgument', 'InvalidArgument: wrong dimensions')
-    for index in range(40):  # more causes than kept: the rest count as 'other'
-        stats.on_rejected(f'cause {index}', 'x')
-    figures = stats.snapshot()
-    assert figures['rejected: unsupported image encoding'] == 3 and figures['rejected: empty image'] == 1
-    assert figures['failed: InvalidArgument'] == 1 and figures['frames_failed'] == 1
-    assert figures['last_rejection'] == 'x' and figures['last_failure'] == 'InvalidArgument: wrong dimensions'
-    assert figures['frames_rejected'] == 44 and figures['rejected_in_window'] == 44
-    assert figures['rejected: other'] == 44 - 4 - (FrameStats.MAX_CAUSES - 2)
-    now[0] += 10
-    assert stats.snapshot()['rejected_in_window'] == stats.snapshot()['failed_in_window'] == 0
 
 
 def test_rejection_causes_and_echoes_leave_out_the_values_a_message_brings():
@@ -205,18 +158,6 @@ def test_a_flood_of_distinct_bad_encodings_gives_few_short_warnings_and_one_caus
         code, log = node.interrupt()
     assert code == 0, log
     assert len(log) < 20000, f'{len(log)} characters of log'
-
-
-# --- parameter types ----------------------------------------------------------------------------------------
-def test_a_double_parameter_takes_a_whole_number_as_a_float_but_not_a_bool():
-    from openpose_ros.parameters import BY_NAME, check
-
-    assert check('annotated_max_rate', 0) is None and check('min_pose_score', 1) is None
-    converted = BY_NAME['annotated_max_rate'].convert(0)
-    assert converted == 0.0 and type(converted) is float
-    assert 'must be a double' in check('min_pose_score', True)
-    assert 'in [0, 1], got 2' in check('min_pose_score', 2)
-    assert 'must be a int' in check('upsample_ratio', 2.0)  # the other way round stays refused
 
 
 @pytest.mark.slow

@@ -141,22 +141,3 @@ def test_test_model_finds_its_people_and_eval_is_pycocotools_on_the_file(tmp_pat
     assert stats['AP'] >= 0.5
     (tmp_path / 'gt.json').write_text(json.dumps(annotations))
     assert stats == pytest.approx(direct_pycocotools(tmp_path / 'gt.json', tmp_path / 'detections.json'), abs=1e-12)
-
-
-def test_evaluate_executable_prints_the_stats_and_writes_the_detections(tmp_path, capsys):
-    from openpose_ros.cli.evaluate import main
-    code = main(['--weights', str(TEST_MODEL), '--dataset-path', str(MMPOSE_IMAGES), '--images-folder-name', '.',
-                 '--annotations-filename', 'test_coco.json', '--no-use-subset', '--device', 'cpu', '--temp-path',
-                 str(tmp_path), '--output-name', 'cli.json', '--silent'])
-    assert code == 0
-    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(stats) == set(METRICS)
-    assert stats == pytest.approx(direct_pycocotools(MMPOSE_ANNOTATIONS, tmp_path / 'cli.json'), abs=1e-12)
-
-
-def test_evaluate_executable_refuses_bad_input(tmp_path, capsys):
-    from openpose_ros.cli.evaluate import main
-    with pytest.raises(SystemExit):
-        main(['--weights', str(TEST_MODEL)])  # no dataset
-    code = main(['--weights', str(tmp_path / 'missing'), '--dataset-path', str(MMPOSE_IMAGES), '--silent'])
-    assert code == 2 and 'error' in capsys.readouterr().err

@@ -19,7 +19,7 @@ from conftest import DATA, MMPOSE_IMAGES, PHOTO, ROOT, TEST_MODEL, VIDEO
 from filesystems import limit_file_size, read_only_folder
 from openpose_ros import command_line as cli
 from openpose_ros.cli import infer
-from openpose_ros.training import trainer as training
+
 
 EXECUTABLES = {'infer': 'Pose estimation on an image', 'train': 'Train Lightweight OpenPose',
                'evaluate': 'Evaluate a model on COCO keypoints', 'bag_eval': 'Pose estimation on a recorded camera bag'}
@@ -286,16 +286,3 @@ def test_a_fifo_or_a_folder_is_refused_where_a_file_is_expected(tmp_path, caplog
             with pytest.raises(SystemExit) as exit_:
                 bag_eval.build_parser().parse_args([str(tmp_path / 'bag'), option, str(path)])
             assert exit_.value.code == 2 and f'{path} {reason}; give a file' in capsys.readouterr().err
-
-
-# --- training messages -------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_the_logged_loss_names_its_parts(tmp_path, capsys):
-    from test_training import small_dataset, tiny_learner
-    learner = tiny_learner(tmp_path, num_refinement_stages=1)
-    training.fit(learner, small_dataset(), max_iterations=1)
-    entry = training.read_losses(tmp_path, 'default')[0]
-    heatmaps, pafs, refined_heatmaps, refined_pafs = entry['stage_losses']
-    expected = (f'loss {entry["loss"]:.4f} (initial stage: heatmaps {heatmaps:.4f}, PAFs {pafs:.4f}; '
-                f'refinement stage 1: heatmaps {refined_heatmaps:.4f}, PAFs {refined_pafs:.4f})')
-    assert expected in capsys.readouterr().out

@@ -15,12 +15,9 @@ import pytest
 from conftest import COCO, DATA, MINI_TRAIN_ANNOTATIONS, MMPOSE_ANNOTATIONS, MMPOSE_IMAGES, PHOTO, TEST_MODEL, VIDEO
 from openpose_ros.cli import infer as cli
 from openpose_ros.formats.coco import load_coco_keypoints
-from openpose_ros.formats.poses_json import (FORMAT, ResultsFormatError, document, frame_record, pose_from_dict,
-                                             pose_to_dict, read_document, write_document)
-from openpose_ros.inference.decode import decode_poses
+from openpose_ros.formats.poses_json import FORMAT, pose_to_dict, read_document
 from openpose_ros.inference.preprocess import prepare
 from openpose_ros.keypoints import NUM_KEYPOINTS
-from openpose_ros.pose import Pose
 from openpose_ros.training.targets import render_oracle_maps
 
 BASE_HEIGHT = 256
@@ -253,66 +250,6 @@ def test_a_saved_model_with_a_quantised_twin_runs_int8_by_default(tmp_path):
     assert json.loads((tmp_path / 'c' / 'poses.json').read_text())['backend'] == 'torch-cpu'
 
 
-# --- the JSON format ---------------------------------------------------------------------------------------
-@pytest.fixture(scope='module')
-def real_poses(records):
-    """Poses decoded from the oracle maps of the mmpose-tests people (12 annotated), in image pixels."""
-    poses = []
-    for record in records.values():
-        heatmaps, pafs, scale, pad = render_oracle_maps(record, BASE_HEIGHT, 8)
-        keypoints, keypoint_scores, scores = decode_poses(heatmaps, pafs, 8, 4)
-        found = keypoints[..., 0] >= 0
-        keypoints[found] = (keypoints[found] - (pad[1], pad[0])) / scale
-        poses += [Pose(k, s, c, id=i) for i, (k, c, s) in enumerate(zip(keypoints, keypoint_scores, scores))]
-    assert len(poses) >= 10
-    return poses
-
-
-def test_poses_round_trip_through_json(tmp_path, real_poses):
-    assert any(not p.found.all() for p in real_poses)  # missing keypoints are part of the test
-    doc = document([frame_record(real_poses[:5], 1.5, file='a.jpg', width=640, height=425),
-                    frame_record(real_poses[5:], 1.6, frame=7)], source='test')
-    path = write_document(tmp_path / 'poses.json', doc)
-    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
-    back = read_document(path)
-    restored = back['frames'][0]['poses'] + back['frames'][1]['poses']
-    assert len(restored) == len(real_poses)
-    for before, after in zip(real_poses, restored):
-        assert np.array_equal(before.found, after.found)
-        assert np.abs(before.data - after.data)[before.found].max() <= 1e-3
-        assert np.all(after.data[~after.found] == -1)
-        assert np.abs(before.keypoint_scores - after.keypoint_scores)[before.found].max() <= 1e-5
-        assert after.id == before.id and abs(after.confidence - before.confidence) <= 1e-5
-        assert np.allclose(after.bbox, before.bbox, atol=2e-3)
-    assert back['frames'][1]['frame'] == 7 and back['frames'][0]['stamp'] == 1.5
-
-
-def test_a_pose_dict_holds_18_rows_and_missing_keypoints_as_minus_one(real_poses):
-    pose = next(p for p in real_poses if not p.found.all())
-    data = pose_to_dict(pose)
-    json.dumps(data, allow_nan=False)
-    rows = np.array(data['keypoints'])
-    assert rows.shape == (18, 3)
-    assert np.all(rows[~pose.found] == [-1, -1, 0]) and np.all(rows[pose.found, 2] > 0)
-
-
-def test_malformed_results_are_rejected_with_the_place(tmp_path, real_poses):
-    with pytest.raises(ResultsFormatError, match='pose 3'):
-        pose_from_dict({'keypoints': [[0, 0, 1]] * 17, 'confidence': 1}, 'pose 3')
-    with pytest.raises(ResultsFormatError, match='not a pose'):
-        pose_from_dict({'confidence': 1})
-    doc = document([frame_record(real_poses[:2], 0.0)])
-    doc['version'] = 99
-    (tmp_path / 'v.json').write_text(json.dumps(doc))
-    with pytest.raises(ResultsFormatError, match='version'):
-        read_document(tmp_path / 'v.json')
-    (tmp_path / 'x.json').write_text('{"format": "something else"')
-    with pytest.raises(ResultsFormatError, match='JSON'):
-        read_document(tmp_path / 'x.json')
-    with pytest.raises(ValueError):
-        pose_to_dict(Pose(np.full((18, 2), np.inf), 0.5, np.ones(18)))
-
-
 def test_other_real_images_run_end_to_end(tmp_path):
     """Grayscale-free real photos of other sizes (opencv-doc): the run completes and writes valid JSON."""
     out = tmp_path / 'out'
@@ -366,3 +303,27 @@ def test_the_test_model_finds_its_people_through_the_executable_on_every_backend
         assert len(errors) == 6 and sum(e < 8.0 for e in errors) >= 5, (backend, errors)
     # torch and ONNX Runtime decode the same maps: the same places
     assert np.allclose(found['torch'], found['onnx'], atol=0.5)
+
+
+# --- the executables ----------------------------------------------------------------------------------------------
+def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo):
+    from openpose_ros.cli import infer
+
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'strip.png'), np.full((1, 200), 100, np.uint8))
+    cv2.imwrite(str(folder / 'photo.png'), photo)
+    common = ['--weights', str(TEST_MODEL), '--backend', 'torch', '--no-images', '--quiet']
+    assert infer.main([str(folder), '--output', str(tmp_path / 'out'), *common]) == 1
+    document = json.loads((tmp_path / 'out' / 'poses.json').read_text())
+    assert [frame['file'] for frame in document['frames']] == ['photo.png']
+    (error,) = document['errors']
+    assert error['file'] == 'strip.png' and 'aspect ratio of 200' in error['error']
+    assert infer.main([str(folder / 'strip.png'), '--output', str(tmp_path / 'lone'), *common]) == 2
+    wide = tmp_path / 'wide.png'  # 20:1, through with a larger bound
+    cv2.imwrite(str(wide), cv2.resize(photo, (400, 20)))
+    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common]) == 2
+    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common, '--max-aspect-ratio', '25']) == 0
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
+        infer.main([str(folder), '--output', str(tmp_path / 'bad'), *common, '--max-aspect-ratio', '0.5'])
+    assert refused.value.code == 2

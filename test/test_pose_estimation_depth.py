@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_node import TWO_PEOPLE, NodeProcess, image_msg, poses_by_stamp, stamp_of
+from test_pose_estimation import TWO_PEOPLE, NodeProcess, image_msg, poses_by_stamp, stamp_of
 
 DEPTH_FRAME = 'camera_depth_optical_frame'
 DISTANCE = 2.5   # metres: the whole depth image, which has half the colour image's resolution

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from test_node import (ONE_PERSON, Client, NodeProcess, compressed_node, image_msg,  # noqa: F401
-                       poses_by_stamp, raw_node, stamp_of)
-from test_input_bounds import _with_declared_size
+from test_pose_estimation import (ONE_PERSON, Client, NodeProcess, compressed_node, image_msg,  # noqa: F401
+                                  poses_by_stamp, raw_node, stamp_of)
+from test_image_input_bounds import with_declared_size
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
 RSS_GROWTH_LIMIT_MIB = 300  # the strip alone took 2.5 GB before it was bounded
@@ -59,8 +59,8 @@ def test_max_aspect_ratio_changes_at_run_time(client, raw_node):
 
 
 @pytest.mark.parametrize('make, words', [
-    (lambda jpeg: _with_declared_size(cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes(),
-                                      20000, 20000), 'is too large (20000x20000)'),
+    (lambda jpeg: with_declared_size(cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes(),
+                                     20000, 20000), 'is too large (20000x20000)'),
     (lambda jpeg: jpeg[:len(jpeg) // 2] + b'\xff\xd9', 'truncated JPEG: its image data ends before the last block'),
 ])
 def test_huge_and_cut_jpegs_are_rejected_before_decoding_and_the_next_frame_processed(

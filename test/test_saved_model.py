@@ -1,6 +1,5 @@
 """A saved model's metadata and files are untrusted input: checked options, files inside the folder, checksums,
 finite weights; and a learner without weights does not pretend to find people."""
-import gc
 import json
 import logging
 import math
@@ -11,7 +10,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,7 +18,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import PHOTO, ROOT, TEST_MODEL
 from openpose_ros import LightweightOpenPoseLearner
 from openpose_ros.files import file_sha256
-from openpose_ros.learner import NoWeightsError
 from openpose_ros.runtime.loading import ModelError
 from openpose_ros.runtime.saved_model import ModelFileError
 from openpose_ros.runtime.selection import apply_backend, choose_backend
@@ -227,53 +224,3 @@ def test_non_finite_weights_are_refused_in_checkpoints_and_folders(tmp_path, bad
     learner.save(tmp_path / 'model')  # its checksum is right: the values themselves are refused
     with pytest.raises(ValueError, match='NaN or infinite values'):
         LightweightOpenPoseLearner(device='cpu').load(tmp_path / 'model')
-
-
-# --- random weights --------------------------------------------------------------------------------------
-def test_infer_and_eval_refuse_weights_never_loaded_or_trained():
-    image = cv2.imread(str(PHOTO))
-    learner = LightweightOpenPoseLearner(device='cpu', backbone='mobilenetv2', mobilenetv2_width=0.25)
-    with pytest.raises(NoWeightsError, match=r'Call load\(.*allow_random_weights'):
-        learner.infer(image)
-    with pytest.raises(NoWeightsError):
-        learner.eval(None)
-    assert isinstance(learner.allow_random_weights().infer(image), list)
-    loaded = LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL)
-    assert isinstance(loaded.infer(image), list)
-
-
-@pytest.mark.slow
-def test_optimize_and_save_of_random_weights_warn(tmp_path, caplog):
-    learner = LightweightOpenPoseLearner(device='cpu', temp_path=tmp_path / 'scratch', backbone='mobilenetv2',
-                                         mobilenetv2_width=0.25, num_refinement_stages=0)
-    with caplog.at_level(logging.WARNING, logger='openpose_ros'):
-        learner.optimize()
-        learner.save(tmp_path / 'model')
-    assert [r.getMessage().split('(')[0] for r in caplog.records if 'random weights' in r.getMessage()] == [
-        'optimize', 'save']
-    with pytest.raises(NoWeightsError):
-        learner.infer(cv2.imread(str(PHOTO)))  # its own export of random weights is no way around
-
-
-@pytest.mark.slow
-def test_training_from_scratch_then_save_and_infer(tmp_path):
-    from test_training import small_dataset, tiny_learner
-    learner = tiny_learner(tmp_path, epochs=1)
-    learner.fit(small_dataset(), silent=True)
-    assert isinstance(learner.infer(cv2.imread(str(PHOTO)), track=False), list)
-    learner.save(tmp_path / 'trained')
-    assert isinstance(LightweightOpenPoseLearner(device='cpu').load(tmp_path / 'trained').infer(
-        cv2.imread(str(PHOTO))), list)
-
-
-# --- optimize() writes nothing into the working folder ---------------------------------------------------
-def test_optimize_writes_into_a_private_folder_removed_with_the_learner(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / 'sentinel.txt').write_text('keep')
-    learner = LightweightOpenPoseLearner(device='cpu').load(TEST_MODEL)
-    path = Path(learner.optimize())
-    assert path.is_file() and Path(tempfile.gettempdir()) in path.parents
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['sentinel.txt']
-    del learner
-    gc.collect()
-    assert not path.parent.exists()

@@ -1,7 +1,6 @@
 """Inputs that would cost memory or time, or give wrong poses, are refused before the work starts: strips of
 extreme aspect ratio, compressed images that declare a huge size, cut JPEGs with an end marker appended, float
 images on a 0-255 scale; and `Image.opencv()` gives an array that may be drawn on."""
-import json
 import zlib
 
 import cv2
@@ -43,7 +42,7 @@ def test_a_one_pixel_high_strip_never_becomes_a_network_input():
     for image in (strip, strip.T):  # as wide as high the other way round: refused too
         with pytest.raises(ImageRejected, match='max_aspect_ratio'):
             estimator.detect(image)
-    assert recorder.shapes == [] and estimator._inputs == {}
+    assert recorder.shapes == [] and estimator.network_inputs == {}
 
 
 def test_the_aspect_ratio_bound_is_a_setting_and_panoramas_within_it_are_processed():
@@ -66,11 +65,11 @@ def test_the_learner_refuses_the_strip_and_forwards_its_setting():
     learner.load(TEST_MODEL)
     with pytest.raises(ImageRejected, match='aspect ratio'):
         learner.infer(np.zeros((1, 200), np.uint8))
-    assert learner.estimator._inputs == {}  # no network input was made
+    assert learner.estimator.network_inputs == {}  # no network input was made
     learner.max_aspect_ratio = 20.0
     assert learner.estimator.max_aspect_ratio == 20.0
     learner.infer(np.zeros((10, 200), np.uint8))  # 20:1, now within the bound
-    assert learner.estimator._inputs[1.0].shape == (1, 3, 256, 5120)
+    assert learner.estimator.network_inputs[1.0].shape == (1, 3, 256, 5120)
     with pytest.raises(ValueError, match='max_aspect_ratio'):
         learner.max_aspect_ratio = 100.0
     with pytest.raises(ValueError, match='max_aspect_ratio'):
@@ -78,7 +77,7 @@ def test_the_learner_refuses_the_strip_and_forwards_its_setting():
 
 
 # --- compressed images that declare a huge size ------------------------------------------------------------------
-def _with_declared_size(encoded, width, height):
+def with_declared_size(encoded, width, height):
     """A JPEG or PNG whose header says width x height (the pixel data left as it is)."""
     data = bytearray(encoded)
     if data[:4] == b'\x89PNG':
@@ -104,7 +103,7 @@ def test_a_compressed_image_declaring_a_huge_size_is_refused_before_decoding(ext
     from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     small = cv2.imencode(extension, np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
-    huge = _with_declared_size(small, 20000, 20000)  # 400 Mpx: OpenCV would decode it (1.2 GB, seconds)
+    huge = with_declared_size(small, 20000, 20000)  # 400 Mpx: OpenCV would decode it (1.2 GB, seconds)
     assert 20000 * 20000 > MAX_PIXELS and len(huge) < 1000
     with pytest.raises(ImageRejected, match=r'its header declares is too large \(20000x20000\)') as refused:
         compressed_msg_to_bgr(SimpleNamespace(format=extension[1:], data=huge))
@@ -121,7 +120,7 @@ def test_stray_bytes_before_the_jpeg_frame_header_do_not_hide_its_size():
     from openpose_ros.messages.conversions import compressed_msg_to_bgr
 
     small = cv2.imencode('.jpg', np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
-    huge = _with_declared_size(small, 20000, 20000)
+    huge = with_declared_size(small, 20000, 20000)
     frame_header = huge.index(b'\xff\xc0')
     stray = huge[:frame_header] + b'junk' + huge[frame_header:]  # libjpeg skips these with a warning
     assert declared_size(stray) == (20000, 20000)
@@ -198,45 +197,3 @@ def test_float_images_on_a_0_255_scale_are_refused_with_what_to_do(photo):
         to_bgr8(photo.astype(np.float32) / 127.5 - 1.0)  # -1..1
     rounded = photo.astype(np.float64) / 255.0 * (1 + 1e-6)  # rounding just past 1 is taken as 1
     assert np.array_equal(to_bgr8(rounded), photo)
-
-
-# --- the executables ----------------------------------------------------------------------------------------------
-def test_infer_skips_a_strip_in_a_folder_and_refuses_a_lone_one(tmp_path, photo):
-    from openpose_ros.cli import infer
-
-    folder = tmp_path / 'images'
-    folder.mkdir()
-    cv2.imwrite(str(folder / 'strip.png'), np.full((1, 200), 100, np.uint8))
-    cv2.imwrite(str(folder / 'photo.png'), photo)
-    common = ['--weights', str(TEST_MODEL), '--backend', 'torch', '--no-images', '--quiet']
-    assert infer.main([str(folder), '--output', str(tmp_path / 'out'), *common]) == 1
-    document = json.loads((tmp_path / 'out' / 'poses.json').read_text())
-    assert [frame['file'] for frame in document['frames']] == ['photo.png']
-    (error,) = document['errors']
-    assert error['file'] == 'strip.png' and 'aspect ratio of 200' in error['error']
-    assert infer.main([str(folder / 'strip.png'), '--output', str(tmp_path / 'lone'), *common]) == 2
-    wide = tmp_path / 'wide.png'  # 20:1, through with a larger bound
-    cv2.imwrite(str(wide), cv2.resize(photo, (400, 20)))
-    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common]) == 2
-    assert infer.main([str(wide), '--output', str(tmp_path / 'wide'), *common, '--max-aspect-ratio', '25']) == 0
-    with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
-        infer.main([str(folder), '--output', str(tmp_path / 'bad'), *common, '--max-aspect-ratio', '0.5'])
-    assert refused.value.code == 2
-
-
-def test_bag_eval_rejects_a_strip_frame_with_the_reason_and_goes_on(tmp_path, photo):
-    pytest.importorskip('rosbags')
-    from openpose_ros.bag import command as bag_eval
-    from openpose_ros.formats.image_bags import write_image_bag
-
-    strip = cv2.cvtColor(np.full((1, 200), 100, np.uint8), cv2.COLOR_GRAY2BGR)
-    frames = [(1_000_000_000, strip), (2_000_000_000, photo)]
-    write_image_bag(tmp_path / 'camera', frames, encoding='mono8')
-    status = bag_eval.main([str(tmp_path / 'camera'), '--weights', str(TEST_MODEL), '--backend', 'torch',
-                            '-o', str(tmp_path / 'out'), '--no-plots', '--quiet'])
-    assert status == 1
-    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
-    assert report['frames']['processed'] == 1 and report['frames']['rejected'] == 1
-    (reason, count), = report['frames']['rejected_reasons'].items()
-    assert count == 1 and reason == 'aspect ratio too large'
-    assert 'has an aspect ratio of 200' in report['per_frame'][0]['reason']
