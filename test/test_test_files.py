@@ -27,6 +27,7 @@ PACKAGE_WIDE = {
     'test_cuda.py': 'the CUDA paths across the package',
     'test_gpu_check.py': 'benchmarks/gpu_check.py',
     'test_messages.py': 'the generated messages of msg/',
+    'test_typing.py': 'mypy over the public API',
 }
 
 
@@ -48,7 +49,7 @@ def accepted_names(modules):
     return names
 
 
-def tested_module(test_file, names):
+def module_tested_by(test_file, names):
     """The module a test file is named after (the longest matching name wins: test_pose_estimation_depth.py is
     pose_estimation's, not pose's), or None."""
     stem = Path(test_file).stem
@@ -64,18 +65,18 @@ def existing_test_files():
 def test_a_test_file_belongs_to_the_module_with_the_longest_matching_name():
     names = accepted_names(['pose', 'ros.pose_estimation', 'command_line', 'bag.evaluate', 'cli.evaluate',
                             'bag.command'])
-    assert tested_module('test_pose_estimation_depth.py', names) == 'ros.pose_estimation'
-    assert tested_module('test_pose.py', names) == 'pose'
-    assert tested_module('test_command_line.py', names) == 'command_line'
-    assert tested_module('test_bag_command.py', names) == 'bag.command'
-    assert tested_module('test_cli_evaluate.py', names) == 'cli.evaluate'
-    assert tested_module('test_evaluate.py', names) is None  # shared by bag/ and cli/: the folder must say which
-    assert tested_module('test_posed.py', names) is None
+    assert module_tested_by('test_pose_estimation_depth.py', names) == 'ros.pose_estimation'
+    assert module_tested_by('test_pose.py', names) == 'pose'
+    assert module_tested_by('test_command_line.py', names) == 'command_line'
+    assert module_tested_by('test_bag_command.py', names) == 'bag.command'
+    assert module_tested_by('test_cli_evaluate.py', names) == 'cli.evaluate'
+    assert module_tested_by('test_evaluate.py', names) is None  # shared by bag/ and cli/: the folder must say which
+    assert module_tested_by('test_posed.py', names) is None
 
 
 def test_every_module_has_a_test_file():
     names = accepted_names(package_modules())
-    tested = {tested_module(name, names) for name in existing_test_files()}
+    tested = {module_tested_by(name, names) for name in existing_test_files()}
     missing = [f'openpose_ros/{module.replace(".", "/")}.py: add test/test_{names[module][0]}.py'
                for module in names if module not in tested]
     assert not missing, 'modules without a test file:\n' + '\n'.join(missing)
@@ -83,7 +84,8 @@ def test_every_module_has_a_test_file():
 
 def test_every_test_file_is_named_after_a_module_or_listed_as_package_wide():
     names = accepted_names(package_modules())
-    stray = [name for name in existing_test_files() if tested_module(name, names) is None and name not in PACKAGE_WIDE]
+    stray = [name for name in existing_test_files()
+             if module_tested_by(name, names) is None and name not in PACKAGE_WIDE]
     assert not stray, ('test files named after no module of openpose_ros (rename them test_<module>[_<aspect>].py, '
                        'or list them in PACKAGE_WIDE):\n' + '\n'.join(stray))
     gone = sorted(set(PACKAGE_WIDE) - set(existing_test_files()))

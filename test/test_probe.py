@@ -1,0 +1,68 @@
+"""The probe: its arguments, and a real run against poses and diagnostics published by this process."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from openpose_ros.ros.probe import build_parser
+from ros_helpers import pick_domain_id, require_ros, ros_env
+
+DOMAIN_ID = pick_domain_id()
+STATUS = 'pose_estimation: pose estimation'
+
+
+def test_the_parser_watches_poses_every_10_s_until_stopped():
+    args = build_parser().parse_args([])
+    assert (args.topic, args.interval, args.duration, args.node) == ('poses', 10.0, None, STATUS)
+    args = build_parser().parse_args(['--topic', '/people', '--interval', '0.5', '--duration', '3'])
+    assert (args.topic, args.interval, args.duration) == ('/people', 0.5, 3.0)
+
+
+@pytest.mark.ros
+def test_a_line_per_interval_counts_the_poses_their_people_and_the_node_s_diagnostics():
+    require_ros()
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from openpose_ros.msg import Pose2D, Pose2DArray
+
+    probe = subprocess.Popen([sys.executable, '-m', 'openpose_ros.ros.probe', '--topic', '/probe_poses',
+                              '--interval', '0.5', '--duration', '2.2'],
+                             cwd=ROOT, env=ros_env(DOMAIN_ID), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    try:
+        node = rclpy.create_node('probe_test', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        poses = node.create_publisher(Pose2DArray, '/probe_poses',
+                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        status = DiagnosticStatus(name=STATUS, message='ok', values=[KeyValue(key='frames', value='42')])
+        deadline = time.monotonic() + 30
+        while probe.poll() is None and time.monotonic() < deadline:
+            if poses.get_subscription_count():
+                msg = Pose2DArray(poses=[Pose2D(), Pose2D()])
+                msg.header.stamp = node.get_clock().now().to_msg()
+                poses.publish(msg)
+                diagnostics.publish(DiagnosticArray(status=[status]))
+            executor.spin_once(timeout_sec=0.1)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+        if probe.poll() is None:
+            probe.kill()
+    out, err = probe.communicate()
+    assert probe.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 4 and [line['t_s'] for line in lines] == pytest.approx([0.5, 1, 1.5, 2], abs=0.15)
+    last = lines[-1]  # 10 messages a second here
+    assert 2 <= last['messages'] <= 6 and last['rate_hz'] == 2 * last['messages']
+    assert last['people_mean'] == 2.0 and 0 <= last['age_ms']['p50'] <= last['age_ms']['max'] < 1000
+    assert last['diagnostics'] == {'frames': '42', 'message': 'ok'}
