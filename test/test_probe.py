@@ -61,8 +61,10 @@ def test_a_line_per_interval_counts_the_poses_their_people_and_the_node_s_diagno
     out, err = probe.communicate()
     assert probe.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
-    assert len(lines) == 4 and [line['t_s'] for line in lines] == pytest.approx([0.5, 1, 1.5, 2], abs=0.15)
-    last = lines[-1]  # 10 messages a second here
-    assert 2 <= last['messages'] <= 6 and last['rate_hz'] == 2 * last['messages']
-    assert last['people_mean'] == 2.0 and 0 <= last['age_ms']['p50'] <= last['age_ms']['max'] < 1000
+    # A line every 0.5 s for 2.2 s (how many and when depend on this machine's load only within bounds).
+    times = [line['t_s'] for line in lines]
+    assert 3 <= len(lines) <= 5 and times == sorted(times) and 0.4 <= times[0] and times[-1] <= 2.6
+    last = lines[-1]  # about 10 messages a second here
+    assert last['messages'] >= 1 and last['rate_hz'] == pytest.approx(last['messages'] / 0.5)
+    assert last['people_mean'] == 2.0 and 0 <= last['age_ms']['p50'] <= last['age_ms']['max'] < 5000
     assert last['diagnostics'] == {'frames': '42', 'message': 'ok'}
