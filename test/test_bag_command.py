@@ -20,6 +20,7 @@ from openpose_ros.messages.conversions import bgr_to_image_msg  # noqa: E402
 from openpose_ros.messages.types import StoreTypes, header as make_header  # noqa: E402
 from test_bag_evaluate import PERIOD, T0, WITHOUT_ROS, make_bag, moving_frames, read_bag, run_cli  # noqa: E402
 from test_bag_evaluate import model  # noqa: E402,F401  (fixture: the test model with its ONNX export)
+from test_image_input_bounds import photo  # noqa: E402,F401  (fixture: the photo as an array)
 
 
 COCO_MINI = DATA / 'coco' / 'coco-mini'

@@ -19,6 +19,7 @@ from openpose_ros.formats.poses_json import FORMAT, pose_to_dict, read_document
 from openpose_ros.inference.preprocess import prepare
 from openpose_ros.keypoints import NUM_KEYPOINTS
 from openpose_ros.training.targets import render_oracle_maps
+from test_image_input_bounds import photo  # noqa: F401  (fixture: the photo as an array)
 
 BASE_HEIGHT = 256
 

@@ -86,7 +86,9 @@ try:
     LightweightOpenPoseLearner(device='cpu').load(sys.argv[1])
 except ValueError as error:
     print('refused:', error)
-print('peak_bytes', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# VmHWM: this program's own peak (ru_maxrss keeps the forking parent's RSS across exec)
+status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+print('peak_bytes', int(status['VmHWM'].split()[0]) * 1024)
 '''
 
 
