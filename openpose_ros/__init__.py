@@ -9,6 +9,7 @@ from openpose_ros.lazy import lazy_attributes
 
 _LAZY = {
     'LightweightOpenPoseLearner': 'openpose_ros.learner',
+    'NoWeightsError': 'openpose_ros.learner',
     'Image': 'openpose_ros.inference.image',
     'Pose': 'openpose_ros.pose',
     'draw': 'openpose_ros.pose',

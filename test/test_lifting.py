@@ -193,3 +193,15 @@ def test_depth_range_and_types():
     keypoints[0, :3] = [[30, 20], [32, 30], [28, 30]]
     assert not lift_poses(keypoints, far, camera(64, 48), max_range=10.0).valid.any()
     assert lift_poses(keypoints, far, camera(64, 48), max_range=15.0).valid[0, :3].all()
+
+
+def test_an_image_size_that_cannot_be_the_colour_images_is_refused(scenes):
+    image, poses, labels = scenes[0]
+    height, width = image.shape[:2]
+    colour = camera(width, height)
+    depth = render(labels, colour)
+    channels_first = (height, 3)  # (shape[1], shape[0]) of a (3, H, W) image: a real mistake
+    with pytest.raises(ValueError, match='not aligned'):
+        lift_poses(poses, depth, colour, image_size=channels_first)
+    with pytest.raises(ValueError, match='not aligned'):
+        lift_poses(poses, depth[:, : width // 2], colour, image_size=(width, height))

@@ -103,8 +103,8 @@ def check_output_bag(path, overwrite: bool = False) -> None:
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not overwrite:
-            raise FileExistsError(f'the output bag {path} exists already (choose another output, or overwrite '
-                                  f'it)')
+            raise FileExistsError(f'the output bag {path} exists already (choose another output, or pass '
+                                  f'--overwrite to replace it)')
         _owned_files(path)
     ensure_writable(path.parent)
 

@@ -23,6 +23,7 @@ DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
 GRID = 7                  # samples per window side: the cost per keypoint is fixed, whatever the person's size
 MIN_SUPPORT = 0.2         # fraction of a window's samples that must be accepted for a keypoint to be valid
 MAX_WINDOW_RADIUS = 64    # depth pixels: bounds the window of a person that fills the image
+ASPECT_TOLERANCE = 0.02   # aligned depth has the colour image's proportions (up to rounding of a smaller size)
 _GRID_OFFSETS = np.stack(np.meshgrid(np.linspace(-1, 1, GRID), np.linspace(-1, 1, GRID)), axis=-1).reshape(-1, 2)
 
 
@@ -130,6 +131,7 @@ def lift_poses(poses: Sequence[Pose] | np.ndarray, depth: np.ndarray, intrinsics
     if depth.ndim != 2:
         raise ValueError(f'a depth image has one channel, not shape {depth.shape}')
     width, height = image_size if image_size is not None else (intrinsics.width, intrinsics.height)
+    _check_proportions(depth.shape, width, height)
     found = keypoints[..., 0] >= 0
     scale = np.array([depth.shape[1] / width, depth.shape[0] / height])
     in_depth = (keypoints + 0.5) * scale - 0.5
@@ -141,6 +143,14 @@ def lift_poses(poses: Sequence[Pose] | np.ndarray, depth: np.ndarray, intrinsics
     points[~valid] = np.nan
     centers = _nan_median(points.transpose(0, 2, 1)) if len(points) else np.zeros((0, 3), np.float32)
     return LiftedPoses(points, valid, centers.astype(np.float32), np.any(valid, axis=1))
+
+
+def _check_proportions(depth_shape: tuple[int, ...], width: int, height: int) -> None:
+    """ValueError unless the depth image has the colour image's proportions, as an aligned one has (a wrong
+    image_size, e.g. a channels-first shape, would otherwise make every keypoint silently invalid)."""
+    if width < 1 or height < 1 or abs(depth_shape[1] / depth_shape[0] / (width / height) - 1) > ASPECT_TOLERANCE:
+        raise ValueError(f'the depth image ({depth_shape[1]}x{depth_shape[0]}) is not aligned to a colour image of '
+                         f'{width}x{height}: image_size is the colour image\'s (width, height)')
 
 
 def _keypoint_array(poses: Sequence[Pose] | np.ndarray) -> np.ndarray:
