@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT
 from openpose_ros.ros.probe import build_parser
-from ros_helpers import pick_domain_id, require_ros, ros_env
+from ros_helpers import ros_env
+from test_pose_estimation import DOMAIN_ID  # the domain of the client fixture
 
-DOMAIN_ID = pick_domain_id()
 STATUS = 'pose_estimation: pose estimation'
 
 
@@ -22,12 +22,8 @@ def test_the_parser_watches_poses_every_10_s_until_stopped():
 
 
 @pytest.mark.ros
-def test_a_line_per_interval_counts_the_poses_their_people_and_the_node_s_diagnostics():
-    require_ros()
-    import rclpy
+def test_a_line_per_interval_counts_the_poses_their_people_and_the_node_s_diagnostics(client):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from openpose_ros.msg import Pose2D, Pose2DArray
 
@@ -35,27 +31,16 @@ def test_a_line_per_interval_counts_the_poses_their_people_and_the_node_s_diagno
                               '--interval', '0.5', '--duration', '2.2'],
                              cwd=ROOT, env=ros_env(DOMAIN_ID), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    status = DiagnosticStatus(name=STATUS, message='ok', values=[KeyValue(key='frames', value='42')])
     try:
-        node = rclpy.create_node('probe_test', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        poses = node.create_publisher(Pose2DArray, '/probe_poses',
-                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        status = DiagnosticStatus(name=STATUS, message='ok', values=[KeyValue(key='frames', value='42')])
         deadline = time.monotonic() + 30
         while probe.poll() is None and time.monotonic() < deadline:
-            if poses.get_subscription_count():
-                msg = Pose2DArray(poses=[Pose2D(), Pose2D()])
-                msg.header.stamp = node.get_clock().now().to_msg()
-                poses.publish(msg)
-                diagnostics.publish(DiagnosticArray(status=[status]))
-            executor.spin_once(timeout_sec=0.1)
-        node.destroy_node()
+            msg = Pose2DArray(poses=[Pose2D(), Pose2D()])
+            msg.header.stamp = client.node.get_clock().now().to_msg()
+            client.publish('/probe_poses', msg)  # the first call waits for the probe's subscription
+            client.publish('/diagnostics', DiagnosticArray(status=[status]))
+            client.spin(0.1)
     finally:
-        rclpy.try_shutdown(context=context)
         if probe.poll() is None:
             probe.kill()
     out, err = probe.communicate()

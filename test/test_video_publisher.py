@@ -1,19 +1,11 @@
 """The video publisher: its arguments, its frame sources, and a real run publishing a folder of real photos to a
 subscriber of this process."""
-import json
-import subprocess
-import sys
-import time
-
 import cv2
 import numpy as np
 import pytest
 
-from conftest import MMPOSE_IMAGES, ROOT, VIDEO
+from conftest import MMPOSE_IMAGES, VIDEO
 from openpose_ros.ros.video_publisher import FrameSource, build_parser, is_bag
-from ros_helpers import pick_domain_id, require_ros, ros_env
-
-DOMAIN_ID = pick_domain_id()
 
 
 def test_the_parser_defaults_to_a_reliable_bgr8_camera_on_image():
@@ -47,38 +39,14 @@ def test_a_video_source_has_its_rate_and_a_missing_one_is_refused(tmp_path):
 
 
 @pytest.mark.ros
-def test_a_folder_of_photos_is_published_to_a_subscriber_with_the_summary_s_stamps():
-    require_ros()
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+def test_a_folder_of_photos_is_published_to_a_subscriber_with_the_summary_s_stamps(client):
     from sensor_msgs.msg import Image
 
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
-    try:
-        node = rclpy.create_node('video_publisher_test', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        received = []
-        node.create_subscription(Image, 'test_camera', received.append, 10)
-        command = [sys.executable, '-m', 'openpose_ros.ros.video_publisher', str(MMPOSE_IMAGES), '--topic',
-                   '/test_camera', '--count', '5', '--rate', '20', '--wait', '20', '--quiet']
-        publisher = subprocess.Popen(command, cwd=ROOT, env=ros_env(DOMAIN_ID), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while publisher.poll() is None and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.02)
-        end = time.monotonic() + 1.0
-        while len(received) < 5 and time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.02)
-        if publisher.poll() is None:
-            publisher.kill()
-        out, err = publisher.communicate()
-        assert publisher.returncode == 0, err
-        summary = json.loads(out.strip().splitlines()[-1])
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown(context=context)
+    arrivals = client.listen('/test_camera', Image)
+    summary = client.publish_frames('/test_camera', source=MMPOSE_IMAGES, count=5, rate=20.0, motion=0.0,
+                                    extra=('--wait', '20'), timeout=60)
+    client.wait_until(lambda: len(arrivals) >= 5, 1.0, 'the five frames')
+    received = [msg for _, msg in arrivals]
     assert summary['published'] == 5 and summary['topic'] == '/test_camera' and len(summary['stamps']) == 5
     assert [[msg.header.stamp.sec, msg.header.stamp.nanosec] for msg in received] == summary['stamps']
     photos = [cv2.imread(str(path)) for path in sorted(MMPOSE_IMAGES.glob('*.jpg'))]
