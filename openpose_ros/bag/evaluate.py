@@ -295,6 +295,7 @@ class _Run:
         self.warmup_ms = None
         self.stream = PoseStream(learner.estimator, learner.tracker, learner.smoother,
                                  keep_unsmoothed=annotations is not None)
+        self.stream.reset()  # a new stream: the learner's tracker and smoother forget what came before
         self.stream_settings = stream_settings(settings)
         self.bodies = BodyIds() if settings['hri'] else None  # REP-155 body ids, as the node gives them
         self.types = StoreTypes(store)
@@ -481,7 +482,6 @@ def evaluate_bag(learner, options, backend_name='', model_info=None):
         end_ns = source.start_ns + round(options.end * 1e9) if options.end is not None else None
         storage = source.storage if options.storage == 'same' else options.storage
         apply_node_settings(learner, settings)  # a value the learner refuses is refused before any output exists
-        learner.reset()  # the run starts a new stream (its tracker and smoother are the learner's)
         check_outputs(options)
         out = OutputBag(output_bag_path(options), storage, store, options.namespace, options.annotated,
                         options.overwrite, hri=settings['hri'], depth=depth is not None)
